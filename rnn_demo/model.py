@@ -162,7 +162,16 @@ class CharRNN(
             if not isinstance(config, dict):
                 raise CheckpointError(f"{config_path} must hold a JSON object")
         kwargs.setdefault("strict", True)
-        return super().from_pretrained(path, **kwargs)
+        try:
+            return super().from_pretrained(path, **kwargs)
+        except CheckpointError:
+            raise
+        except Exception as error:  # offline, unknown repo, no access, bad config.json on the Hub
+            if os.path.isdir(path):
+                raise
+            raise CheckpointError(
+                f"Could not load {path!r}: it is not a local model folder, and the Hub said: {error}"
+            ) from None
 
     @classmethod
     def _from_pretrained(
@@ -219,6 +228,12 @@ class CharRNN(
             for shared, alias in (("decoder.weight", "encoder.weight"), ("encoder.weight", "decoder.weight")):
                 if alias in tensors and shared not in tensors:
                     tensors[shared] = tensors[alias]
+        embedding = tensors.get("encoder.weight")
+        if embedding is not None and embedding.dim() == 2 and embedding.shape[0] != self.vocab_size:
+            raise CheckpointError(
+                f"{weights_path}: the vocabulary in {CONFIG_NAME} has {self.vocab_size} characters "
+                f"but the embedding has {embedding.shape[0]} rows"
+            )
         missing = sorted(set(own) - set(tensors))
         unexpected = sorted(set(tensors) - set(own))
         if strict and (missing or unexpected):

@@ -1,0 +1,207 @@
+"""The hand-written RNN is torch.nn.RNN: same parameters, same init, same outputs and gradients."""
+
+import itertools
+
+import pytest
+import torch
+
+from rnn_demo.rnn import RNN, RNNShapeError
+
+INPUT, HIDDEN, BATCH, STEPS = 5, 7, 3, 6
+
+
+def twins(num_layers=1, nonlinearity="tanh", bias=True, batch_first=False, dtype=torch.float64):
+    ours = RNN(INPUT, HIDDEN, num_layers, nonlinearity=nonlinearity, bias=bias, batch_first=batch_first).to(dtype)
+    theirs = torch.nn.RNN(INPUT, HIDDEN, num_layers, nonlinearity=nonlinearity, bias=bias, batch_first=batch_first)
+    theirs = theirs.to(dtype)
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    return ours, theirs
+
+
+def run_and_grad(module, input, h_0, grad_output, grad_h_n):
+    """Outputs and the gradients of <output, grad_output> + <h_n, grad_h_n> w.r.t. input, h_0, parameters."""
+    input = input.clone().requires_grad_()
+    h_0 = h_0.clone().requires_grad_()
+    output, h_n = module(input, h_0)
+    objective = (output * grad_output).sum() + (h_n * grad_h_n).sum()
+    grads = torch.autograd.grad(objective, [input, h_0, *module.parameters()])
+    return output.detach(), h_n.detach(), grads
+
+
+@pytest.mark.parametrize(
+    "num_layers,nonlinearity,bias,batch_first",
+    list(itertools.product([1, 2, 3], ["tanh", "relu"], [True, False], [False, True])),
+)
+def test_outputs_and_all_gradients_match_torch(num_layers, nonlinearity, bias, batch_first):
+    torch.manual_seed(num_layers)
+    ours, theirs = twins(num_layers, nonlinearity, bias, batch_first)
+    shape = (BATCH, STEPS, INPUT) if batch_first else (STEPS, BATCH, INPUT)
+    input = torch.randn(shape, dtype=torch.float64)
+    h_0 = torch.randn(num_layers, BATCH, HIDDEN, dtype=torch.float64)
+    grad_output = torch.randn(shape[:2] + (HIDDEN,), dtype=torch.float64)
+    grad_h_n = torch.randn(num_layers, BATCH, HIDDEN, dtype=torch.float64)
+
+    our_output, our_h_n, our_grads = run_and_grad(ours, input, h_0, grad_output, grad_h_n)
+    their_output, their_h_n, their_grads = run_and_grad(theirs, input, h_0, grad_output, grad_h_n)
+
+    assert our_output.shape == their_output.shape and our_h_n.shape == their_h_n.shape
+    assert (our_output - their_output).abs().max() <= 1e-9
+    assert (our_h_n - their_h_n).abs().max() <= 1e-9
+    names = ["input", "h_0"] + [name for name, _ in ours.named_parameters()]
+    for name, ours_grad, theirs_grad in zip(names, our_grads, their_grads, strict=True):
+        assert (ours_grad - theirs_grad).abs().max() <= 1e-9, name
+
+
+def test_hand_written_backward_passes_numerical_gradcheck():
+    torch.manual_seed(0)
+    rnn = RNN(3, 4, num_layers=2).double()
+    names = [name for name, _ in rnn.named_parameters()]
+
+    def run(input, h_0, *parameters):
+        return torch.func.functional_call(rnn, dict(zip(names, parameters)), (input, h_0))
+
+    input = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    h_0 = torch.randn(2, 2, 4, dtype=torch.float64, requires_grad=True)
+    parameters = [p.detach().clone().requires_grad_() for p in rnn.parameters()]
+    assert torch.autograd.gradcheck(run, (input, h_0, *parameters))
+
+
+def test_same_parameter_names_shapes_and_initial_values_as_torch():
+    torch.manual_seed(123)
+    ours = RNN(20, 50, 2)
+    torch.manual_seed(123)
+    theirs = torch.nn.RNN(20, 50, 2)
+    our_state, their_state = ours.state_dict(), theirs.state_dict()
+    assert list(our_state) == list(their_state) == [
+        "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+        "weight_ih_l1", "weight_hh_l1", "bias_ih_l1", "bias_hh_l1",
+    ]
+    for name in our_state:
+        assert torch.equal(our_state[name], their_state[name]), name
+    bound = 1 / 50**0.5
+    assert all(p.abs().max() <= bound for p in ours.parameters())
+    # and torch's weights load into ours, strictly
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+
+
+def test_no_bias_means_no_bias_parameters():
+    assert [name for name, _ in RNN(4, 3, 2, bias=False).named_parameters()] == [
+        "weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1",
+    ]
+
+
+def test_the_seed_example_shapes():
+    """The source text's call: RNN(20, 50, 2) on (100, 32, 20) with h_0 (2, 32, 50)."""
+    rnn = RNN(20, 50, 2)
+    output, h_n = rnn(torch.randn(100, 32, 20), torch.randn(2, 32, 50))
+    assert output.shape == (100, 32, 50)
+    assert h_n.shape == (2, 32, 50)
+
+
+def test_hidden_state_is_a_state_not_a_weight_and_is_fed_back():
+    """The source text's step() returned W_hh as the 'hidden' state and never fed the state back."""
+    torch.manual_seed(0)
+    rnn = RNN(INPUT, HIDDEN, num_layers=2)
+    input = torch.randn(STEPS, BATCH, INPUT)
+    output, h_n = rnn(input)
+    assert h_n.shape == (2, BATCH, HIDDEN)
+    assert not any(h_n.shape == p.shape for p in rnn.parameters())
+    assert torch.equal(h_n[-1], output[-1])  # the top layer's last state is the last output
+    # Feeding the state back: the same input at the last step gives a different output
+    # when what came before differs, which is only possible through h_(t-1).
+    other = input.clone()
+    other[0] += 1.0
+    assert not torch.allclose(rnn(other)[0][-1], output[-1])
+    # ... and h_0 matters
+    assert not torch.allclose(rnn(input, torch.ones(2, BATCH, HIDDEN))[0], output)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_running_in_two_calls_equals_one_call(batch_first):
+    torch.manual_seed(1)
+    rnn = RNN(INPUT, HIDDEN, num_layers=3, batch_first=batch_first).double()
+    time_dim = 1 if batch_first else 0
+    input = torch.randn((BATCH, 10, INPUT) if batch_first else (10, BATCH, INPUT), dtype=torch.float64)
+    whole, h_whole = rnn(input)
+    first, h_mid = rnn(input.narrow(time_dim, 0, 4))
+    second, h_end = rnn(input.narrow(time_dim, 4, 6), h_mid)
+    assert torch.allclose(torch.cat([first, second], dim=time_dim), whole, atol=1e-12)
+    assert torch.allclose(h_end, h_whole, atol=1e-12)
+
+
+def test_unbatched_input_matches_torch():
+    ours, theirs = twins(num_layers=2)
+    input = torch.randn(STEPS, INPUT, dtype=torch.float64)
+    h_0 = torch.randn(2, HIDDEN, dtype=torch.float64)
+    our_output, our_h_n = ours(input, h_0)
+    their_output, their_h_n = theirs(input, h_0)
+    assert our_output.shape == (STEPS, HIDDEN) and our_h_n.shape == (2, HIDDEN)
+    assert torch.allclose(our_output, their_output, atol=1e-12)
+    assert torch.allclose(our_h_n, their_h_n, atol=1e-12)
+
+
+def test_default_h0_is_zeros_of_the_input_dtype():
+    ours, _ = twins(num_layers=2)
+    input = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
+    output, h_n = ours(input)
+    assert h_n.dtype == torch.float64
+    assert torch.equal(output, ours(input, torch.zeros(2, BATCH, HIDDEN, dtype=torch.float64))[0])
+
+
+def test_float32_matches_torch_closely():
+    torch.manual_seed(0)
+    ours, theirs = twins(num_layers=2, dtype=torch.float32)
+    input = torch.randn(50, 8, INPUT)
+    assert torch.allclose(ours(input)[0], theirs(input)[0], atol=1e-5)
+
+
+def test_dropout_between_layers_only_in_training_mode():
+    torch.manual_seed(0)
+    rnn = RNN(INPUT, HIDDEN, num_layers=2, dropout=0.5)
+    input = torch.randn(STEPS, BATCH, INPUT)
+    rnn.eval()
+    assert torch.equal(rnn(input)[0], rnn(input)[0])
+    rnn.train()
+    assert not torch.equal(rnn(input)[0], rnn(input)[0])
+    # dropout is never applied to the last layer's output: with one layer training is deterministic
+    single = RNN(INPUT, HIDDEN, num_layers=1, dropout=0.5).train()
+    assert torch.equal(single(input)[0], single(input)[0])
+
+
+@pytest.mark.parametrize(
+    "input,h_0,message",
+    [
+        (torch.randn(2, 3, 4, 5), None, "2D or 3D"),
+        (torch.randn(6, 3, 4), None, "input_size"),
+        (torch.randn(6, 3, INPUT), torch.randn(1, 3, HIDDEN), "hidden size"),
+        (torch.randn(6, 3, INPUT), torch.randn(2, 4, HIDDEN), "hidden size"),
+        (torch.randn(6, 3, INPUT), torch.randn(2, HIDDEN), "3-D"),
+        (torch.randn(6, INPUT), torch.randn(2, 3, HIDDEN), "2-D"),
+    ],
+)
+def test_wrong_shapes_give_clear_errors(input, h_0, message):
+    rnn = RNN(INPUT, HIDDEN, num_layers=2)
+    with pytest.raises(RNNShapeError, match=message) as caught:
+        rnn(input, h_0)
+    # both the Python convention and what torch.nn.RNN raises
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, RuntimeError)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"input_size": 0, "hidden_size": 3},
+        {"input_size": 3, "hidden_size": -1},
+        {"input_size": 3, "hidden_size": 3, "num_layers": 0},
+        {"input_size": 3, "hidden_size": 3, "nonlinearity": "sigmoid"},
+        {"input_size": 3, "hidden_size": 3, "dropout": 1.5},
+    ],
+)
+def test_bad_constructor_arguments_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        RNN(**kwargs)
+
+
+def test_non_tensor_input_is_refused():
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        RNN(INPUT, HIDDEN)([[1.0] * INPUT])

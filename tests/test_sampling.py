@@ -1,0 +1,152 @@
+"""Sampling: stream joins to generate, seeds reproduce, the state is carried (never O(T^2))."""
+
+import pytest
+import torch
+
+from rnn_demo.model import CharRNN
+from rnn_demo.sampling import encode_prompt, generate, next_token_distribution, sample_steps, stream, SamplingSettings
+
+
+def test_stream_joins_to_generate(trained_model):
+    pieces = list(stream(trained_model, "ROMEO:\n", 120, temperature=0.8, seed=7))
+    assert len(pieces) == 120
+    assert "".join(pieces) == generate(trained_model, "ROMEO:\n", 120, temperature=0.8, seed=7)
+
+
+def test_same_seed_same_text_other_seed_other_text(trained_model):
+    first = generate(trained_model, "First Citizen:", 200, temperature=1.0, seed=3)
+    assert first == generate(trained_model, "First Citizen:", 200, temperature=1.0, seed=3)
+    assert first != generate(trained_model, "First Citizen:", 200, temperature=1.0, seed=4)
+
+
+def test_sampling_leaves_the_global_rng_alone(trained_model):
+    state = torch.get_rng_state()
+    generate(trained_model, "a", 50, seed=None)
+    generate(trained_model, "a", 50, seed=1)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_generated_text_has_the_exact_length_and_the_models_characters(trained_model):
+    for length in (0, 1, 37):
+        text = generate(trained_model, "KING", length, seed=0)
+        assert len(text) == length
+        assert set(text) <= set(trained_model.vocab)
+
+
+def test_a_trained_model_writes_shakespeare_like_text(trained_model):
+    text = generate(trained_model, "\n", 400, temperature=0.5, seed=0)
+    words = text.split()
+    assert " " in text and "\n" in text and len(words) > 40
+    common = {"the", "and", "to", "of", "I", "you", "my", "a", "that", "is", "in", "not", "me"}
+    assert sum(word in common for word in words) >= 10
+
+
+def test_temperature_zero_is_greedy(trained_model):
+    greedy = generate(trained_model, "To be", 60, temperature=0, seed=1)
+    assert greedy == generate(trained_model, "To be", 60, temperature=0, seed=2)
+    # by hand: feed the argmax back each step
+    model = trained_model
+    idx = torch.tensor([model.tokenizer.encode("To be")])
+    expected = []
+    with torch.inference_mode():
+        logits, hidden = model(idx)
+        for _ in range(60):
+            token = int(logits[0, -1].argmax())
+            expected.append(model.vocab[token])
+            logits, hidden = model(torch.tensor([[token]]), hidden)
+    assert greedy == "".join(expected)
+
+
+def test_top_k_one_and_tiny_top_p_are_greedy(trained_model):
+    greedy = generate(trained_model, "Thou", 50, temperature=0)
+    assert generate(trained_model, "Thou", 50, temperature=1.3, top_k=1, seed=5) == greedy
+    assert generate(trained_model, "Thou", 50, temperature=1.3, top_p=1e-6, seed=5) == greedy
+
+
+def test_next_token_distribution_filters():
+    logits = torch.tensor([2.0, 1.0, 0.5, -1.0])
+    top2 = next_token_distribution(logits, SamplingSettings(temperature=1.0, top_k=2))
+    assert top2[2] == 0 and top2[3] == 0 and torch.isclose(top2.sum(), torch.tensor(1.0))
+    full = torch.softmax(logits, -1)
+    nucleus = next_token_distribution(logits, SamplingSettings(temperature=1.0, top_p=float(full[0]) + 0.01))
+    assert nucleus[0] > 0 and nucleus[1] > 0 and nucleus[2] == 0 and nucleus[3] == 0
+    assert torch.equal(next_token_distribution(logits, SamplingSettings(temperature=0)), torch.tensor([1.0, 0, 0, 0]))
+    hot = next_token_distribution(logits, SamplingSettings(temperature=100.0))
+    assert hot.max() - hot.min() < 0.05
+
+
+def test_prompt_primes_once_then_one_character_per_step(trained_model):
+    """Never re-running the prefix: the model sees the prompt once, then single characters."""
+    lengths = []
+    handle = trained_model.encoder.register_forward_hook(lambda module, args, output: lengths.append(args[0].shape[1]))
+    try:
+        generate(trained_model, "Good morrow, cousin", 30, seed=0)
+    finally:
+        handle.remove()
+    assert lengths == [len("Good morrow, cousin")] + [1] * 30
+
+
+def test_steps_expose_probabilities_and_state(trained_model):
+    steps = list(sample_steps(trained_model, "A", 5, temperature=0.7, seed=0))
+    assert len(steps) == 5
+    for step in steps:
+        assert step.probs.shape == (trained_model.vocab_size,)
+        assert torch.isclose(step.probs.sum(), torch.tensor(1.0), atol=1e-5)
+        assert step.probs[step.token_id] > 0 and trained_model.vocab[step.token_id] == step.char
+        assert isinstance(step.hidden, tuple)
+
+
+def test_unknown_prompt_characters_are_skipped_and_reported(trained_model):
+    encoding = encode_prompt(trained_model, "Hello 🙂 世界")
+    assert encoding.skipped == "🙂世界"
+    assert trained_model.tokenizer.decode(encoding.ids) == "Hello  "
+    assert generate(trained_model, "Hello 🙂 世界", 20, seed=1) == generate(trained_model, "Hello  ", 20, seed=1)
+
+
+def test_an_empty_or_all_unknown_prompt_starts_a_paragraph(trained_model):
+    assert encode_prompt(trained_model, "").ids == trained_model.tokenizer.encode("\n")
+    assert encode_prompt(trained_model, "🙂").skipped == "🙂"
+    assert generate(trained_model, "", 30, seed=2) == generate(trained_model, "🙂", 30, seed=2)
+
+
+def test_a_vocabulary_without_newline_starts_from_its_first_character():
+    model = CharRNN("ab", hidden_size=4, num_layers=1)
+    assert encode_prompt(model, "").ids == [0]
+
+
+def test_sampling_in_training_mode_turns_dropout_off_and_restores_the_mode(trained_model):
+    trained_model.train()
+    try:
+        assert generate(trained_model, "a", 30, temperature=0) == generate(trained_model.eval(), "a", 30, temperature=0)
+    finally:
+        trained_model.eval()
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"temperature": float("nan")}, "temperature"),
+        ({"temperature": float("inf")}, "temperature"),
+        ({"temperature": -0.1}, "temperature"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"top_k": -1}, "top_k"),
+        ({"top_k": 2.5}, "top_k"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_p": float("nan")}, "top_p"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**64}, "seed"),
+        ({"seed": "7"}, "seed"),
+        ({"max_new_chars": -5}, "max_new_chars"),
+        ({"max_new_chars": 3.0}, "max_new_chars"),
+    ],
+)
+def test_bad_arguments_raise_at_call_time(trained_model, kwargs, message):
+    arguments = {"prompt": "a", "max_new_chars": 5, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        stream(trained_model, **arguments)  # no iteration needed: errors come at once
+
+
+def test_non_string_prompt_is_refused(trained_model):
+    with pytest.raises(TypeError, match="prompt must be a str"):
+        generate(trained_model, 42, 5)

@@ -1,0 +1,223 @@
+"""Training: it learns, it keeps the best model, it resumes exactly, and bad runs end with a clear message."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rnn_demo.model import CharRNN, CheckpointError
+from rnn_demo.training import (
+    RunFolder,
+    TrainConfig,
+    TrainingError,
+    evaluate,
+    learning_rate,
+    make_optimizer,
+    train,
+    train_step,
+)
+from train.__main__ import main as train_main
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def quiet(message):
+    pass
+
+
+def tiny_config(corpus, **changes):
+    settings = dict(
+        data=str(corpus), cell="lstm", hidden_size=16, num_layers=1, dropout=0.1, seq_len=16, batch_size=8,
+        lr=5e-3, warmup_steps=3, max_steps=12, eval_every=3, log_every=2, seed=0, device="cpu",
+    )
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def test_a_short_run_beats_the_unigram_baseline_by_far(trained_run):
+    out, metrics = trained_run
+    assert metrics["val_loss"] < metrics["unigram_val_loss"] - 1.0
+    assert metrics["val_bpc"] == pytest.approx(metrics["val_loss"] / math.log(2), abs=1e-4)
+    assert metrics["test_loss"] < metrics["unigram_val_loss"] - 1.0
+    assert metrics["steps"] == 300
+    # 180,000 training characters in 32 streams of 5,624: 88 windows an epoch, the last one 56 long
+    assert metrics["chars_seen"] == 32 * (3 * (87 * 64 + 56) + 36 * 64)
+    assert metrics["params"] == CharRNN.from_pretrained(out).num_parameters()
+    for key in ("train_loss", "train_seconds", "wall_seconds", "device", "data", "config", "best_step"):
+        assert key in metrics
+
+
+def test_the_run_folder_holds_model_log_curve_and_metrics(trained_run):
+    out, metrics = trained_run
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "config.json", "README.md", "training_state.safetensors",
+            "metrics.jsonl", "metrics.json", "loss_curve.png"} <= names
+    assert not [name for name in names if name.endswith(".tmp")]
+    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    val_records = [r for r in records if "val_loss" in r]
+    assert [r["step"] for r in val_records] == [150, 300]
+    best = min(r["val_loss"] for r in val_records)
+    assert metrics["val_loss"] == pytest.approx(best, abs=1e-4)  # the folder holds the best model
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+
+
+def test_validation_loss_is_independent_of_the_chunking(trained_model, small_corpus):
+    ids = torch.tensor(trained_model.tokenizer.encode(small_corpus.read_text()[:3000]))
+    whole = evaluate(trained_model, ids, chunk_len=10_000)
+    assert evaluate(trained_model, ids, chunk_len=7) == pytest.approx(whole, abs=1e-5)
+    with torch.inference_mode():
+        logits, _ = trained_model(ids[None, :-1])
+        manual = torch.nn.functional.cross_entropy(logits[0], ids[1:]).item()
+    assert whole == pytest.approx(manual, abs=1e-5)
+
+
+def test_train_step_learns_a_batch_and_returns_a_detached_state():
+    torch.manual_seed(0)
+    model = CharRNN("abcd", hidden_size=8, num_layers=1)
+    optimizer = make_optimizer(model, TrainConfig(lr=1e-2, max_steps=1))
+    inputs = torch.tensor([[0, 1, 2, 3] * 4])
+    targets = torch.tensor([[1, 2, 3, 0] * 4])
+    first, hidden = train_step(model, optimizer, inputs, targets, None, grad_clip=1.0)
+    for _ in range(50):
+        loss, _ = train_step(model, optimizer, inputs, targets, None, grad_clip=1.0)
+    assert loss < first / 2
+    assert all(not h.requires_grad for h in hidden)
+
+
+def test_learning_rate_warms_up_then_decays_by_steps_or_time():
+    config = TrainConfig(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1, max_steps=100)
+    rates = [learning_rate(config, step, 0.0) for step in range(101)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3, rel=0.01)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert rates[100] == pytest.approx(1e-4)
+    timed = TrainConfig(lr=1e-3, warmup_steps=0, min_lr_ratio=0.0, time_budget=60)
+    assert learning_rate(timed, 5, 30.0) == pytest.approx(5e-4)
+    assert learning_rate(timed, 5, 90.0) == pytest.approx(0.0)
+
+
+def test_resume_continues_exactly_where_the_run_stopped(small_corpus, tmp_path):
+    straight = tmp_path / "straight"
+    train(tiny_config(small_corpus), straight, show_progress=False, log=quiet)
+
+    interrupted = tmp_path / "interrupted"
+
+    def stop_at_step_6(message):
+        if message.startswith("step 6:"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(small_corpus), interrupted, show_progress=False, log=stop_at_step_6)
+    assert RunFolder(interrupted).load_state()[1]["progress"]["step"] == 6
+    CharRNN.from_pretrained(interrupted)  # the best model so far is there
+    train(tiny_config(small_corpus), interrupted, resume=True, show_progress=False, log=quiet)
+
+    expected = load_file(straight / "training_state.safetensors")
+    resumed = load_file(interrupted / "training_state.safetensors")
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        assert torch.equal(expected[name], resumed[name]), name
+    assert load_file(straight / "model.safetensors").keys() == load_file(interrupted / "model.safetensors").keys()
+    steps = lambda folder: [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert steps(interrupted) == steps(straight)
+
+
+def test_an_existing_run_is_never_overwritten_without_resume(small_corpus, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_config(small_corpus, max_steps=3), out, show_progress=False, log=quiet)
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(TrainingError, match="already holds a training run.*--resume"):
+        train(tiny_config(small_corpus, max_steps=3), out, show_progress=False, log=quiet)
+    assert (out / "model.safetensors").read_bytes() == before
+    with pytest.raises(TrainingError, match="cannot change the model.*--hidden-size 32"):
+        train(tiny_config(small_corpus, hidden_size=32), out, resume=True, show_progress=False, log=quiet)
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(tiny_config(small_corpus), tmp_path / "empty", resume=True, show_progress=False, log=quiet)
+
+
+def test_a_damaged_training_state_is_reported_on_resume(small_corpus, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_config(small_corpus, max_steps=3), out, show_progress=False, log=quiet)
+    state = out / "training_state.safetensors"
+    state.write_bytes(state.read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        train(tiny_config(small_corpus), out, resume=True, show_progress=False, log=quiet)
+
+
+def test_patience_stops_a_run_that_no_longer_improves(small_corpus, tmp_path):
+    config = tiny_config(small_corpus, lr=1e-9, warmup_steps=0, max_steps=1000, eval_every=1, patience=2)
+    metrics = train(config, tmp_path / "run", show_progress=False, log=quiet)
+    assert metrics["steps"] < 1000
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--data", "no/such/file.txt", "--max-steps", "5"], "no such file"),
+        (["--max-steps", "0"], "--max-steps must be a positive integer"),
+        (["--lr", "nan", "--max-steps", "5"], "--lr must be a finite number"),
+        (["--hidden-size", "-3", "--max-steps", "5"], "--hidden-size must be a positive integer"),
+        (["--time-budget", "-1"], "--time-budget must be a positive number"),
+        ([], "Give --max-steps or --time-budget"),
+        (["--max-steps", "5", "--device", "cuda"] if not torch.cuda.is_available() else ["--max-steps", "0"], ""),
+    ],
+)
+def test_cli_errors_are_one_clear_line(flags, message, tmp_path, capsys, small_corpus):
+    argv = ["--data", str(small_corpus), "--out", str(tmp_path / "run"), "--quiet", *flags]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_cli_trains_and_the_sample_cli_reads_the_result(small_corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--data", str(small_corpus), "--out", str(out), "--quiet", "--cell", "rnn", "--hidden-size", "16",
+            "--num-layers", "2", "--seq-len", "16", "--batch-size", "8", "--max-steps", "4", "--eval-every", "2"]
+    assert train_main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["command"] == "python -m train " + " ".join(argv)
+    assert metrics["model"]["cell"] == "rnn"
+
+    from rnn_demo.sample import main as sample_main
+
+    capsys.readouterr()
+    assert sample_main(["--model", str(out), "--prompt", "KING:", "--max-new-chars", "25", "--seed", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("KING:") and len(printed) == len("KING:") + 25 + 1
+    assert sample_main(["--model", str(tmp_path / "nothing"), "--prompt", "a"]) == 2
+    assert sample_main(["--model", str(out), "--temperature", "-1"]) == 2
+    assert "temperature" in capsys.readouterr().err
+
+
+def test_kill_9_leaves_a_loadable_model_and_a_resumable_run(small_corpus, tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "train", "--data", str(small_corpus), "--out", str(out), "--quiet",
+            "--hidden-size", "32", "--num-layers", "1", "--seq-len", "32", "--batch-size", "8",
+            "--max-steps", "100000", "--eval-every", "5", "--log-every", "1"]
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not (out / "training_state.safetensors").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.3)  # somewhere in the middle of the next steps, evaluations or writes
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    CharRNN.from_pretrained(out)
+    saved_step = RunFolder(out).load_state()[1]["progress"]["step"]
+    assert saved_step >= 5
+    resume = argv[:argv.index("--max-steps") + 1] + [str(saved_step + 5)] + ["--eval-every", "5", "--resume"]
+    finished = subprocess.run(resume, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads((out / "metrics.json").read_text())["steps"] == saved_step + 5
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if "train_loss" in r]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))
