@@ -15,33 +15,6 @@ from rnn_demo.files import WriteError
 from rnn_demo.model import CELLS, CheckpointError
 from rnn_demo.training import TrainConfig, TrainingError, train
 
-HELP = {
-    "data": "Hugging Face dataset id, or a local text file (offline: ../shared/data/tinyshakespeare.txt)",
-    "text_column": "column holding the text (Hub datasets)",
-    "split": "take the text from this split only and cut it 90/5/5 (default: use the dataset's own splits)",
-    "cell": "recurrent cell: rnn (the hand-written RNN), gru or lstm",
-    "hidden_size": "features in each layer's hidden state",
-    "num_layers": "stacked recurrent layers",
-    "dropout": "dropout on embeddings, between layers and before the output layer",
-    "embedding_dim": "character embedding size (default: the hidden size)",
-    "tie_weights": "share the embedding matrix with the output layer",
-    "seq_len": "truncated-BPTT window: characters backpropagated through per step",
-    "batch_size": "parallel streams of text per step",
-    "lr": "peak learning rate (AdamW)",
-    "min_lr_ratio": "final learning rate as a fraction of --lr (cosine decay)",
-    "warmup_steps": "steps of linear learning-rate warmup",
-    "weight_decay": "AdamW weight decay on weight matrices",
-    "grad_clip": "clip the gradient norm to this (0 = off)",
-    "max_steps": "stop after this many optimisation steps",
-    "time_budget": "stop after this many seconds of training (evaluation time excluded)",
-    "eval_every": "evaluate on the whole validation split every N steps (and at the end)",
-    "log_every": "write the training loss to metrics.jsonl every N steps",
-    "patience": "stop after N evaluations without a new best validation loss",
-    "seed": "random seed (weights, dropout, everything)",
-    "device": "auto (CUDA when available), cpu or cuda",
-}
-
-
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -58,10 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     for field in dataclasses.fields(TrainConfig):
         default = getattr(defaults, field.name)
         if field.name == "tie_weights":
-            parser.add_argument(_flag(field.name), action="store_true", help=HELP[field.name])
+            parser.add_argument(_flag(field.name), action="store_true", help=field.metadata["help"])
             continue
         kind = {"int": int, "float": float, "str": str}[field.type.split(" ")[0]]
-        options = {"type": kind, "default": default, "help": HELP[field.name]}
+        options = {"type": kind, "default": default, "help": field.metadata["help"]}
         if field.name == "cell":
             options["choices"] = CELLS
         if field.name == "device":
