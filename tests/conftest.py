@@ -9,6 +9,9 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="rnn-demo-hf-home-"))
+# The test models are tiny: one thread is as fast, and it does not collapse when the machine
+# is busy (OpenMP threads spin-waiting on an oversubscribed CPU). Subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path  # noqa: E402
 
@@ -65,3 +68,80 @@ def trained_model(trained_run):
     from rnn_demo.model import CharRNN
 
     return CharRNN.from_pretrained(trained_run[0])
+
+
+# ---- the demo app (tests/test_zoo.py, tests/test_app.py, tests/test_browser.py) ----------------
+
+MODEL_FILES = ("config.json", "model.safetensors", "metrics.json", "README.md")
+
+APP_MODEL_NAMES = ("rnn-h32", "lstm-h64", "lstm-h256")
+
+
+@pytest.fixture(scope="session")
+def app_models(request, small_corpus, tmp_path_factory) -> Path:
+    """A models folder laid out like the shipped one: rnn-h32, lstm-h64 (``trained_run``) and lstm-h256.
+
+    The two new models train for a few seconds only: the app tests need real model folders,
+    not good text. lstm-h256 matches the README's API examples. Set RNN_DEMO_TEST_MODELS to a
+    folder to keep them between runs (it is filled on the first run, reused after).
+    """
+    import shutil
+
+    from rnn_demo.training import TrainConfig, train
+
+    kept = os.environ.get("RNN_DEMO_TEST_MODELS")
+    if kept and all((Path(kept) / name / "metrics.json").is_file() for name in APP_MODEL_NAMES):
+        return Path(kept)
+    trained_run = request.getfixturevalue("trained_run")
+    root = Path(kept) if kept else tmp_path_factory.mktemp("app-models")
+    shutil.rmtree(root / "lstm-h64", ignore_errors=True)
+    (root / "lstm-h64").mkdir(parents=True)
+    for name in MODEL_FILES:
+        shutil.copy2(trained_run[0] / name, root / "lstm-h64" / name)
+    for cell, hidden_size, steps in (("rnn", 32, 40), ("lstm", 256, 20)):
+        config = TrainConfig(
+            data=str(small_corpus),
+            cell=cell,
+            hidden_size=hidden_size,
+            num_layers=1,
+            seq_len=32,
+            batch_size=16,
+            lr=1e-2,
+            warmup_steps=5,
+            max_steps=steps,
+            eval_every=steps,
+            seed=0,
+            device="cpu",
+        )
+        shutil.rmtree(root / f"{cell}-h{hidden_size}", ignore_errors=True)
+        train(config, root / f"{cell}-h{hidden_size}", show_progress=False, log=lambda message: None)
+    return root
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url(app_models):
+    """The demo serving ``app_models`` on a free local port for the whole session: its URL."""
+    import app
+    from rnn_demo.zoo import ModelZoo
+
+    demo = app.build_demo(ModelZoo(app_models))
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False, analytics_enabled=False)
