@@ -358,6 +358,19 @@ class RunFolder:
             raise CheckpointError(f"{self.state_path} has damaged metadata: {error}") from None
         return tensors, decoded
 
+    def saved_config(self) -> TrainConfig:
+        """The configuration of the run saved here (read from the training state's metadata)."""
+        from safetensors import SafetensorError, safe_open
+
+        if not self.state_path.is_file():
+            raise TrainingError(f"--resume: {self.state_path} does not exist; nothing to resume")
+        try:
+            with safe_open(str(self.state_path), framework="pt") as file:
+                saved = json.loads((file.metadata() or {})["config"])
+            return TrainConfig(**saved)
+        except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as error:
+            raise CheckpointError(f"{self.state_path} is damaged or truncated: {error}") from None
+
     def read_log(self) -> list[dict]:
         """The metrics log; a last line cut short by a kill is dropped."""
         if not self.log_path.is_file():

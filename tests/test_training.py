@@ -177,6 +177,21 @@ def test_cli_errors_are_one_clear_line(flags, message, tmp_path, capsys, small_c
     assert "Traceback" not in err
 
 
+def test_cli_resume_takes_unchanged_flags_from_the_saved_run(small_corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    first = ["--data", str(small_corpus), "--out", str(out), "--quiet", "--cell", "gru", "--hidden-size", "16",
+             "--num-layers", "1", "--seq-len", "16", "--batch-size", "8", "--max-steps", "3", "--eval-every", "3"]
+    assert train_main(first) == 0
+    assert train_main(["--out", str(out), "--resume", "--quiet", "--max-steps", "6"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["model"]["cell"] == "gru" and metrics["config"]["seq_len"] == 16
+    capsys.readouterr()
+    assert train_main(["--out", str(out), "--resume", "--quiet", "--hidden-size", "32", "--max-steps", "9"]) == 2
+    assert "cannot change the model" in capsys.readouterr().err
+    assert train_main(["--out", str(tmp_path / "none"), "--resume", "--quiet"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
 def test_cli_trains_and_the_sample_cli_reads_the_result(small_corpus, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["--data", str(small_corpus), "--out", str(out), "--quiet", "--cell", "rnn", "--hidden-size", "16",
@@ -215,7 +230,8 @@ def test_kill_9_leaves_a_loadable_model_and_a_resumable_run(small_corpus, tmp_pa
     CharRNN.from_pretrained(out)
     saved_step = RunFolder(out).load_state()[1]["progress"]["step"]
     assert saved_step >= 5
-    resume = argv[:argv.index("--max-steps") + 1] + [str(saved_step + 5)] + ["--eval-every", "5", "--resume"]
+    # Only what changes is given: the data, the model and the rest come from the saved run.
+    resume = [sys.executable, "-m", "train", "--out", str(out), "--resume", "--quiet", "--max-steps", str(saved_step + 5)]
     finished = subprocess.run(resume, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
     assert json.loads((out / "metrics.json").read_text())["steps"] == saved_step + 5

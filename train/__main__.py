@@ -13,46 +13,52 @@ import sys
 from rnn_demo.data import DataLoadError
 from rnn_demo.files import WriteError
 from rnn_demo.model import CELLS, CheckpointError
-from rnn_demo.training import TrainConfig, TrainingError, train
+from rnn_demo.training import RunFolder, TrainConfig, TrainingError, train
+
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """One flag per TrainConfig field. Flags not given are absent from the parsed namespace, so
+    that ``--resume`` can take them from the saved run instead of from the defaults."""
     parser = argparse.ArgumentParser(
         prog="python -m train",
         description="Train a character-level RNN language model. The --out folder always holds the best "
         "model so far (load it with CharRNN.from_pretrained), the state --resume needs, "
         "metrics.jsonl, loss_curve.png and, at the end, metrics.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS,
     )
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
-        default = getattr(defaults, field.name)
-        if field.name == "tie_weights":
-            parser.add_argument(_flag(field.name), action="store_true", help=field.metadata["help"])
+        help = f"{field.metadata['help']} (default: {getattr(defaults, field.name)})"
+        if field.type == "bool":
+            parser.add_argument(_flag(field.name), action="store_true", help=help)
             continue
         kind = {"int": int, "float": float, "str": str}[field.type.split(" ")[0]]
-        options = {"type": kind, "default": default, "help": field.metadata["help"]}
+        options = {"type": kind, "help": help}
         if field.name == "cell":
             options["choices"] = CELLS
         if field.name == "device":
             options["choices"] = ("auto", "cpu", "cuda")
         parser.add_argument(_flag(field.name), **options)
-    parser.add_argument("--out", default="runs/char-rnn", help="folder for the best model, state and logs")
-    parser.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--out", default="runs/char-rnn", help="folder for the best model, state and logs (default: runs/char-rnn)")
+    parser.add_argument("--resume", action="store_true", default=False,
+                        help="continue the run saved in --out; flags not given are taken from that run")
+    parser.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    args = vars(build_parser().parse_args(argv))
+    out, resume, quiet = args.pop("out"), args.pop("resume"), args.pop("quiet")
     command = "python -m train " + shlex.join(argv)
     try:
-        metrics = train(config, args.out, resume=args.resume, command=command, show_progress=not args.quiet)
+        base = RunFolder(out).saved_config() if resume else TrainConfig()
+        config = dataclasses.replace(base, **args)
+        metrics = train(config, out, resume=resume, command=command, show_progress=not quiet)
     except (TrainingError, DataLoadError, CheckpointError, WriteError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"done: best val {metrics['val_loss']:.4f} nats/char ({metrics['val_bpc']:.3f} bits/char), "
         f"test {metrics['test_loss']:.4f}, {metrics['chars_seen']:,} chars in {metrics['train_seconds']:.0f}s; "
-        f"model in {args.out}"
+        f"model in {out}"
     )
     return 0
 
