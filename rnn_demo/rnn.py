@@ -181,6 +181,8 @@ class RNN(nn.Module):
             raise RNNShapeError(
                 f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {input.shape[-1]}"
             )
+        if input.shape[-2 if self.batch_first and input.dim() == 3 else 0] == 0:
+            raise RNNShapeError("Expected sequence length to be larger than 0 in RNN")
         batched = input.dim() == 3
         if h_0 is not None:
             if not isinstance(h_0, torch.Tensor):
@@ -214,19 +216,15 @@ class RNN(nn.Module):
             weight_ih = getattr(self, f"weight_ih_l{layer}")
             weight_hh = getattr(self, f"weight_hh_l{layer}")
             # Input part of the formula for every step at once: W_ih x_t + b_ih + b_hh.
-            flat_input = layer_input.reshape(steps * batch, -1)  # (T*B, I)
+            flat_input = layer_input.reshape(steps * batch, layer_input.shape[-1])  # (T*B, I)
             if self.bias:
                 bias = getattr(self, f"bias_ih_l{layer}") + getattr(self, f"bias_hh_l{layer}")
                 pre = torch.addmm(bias, flat_input, weight_ih.t())
             else:
                 pre = flat_input @ weight_ih.t()
             pre = pre.view(steps, batch, self.hidden_size)  # (T, B, H)
-            if steps == 0:
-                states = pre
-                last_states.append(h_0[layer])
-            else:
-                states = _Recurrence.apply(pre, h_0[layer], weight_hh, self.nonlinearity)  # (T, B, H)
-                last_states.append(states[-1])
+            states = _Recurrence.apply(pre, h_0[layer], weight_hh, self.nonlinearity)  # (T, B, H)
+            last_states.append(states[-1])
             if self.dropout and self.training and layer < self.num_layers - 1:
                 states = F.dropout(states, p=self.dropout, training=True)
             layer_input = states

@@ -177,6 +177,7 @@ def test_dropout_between_layers_only_in_training_mode():
         (torch.randn(6, 3, INPUT), torch.randn(2, 4, HIDDEN), "hidden size"),
         (torch.randn(6, 3, INPUT), torch.randn(2, HIDDEN), "3-D"),
         (torch.randn(6, INPUT), torch.randn(2, 3, HIDDEN), "2-D"),
+        (torch.randn(0, 3, INPUT), None, "sequence length"),
     ],
 )
 def test_wrong_shapes_give_clear_errors(input, h_0, message):
@@ -200,6 +201,13 @@ def test_wrong_shapes_give_clear_errors(input, h_0, message):
 def test_bad_constructor_arguments_are_refused(kwargs):
     with pytest.raises(ValueError):
         RNN(**kwargs)
+
+
+def test_an_empty_batch_gives_empty_outputs_like_torch():
+    ours, theirs = twins(num_layers=2)
+    input = torch.randn(STEPS, 0, INPUT, dtype=torch.float64)
+    assert ours(input)[0].shape == theirs(input)[0].shape == (STEPS, 0, HIDDEN)
+    assert ours(input)[1].shape == theirs(input)[1].shape == (2, 0, HIDDEN)
 
 
 def test_non_tensor_input_is_refused():
