@@ -1,0 +1,305 @@
+"""Share a trained model on the Hugging Face Hub, and host the demo as a Space.
+
+    python -m rnn_demo.publish model --model-dir runs/lstm-128 --repo-id USER/NAME [--private] [--dry-run]
+    python -m rnn_demo.publish space --space-id USER/NAME [--model-repo USER/MODEL] [--private] [--dry-run]
+
+``--dry-run`` prints the planned repository, files and sizes and touches nothing. The token
+comes from ``HF_TOKEN`` or the stored login (``hf auth login``); it is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rnn_demo.model import CONFIG_NAME, WEIGHTS_NAME, CharRNN, CheckpointError
+from rnn_demo.zoo import MODELS_ENV
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# What a Space needs to run the demo: the app, the library and its requirements, the card.
+SPACE_FILES = ("app.py", "requirements.txt", "README.md")
+SPACE_FOLDERS = ("rnn_demo",)
+SPACE_MODELS_FOLDER = "models"
+# Extra files of a run folder worth publishing with a model.
+MODEL_EXTRAS = ("metrics.json", "loss_curve.png")
+SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
+
+
+class PublishError(RuntimeError):
+    """Publishing failed; the message says why (never with the token in it)."""
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    path_in_repo: str
+    source: Path
+
+    @property
+    def size(self) -> int:
+        return self.source.stat().st_size
+
+
+# ---- the model card ---------------------------------------------------------------------------
+
+
+def render_model_card(model: CharRNN, metrics: dict | None, repo_id: str) -> str:
+    """A model card (README.md) with the real metrics, the training command and samples."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from rnn_demo.sampling import generate
+
+    metrics = metrics or {}
+    cell_names = {"rnn": "hand-written Elman RNN (identical to torch.nn.RNN)", "gru": "GRU", "lstm": "LSTM"}
+    data = ModelCardData(
+        library_name="rnn-demo",
+        license="mit",
+        pipeline_tag="text-generation",
+        datasets=["karpathy/tiny_shakespeare"],
+        tags=["char-rnn", "rnn", model.cell, "text-generation", "pytorch_model_hub_mixin"],
+    )
+    rows = [
+        ("cell", cell_names[model.cell]),
+        ("layers x hidden size", f"{model.num_layers} x {model.hidden_size}"),
+        ("parameters", f"{model.num_parameters():,}"),
+        ("vocabulary", f"{model.vocab_size} characters"),
+    ]
+    for key, label in (("val_loss", "validation loss"), ("test_loss", "test loss")):
+        if key in metrics:
+            bpc = metrics.get(key.replace("loss", "bpc"))
+            rows.append((label, f"{metrics[key]:.4f} nats/char ({bpc:.3f} bits/char)" if bpc else f"{metrics[key]:.4f}"))
+    if "unigram_val_loss" in metrics:
+        rows.append(("unigram baseline (validation)", f"{metrics['unigram_val_loss']:.4f} nats/char"))
+    for key, label in (("chars_seen", "characters trained on"), ("train_seconds", "training time (s)"), ("device", "device")):
+        if key in metrics:
+            value = metrics[key]
+            rows.append((label, f"{value:,}" if isinstance(value, int) else str(value)))
+    table = "\n".join(f"| {label} | {value} |" for label, value in rows)
+    samples = "\n\n".join(
+        f"**temperature {t}** (seed 0):\n\n```text\nROMEO:{generate(model, 'ROMEO:', 240, temperature=t, seed=0)}\n```"
+        for t in SAMPLE_TEMPERATURES
+    )
+    command = metrics.get("command") or "(not recorded)"
+    body = f"""
+# Character-level {model.cell.upper()} trained on tiny shakespeare
+
+A {model.num_layers}-layer {cell_names[model.cell]} language model over characters, trained on
+[karpathy/tiny_shakespeare](https://huggingface.co/datasets/karpathy/tiny_shakespeare)
+(losses over the whole validation / test split read as one stream, the state carried).
+
+| | |
+|---|---|
+{table}
+
+## Use it
+
+```python
+from rnn_demo.model import CharRNN
+from rnn_demo.sampling import generate
+
+model = CharRNN.from_pretrained("{repo_id}")
+print(generate(model, "ROMEO:", 300, temperature=0.8, seed=0))
+```
+
+Or serve it in the web demo: `{MODELS_ENV}={repo_id} python app.py`.
+
+## Training
+
+```bash
+{command}
+```
+
+## Samples
+
+{samples}
+"""
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+# ---- planning ---------------------------------------------------------------------------------
+
+
+def plan_model(model_dir: Path, repo_id: str, staging: Path) -> list[PlannedFile]:
+    """Stage the model folder's files and a generated card in ``staging``; return the plan."""
+    if not (model_dir / CONFIG_NAME).is_file():
+        raise PublishError(f"{model_dir} is not a model folder (no {CONFIG_NAME})")
+    try:
+        model = CharRNN.from_pretrained(model_dir)
+    except CheckpointError as error:
+        raise PublishError(f"Cannot publish {model_dir}: {error}") from None
+    metrics = None
+    if (model_dir / "metrics.json").is_file():
+        metrics = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
+    for name in (WEIGHTS_NAME, CONFIG_NAME, *MODEL_EXTRAS):
+        if (model_dir / name).is_file():
+            shutil.copy2(model_dir / name, staging / name)
+    (staging / "README.md").write_text(render_model_card(model, metrics, repo_id), encoding="utf-8")
+    return [PlannedFile(p.name, p) for p in sorted(staging.iterdir())]
+
+
+def plan_space(project_root: Path, model_repo: str | None) -> list[PlannedFile]:
+    """Exactly the files a Space needs: the app, the library, requirements, the card and (unless
+    the models come from a Hub repo) the shipped models. No tests, caches, venvs or run output."""
+    planned = []
+    for name in SPACE_FILES:
+        path = project_root / name
+        if not path.is_file():
+            raise PublishError(f"{path} is missing; the Space cannot run without it")
+        planned.append(PlannedFile(name, path))
+    folders = list(SPACE_FOLDERS) + ([] if model_repo else [SPACE_MODELS_FOLDER])
+    for folder in folders:
+        root = project_root / folder
+        if not root.is_dir():
+            raise PublishError(f"{root} is missing; the Space cannot run without it")
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith((".pyc", ".tmp")):
+                planned.append(PlannedFile(path.relative_to(project_root).as_posix(), path))
+    return planned
+
+
+def describe_plan(kind: str, repo_id: str, files: list[PlannedFile], private: bool) -> str:
+    total = sum(f.size for f in files)
+    lines = [f"{kind} repo {repo_id} ({'private' if private else 'public'}): {len(files)} files, {total / 1e6:.2f} MB"]
+    lines += [f"  {f.size:>12,}  {f.path_in_repo}" for f in files]
+    return "\n".join(lines)
+
+
+# ---- pushing ----------------------------------------------------------------------------------
+
+
+def _check_repo_id(repo_id: str) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise PublishError(f"{repo_id!r} is not a valid repo id (USER/NAME): {error}") from None
+    if "/" not in repo_id:
+        raise PublishError(f"{repo_id!r} is not a valid repo id: use USER/NAME")
+
+
+def _token() -> str:
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if not token:
+        raise PublishError("No Hugging Face token: set HF_TOKEN or run `hf auth login` first.")
+    return token
+
+
+def _upload(api, repo_id: str, repo_type: str, folder: Path, private: bool, space_sdk: str | None = None) -> str:
+    """create_repo (if needed) + upload_folder; errors become one clear PublishError."""
+    try:
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk=space_sdk)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            repo_type=repo_type,
+            folder_path=str(folder),
+            commit_message=f"Upload from rnn_demo.publish ({repo_type})",
+        )
+    except Exception as error:  # network, auth, quota, name taken: the Hub's own message, shortened
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PublishError(f"Could not push to {repo_id} ({repo_type}): {reason}") from None
+    return getattr(commit, "commit_url", None) or f"https://huggingface.co/{'spaces/' if repo_type == 'space' else ''}{repo_id}"
+
+
+def push_model(model_dir: str | Path, repo_id: str, private: bool = False, dry_run: bool = False, api=None) -> str:
+    """Push a model folder (weights, config, metrics, a generated card) to a Hub model repo."""
+    from huggingface_hub import HfApi
+
+    _check_repo_id(repo_id)
+    with tempfile.TemporaryDirectory(prefix="rnn-demo-model-") as staging:
+        files = plan_model(Path(model_dir), repo_id, Path(staging))
+        plan = describe_plan("model", repo_id, files, private)
+        if dry_run:
+            return plan
+        api = api or HfApi(token=_token())
+        url = _upload(api, repo_id, "model", Path(staging), private)
+    return f"{plan}\npushed: {url}"
+
+
+def push_space(
+    space_id: str,
+    model_repo: str | None = None,
+    private: bool = False,
+    dry_run: bool = False,
+    project_root: Path = PROJECT_ROOT,
+    api=None,
+) -> str:
+    """Create the Space if needed and upload exactly what it needs to run the demo."""
+    from huggingface_hub import HfApi
+
+    _check_repo_id(space_id)
+    if model_repo:
+        _check_repo_id(model_repo)
+    files = plan_space(project_root, model_repo)
+    plan = describe_plan("space", space_id, files, private)
+    if model_repo:
+        plan += f"\n  Space variable {MODELS_ENV}={model_repo} (the app loads its models from that repo)"
+    if dry_run:
+        return plan
+    api = api or HfApi(token=_token())
+    with tempfile.TemporaryDirectory(prefix="rnn-demo-space-") as staging:
+        build_space_bundle(files, Path(staging), model_repo)
+        url = _upload(api, space_id, "space", Path(staging), private, space_sdk="gradio")
+        if model_repo:
+            try:
+                api.add_space_variable(space_id, MODELS_ENV, model_repo)
+            except Exception as error:
+                raise PublishError(f"Uploaded, but could not set {MODELS_ENV} on {space_id}: {error}") from None
+    return f"{plan}\npushed: {url}"
+
+
+def build_space_bundle(files: list[PlannedFile], target: Path, model_repo: str | None = None) -> None:
+    """Copy the planned files into ``target`` (the folder that is uploaded); with a model repo,
+    the Space card names it under ``models`` so the Hub links the two."""
+    from huggingface_hub import SpaceCard
+
+    for planned in files:
+        destination = target / planned.path_in_repo
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(planned.source, destination)
+    if model_repo:
+        card = SpaceCard.load(target / "README.md")
+        card.data.models = [model_repo]
+        card.save(target / "README.md")
+
+
+# ---- command line -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rnn_demo.publish", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    model = commands.add_parser("model", help="push a trained model to a Hub model repo")
+    model.add_argument("--model-dir", required=True, help="a save_pretrained folder (e.g. a training --out folder)")
+    model.add_argument("--repo-id", required=True, help="USER/NAME of the model repo (created if needed)")
+    space = commands.add_parser("space", help="create/update a Space running the demo")
+    space.add_argument("--space-id", required=True, help="USER/NAME of the Space (created if needed)")
+    space.add_argument("--model-repo", help="load the models from this Hub repo instead of uploading models/")
+    for sub in (model, space):
+        sub.add_argument("--private", action="store_true", help="create the repo private")
+        sub.add_argument("--dry-run", action="store_true", help="print the plan (repo, files, sizes) and touch nothing")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "model":
+            report = push_model(args.model_dir, args.repo_id, private=args.private, dry_run=args.dry_run)
+        else:
+            report = push_space(args.space_id, args.model_repo, private=args.private, dry_run=args.dry_run)
+    except PublishError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Publishing to the Hub and to a Space, with HfApi replaced at the boundary (no network)."""
+
+import shutil
+
+import pytest
+from huggingface_hub import SpaceCard
+
+from conftest import REPO_ROOT
+from rnn_demo import publish
+from rnn_demo.publish import PublishError, push_model, push_space
+
+
+class FakeHfApi:
+    """Records the calls publish makes; snapshots the uploaded folder (it is deleted afterwards)."""
+
+    def __init__(self, fail_with: Exception | None = None):
+        self.calls = []
+        self.uploaded = {}
+        self.fail_with = fail_with
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+        if self.fail_with:
+            raise self.fail_with
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
+        root = kwargs["folder_path"]
+        from pathlib import Path
+
+        self.uploaded = {p.relative_to(root).as_posix(): p.read_bytes() for p in Path(root).rglob("*") if p.is_file()}
+
+    def add_space_variable(self, repo_id, key, value):
+        self.calls.append(("add_space_variable", repo_id, {"key": key, "value": value}))
+
+
+@pytest.fixture
+def fake_project(tmp_path, trained_run):
+    """A project tree with the Space's files, a shipped model, and junk that must not be uploaded."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("app.py", "requirements.txt", "README.md"):
+        shutil.copy2(REPO_ROOT / name, root / name)
+    shutil.copytree(REPO_ROOT / "rnn_demo", root / "rnn_demo", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(trained_run[0], root / "models" / "lstm-h64")
+    for junk in ("tests/test_x.py", ".venv/bin/python", "runs/x/model.safetensors", ".git/HEAD",
+                 "rnn_demo/__pycache__/model.cpython-311.pyc", ".pytest_cache/v"):
+        (root / junk).parent.mkdir(parents=True, exist_ok=True)
+        (root / junk).write_text("junk")
+    return root
+
+
+def test_model_dry_run_lists_the_files_and_touches_nothing(trained_run, capsys):
+    out, metrics = trained_run
+    report = push_model(out, "someone/char-rnn", dry_run=True, api=None)
+    assert report.startswith("model repo someone/char-rnn (public): 5 files")
+    for name in ("model.safetensors", "config.json", "README.md", "metrics.json", "loss_curve.png"):
+        assert name in report
+    assert "training_state" not in report and "metrics.jsonl" not in report
+
+
+def test_model_card_renders_real_metrics_command_and_samples(trained_run):
+    from rnn_demo.model import CharRNN
+
+    out, metrics = trained_run
+    card = publish.render_model_card(CharRNN.from_pretrained(out), metrics, "someone/char-rnn")
+    assert card.startswith("---\n") and "karpathy/tiny_shakespeare" in card
+    assert f"{metrics['val_loss']:.4f} nats/char" in card and f"{metrics['test_loss']:.4f} nats/char" in card
+    assert f"{metrics['params']:,}" in card
+    assert 'CharRNN.from_pretrained("someone/char-rnn")' in card
+    assert card.count("**temperature") == 3 and "ROMEO:" in card
+
+
+def test_push_model_creates_the_repo_and_uploads_the_staged_folder(trained_run):
+    api = FakeHfApi()
+    report = push_model(trained_run[0], "someone/char-rnn", private=True, api=api)
+    (name, repo_id, kwargs), (upload, _, upload_kwargs) = api.calls
+    assert (name, repo_id) == ("create_repo", "someone/char-rnn")
+    assert kwargs["repo_type"] == "model" and kwargs["private"] is True and kwargs["exist_ok"] is True
+    assert upload == "upload_folder" and upload_kwargs["repo_type"] == "model"
+    assert set(api.uploaded) == {"model.safetensors", "config.json", "README.md", "metrics.json", "loss_curve.png"}
+    assert api.uploaded["model.safetensors"] == (trained_run[0] / "model.safetensors").read_bytes()
+    assert "pushed: https://huggingface.co/someone/char-rnn" in report
+
+
+def test_a_rejected_push_is_one_clear_error(trained_run):
+    api = FakeHfApi(fail_with=RuntimeError("401 Client Error: Unauthorized\nlong server details"))
+    with pytest.raises(PublishError, match=r"Could not push to someone/char-rnn \(model\): 401 Client Error: Unauthorized$"):
+        push_model(trained_run[0], "someone/char-rnn", api=api)
+
+
+def test_missing_token_is_a_clear_error(trained_run, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    with pytest.raises(PublishError, match="HF_TOKEN"):
+        push_model(trained_run[0], "someone/char-rnn")
+
+
+def test_the_token_is_never_printed(trained_run, monkeypatch, capsys):
+    import huggingface_hub
+
+    secret = "hf_THIS_IS_A_SECRET_TOKEN_123"
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: secret)
+    # offline (conftest): the real HfApi fails; the message must not carry the token
+    assert publish.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "someone/char-rnn"]) == 1
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err
+    assert captured.err.startswith("error: Could not push to someone/char-rnn")
+
+
+@pytest.mark.parametrize("repo_id", ["no-owner", "bad id/name", "a/b/c", ""])
+def test_invalid_repo_ids_are_refused_before_anything_happens(trained_run, repo_id):
+    with pytest.raises(PublishError, match="not a valid repo id"):
+        push_model(trained_run[0], repo_id, dry_run=True)
+
+
+def test_cli_model_dry_run_and_errors(trained_run, tmp_path, capsys):
+    assert publish.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "me/m", "--dry-run"]) == 0
+    assert "model repo me/m" in capsys.readouterr().out
+    assert publish.main(["model", "--model-dir", str(tmp_path), "--repo-id", "me/m", "--dry-run"]) == 1
+    assert "is not a model folder" in capsys.readouterr().err
+
+
+def test_space_dry_run_lists_exactly_what_the_space_needs(fake_project):
+    files = {f.path_in_repo for f in publish.plan_space(fake_project, model_repo=None)}
+    assert {"app.py", "requirements.txt", "README.md", "rnn_demo/model.py", "rnn_demo/rnn.py",
+            "models/lstm-h64/model.safetensors", "models/lstm-h64/config.json"} <= files
+    assert not [f for f in files if f.startswith(("tests/", ".venv/", "runs/", ".git/", ".pytest_cache/"))]
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    with_repo = {f.path_in_repo for f in publish.plan_space(fake_project, model_repo="me/models")}
+    assert not [f for f in with_repo if f.startswith("models/")]
+
+
+def test_push_space_creates_a_gradio_space_and_uploads_the_bundle(fake_project):
+    api = FakeHfApi()
+    push_space("me/demo", project_root=fake_project, api=api)
+    (name, repo_id, kwargs), (upload, _, upload_kwargs) = api.calls
+    assert (name, repo_id) == ("create_repo", "me/demo")
+    assert kwargs["repo_type"] == "space" and kwargs["space_sdk"] == "gradio" and kwargs["exist_ok"] is True
+    assert upload_kwargs["repo_type"] == "space"
+    assert "app.py" in api.uploaded and "models/lstm-h64/model.safetensors" in api.uploaded
+    assert not [f for f in api.uploaded if f.startswith(("tests/", ".venv/", "runs/"))]
+
+
+def test_push_space_with_a_model_repo_sets_the_variable_and_links_the_card(fake_project, tmp_path):
+    api = FakeHfApi()
+    push_space("me/demo", model_repo="me/models", project_root=fake_project, api=api)
+    assert ("add_space_variable", "me/demo", {"key": "RNN_DEMO_MODELS", "value": "me/models"}) in api.calls
+    assert not [f for f in api.uploaded if f.startswith("models/")]
+    card_path = tmp_path / "README.md"
+    card_path.write_bytes(api.uploaded["README.md"])
+    assert SpaceCard.load(card_path).data.models == ["me/models"]
