@@ -171,7 +171,8 @@ def describe_plan(kind: str, repo_id: str, files: list[PlannedFile], private: bo
 # ---- pushing ----------------------------------------------------------------------------------
 
 
-def _check_repo_id(repo_id: str) -> None:
+def check_repo_id(repo_id: str) -> None:
+    """Refuse anything that is not USER/NAME with a clear :class:`PublishError`."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
@@ -211,7 +212,7 @@ def push_model(model_dir: str | Path, repo_id: str, private: bool = False, dry_r
     """Push a model folder (weights, config, metrics, a generated card) to a Hub model repo."""
     from huggingface_hub import HfApi
 
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="rnn-demo-model-") as staging:
         files = plan_model(Path(model_dir), repo_id, Path(staging))
         plan = describe_plan("model", repo_id, files, private)
@@ -233,9 +234,9 @@ def push_space(
     """Create the Space if needed and upload exactly what it needs to run the demo."""
     from huggingface_hub import HfApi
 
-    _check_repo_id(space_id)
+    check_repo_id(space_id)
     if model_repo:
-        _check_repo_id(model_repo)
+        check_repo_id(model_repo)
     files = plan_space(project_root, model_repo)
     plan = describe_plan("space", space_id, files, private)
     if model_repo:

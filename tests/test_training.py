@@ -238,3 +238,20 @@ def test_kill_9_leaves_a_loadable_model_and_a_resumable_run(small_corpus, tmp_pa
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in records if "train_loss" in r]
     assert steps == sorted(steps) and len(steps) == len(set(steps))
+
+
+def test_cli_push_to_hub_checks_the_repo_id_first_and_keeps_the_model_when_the_push_fails(
+    small_corpus, tmp_path, capsys, monkeypatch
+):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_fake_token")
+    out = tmp_path / "run"
+    base = ["--data", str(small_corpus), "--out", str(out), "--quiet", "--hidden-size", "8", "--num-layers", "1",
+            "--seq-len", "8", "--batch-size", "4", "--max-steps", "2", "--eval-every", "2"]
+    assert train_main(base + ["--push-to-hub", "not a repo"]) == 2
+    assert "not a valid repo id" in capsys.readouterr().err and not out.exists()
+    assert train_main(base + ["--push-to-hub", "me/model"]) == 1  # offline: the push fails
+    err = capsys.readouterr().err
+    assert "Could not push to me/model" in err and "the trained model is safe" in err
+    CharRNN.from_pretrained(out)

@@ -13,6 +13,7 @@ import sys
 from rnn_demo.data import DataLoadError
 from rnn_demo.files import WriteError
 from rnn_demo.model import CELLS, CheckpointError
+from rnn_demo.publish import PublishError, check_repo_id, push_model
 from rnn_demo.training import RunFolder, TrainConfig, TrainingError, train
 
 
@@ -47,19 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", default=False,
                         help="continue the run saved in --out; flags not given are taken from that run")
     parser.add_argument("--quiet", action="store_true", default=False, help="no progress bar")
+    parser.add_argument("--push-to-hub", metavar="USER/NAME", default=None,
+                        help="at the end, push the best model (with metrics and a model card) to this Hub repo")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = vars(build_parser().parse_args(argv))
-    out, resume, quiet = args.pop("out"), args.pop("resume"), args.pop("quiet")
+    out, resume, quiet, push_to = args.pop("out"), args.pop("resume"), args.pop("quiet"), args.pop("push_to_hub")
     command = "python -m train " + shlex.join(argv)
     try:
+        if push_to:
+            check_repo_id(push_to)  # before hours of training, not after
         base = RunFolder(out).saved_config() if resume else TrainConfig()
         config = dataclasses.replace(base, **args)
         metrics = train(config, out, resume=resume, command=command, show_progress=not quiet)
-    except (TrainingError, DataLoadError, CheckpointError, WriteError) as error:
+    except (TrainingError, DataLoadError, CheckpointError, WriteError, PublishError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -69,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         f"test {metrics['test_loss']:.4f}, {metrics['chars_seen']:,} chars in {metrics['train_seconds']:.0f}s; "
         f"model in {out}"
     )
+    if push_to:
+        try:
+            print(push_model(out, push_to))
+        except PublishError as error:
+            print(f"error: {error} (the trained model is safe in {out}; push it later with "
+                  f"python -m rnn_demo.publish model --model-dir {out} --repo-id {push_to})", file=sys.stderr)
+            return 1
     return 0
 
 
