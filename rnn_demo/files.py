@@ -63,3 +63,19 @@ def remove_stale_temporaries(directory: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
+
+
+def replace_directory(source: Path, target: Path) -> None:
+    """Put the directory ``source`` at ``target``, replacing what was there.
+
+    The old folder is first renamed aside, so at every moment ``target`` is either the whole
+    old folder or the whole new one (or, for an instant between two renames, absent).
+    """
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old.tmp")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(source, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

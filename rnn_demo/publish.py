@@ -1,7 +1,8 @@
-"""Share a trained model on the Hugging Face Hub, and host the demo as a Space.
+"""Share a trained model on the Hugging Face Hub, host the demo as a Space, ship a model in models/.
 
     python -m rnn_demo.publish model --model-dir runs/lstm-128 --repo-id USER/NAME [--private] [--dry-run]
     python -m rnn_demo.publish space --space-id USER/NAME [--model-repo USER/MODEL] [--private] [--dry-run]
+    python -m rnn_demo.publish zoo --model-dir runs/lstm-128 [--models-dir models] [--dtype float16]
 
 ``--dry-run`` prints the planned repository, files and sizes and touches nothing. The token
 comes from ``HF_TOKEN`` or the stored login (``hf auth login``); it is never printed.
@@ -17,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnn_demo.data import DataLoadError
 from rnn_demo.model import CONFIG_NAME, WEIGHTS_NAME, CharRNN, CheckpointError
 from rnn_demo.zoo import MODELS_ENV
 
@@ -270,6 +272,70 @@ def build_space_bundle(files: list[PlannedFile], target: Path, model_repo: str |
         card.save(target / "README.md")
 
 
+# ---- shipping a model in the repository's zoo ----------------------------------------------------
+
+STORAGE_DTYPES = ("float32", "float16", "bfloat16")
+MAX_STORAGE_LOSS_CHANGE = 0.002  # nats/char: how much storing in 16 bits may move the validation loss
+
+
+def export_to_zoo(model_dir: str | Path, models_dir: str | Path, dtype: str = "float16", data: str | None = None) -> Path:
+    """Copy a trained model into ``models_dir/<cell>-h<size>/`` with its weights stored as ``dtype``.
+
+    The validation loss is measured again after the round trip through ``dtype`` (loading always
+    gives float32); if it moves by more than MAX_STORAGE_LOSS_CHANGE the export is refused.
+    ``metrics.json`` gains ``weights_dtype`` and ``val_loss_stored``. The folder is replaced whole.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from rnn_demo.data import load_text_splits
+    from rnn_demo.files import replace_directory
+    from rnn_demo.training import evaluate
+
+    if dtype not in STORAGE_DTYPES:
+        raise PublishError(f"--dtype must be one of {', '.join(STORAGE_DTYPES)}, got {dtype!r}")
+    model_dir, models_dir = Path(model_dir), Path(models_dir)
+    try:
+        model = CharRNN.from_pretrained(model_dir)
+    except CheckpointError as error:
+        raise PublishError(f"Cannot ship {model_dir}: {error}") from None
+    metrics_path = model_dir / "metrics.json"
+    if not metrics_path.is_file():
+        raise PublishError(f"{model_dir} has no metrics.json: ship finished training runs only")
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    source = data or metrics["config"]["data"]
+    splits = load_text_splits(source, metrics["config"]["text_column"], metrics["config"]["split"])
+    val_ids = torch.tensor(model.tokenizer.encode(splits.validation), dtype=torch.long)
+
+    name = f"{model.cell}-h{model.hidden_size}"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=models_dir))
+    try:
+        model.save_pretrained(staging)
+        weights = {k: v.to(getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
+        if model.tie_weights:
+            weights.pop("decoder.weight")
+        save_file(weights, str(staging / WEIGHTS_NAME))
+        stored = CharRNN.from_pretrained(staging)
+        val_loss_stored = evaluate(stored, val_ids)
+        change = abs(val_loss_stored - metrics["val_loss"])
+        if change > MAX_STORAGE_LOSS_CHANGE:
+            raise PublishError(
+                f"Storing {name} as {dtype} moves its validation loss by {change:.4f} nats/char "
+                f"(more than {MAX_STORAGE_LOSS_CHANGE}); ship it as float32 instead"
+            )
+        metrics.update(weights_dtype=dtype, val_loss_stored=round(val_loss_stored, 5))
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        if (model_dir / "loss_curve.png").is_file():
+            shutil.copy2(model_dir / "loss_curve.png", staging / "loss_curve.png")
+        (staging / "README.md").write_text(render_model_card(stored, metrics, f"models/{name}"), encoding="utf-8")
+        target = models_dir / name
+        replace_directory(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 # ---- command line -----------------------------------------------------------------------------
 
 
@@ -285,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (model, space):
         sub.add_argument("--private", action="store_true", help="create the repo private")
         sub.add_argument("--dry-run", action="store_true", help="print the plan (repo, files, sizes) and touch nothing")
+    zoo = commands.add_parser("zoo", help="ship a trained model in the repository's models/ folder")
+    zoo.add_argument("--model-dir", required=True, help="a finished training --out folder")
+    zoo.add_argument("--models-dir", default=str(PROJECT_ROOT / SPACE_MODELS_FOLDER), help="the zoo folder")
+    zoo.add_argument("--dtype", default="float16", choices=STORAGE_DTYPES, help="how the weights are stored")
+    zoo.add_argument("--data", default=None, help="the text to re-measure validation loss on (default: the run's --data)")
     return parser
 
 
@@ -293,9 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "model":
             report = push_model(args.model_dir, args.repo_id, private=args.private, dry_run=args.dry_run)
+        elif args.command == "zoo":
+            target = export_to_zoo(args.model_dir, args.models_dir, args.dtype, args.data)
+            stored = json.loads((target / "metrics.json").read_text(encoding="utf-8"))
+            report = (
+                f"shipped {target} ({(target / WEIGHTS_NAME).stat().st_size / 1e6:.2f} MB of {args.dtype} weights); "
+                f"validation loss {stored['val_loss']:.5f} -> {stored['val_loss_stored']:.5f} nats/char after storage"
+            )
         else:
             report = push_space(args.space_id, args.model_repo, private=args.private, dry_run=args.dry_run)
-    except PublishError as error:
+    except (PublishError, DataLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(report)

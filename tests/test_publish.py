@@ -151,3 +151,39 @@ def test_push_space_with_a_model_repo_sets_the_variable_and_links_the_card(fake_
     card_path = tmp_path / "README.md"
     card_path.write_bytes(api.uploaded["README.md"])
     assert SpaceCard.load(card_path).data.models == ["me/models"]
+
+
+def test_ship_to_zoo_stores_half_precision_and_checks_the_loss(trained_run, tmp_path, small_corpus):
+    import json
+
+    from rnn_demo.model import CharRNN
+
+    out, metrics = trained_run
+    target = publish.export_to_zoo(out, tmp_path / "models", "float16")
+    assert target.name == "lstm-h64"
+    assert {"model.safetensors", "config.json", "README.md", "metrics.json", "loss_curve.png"} == {
+        p.name for p in target.iterdir()
+    }
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(target / "model.safetensors").values()} == {__import__("torch").float16}
+    assert (target / "model.safetensors").stat().st_size < 0.6 * (out / "model.safetensors").stat().st_size
+    shipped = json.loads((target / "metrics.json").read_text())
+    assert shipped["weights_dtype"] == "float16"
+    assert abs(shipped["val_loss_stored"] - metrics["val_loss"]) < publish.MAX_STORAGE_LOSS_CHANGE
+    model = CharRNN.from_pretrained(target)
+    assert all(p.dtype == __import__("torch").float32 for p in model.parameters())
+    # shipping again replaces the folder whole, leaving no temporaries
+    publish.export_to_zoo(out, tmp_path / "models", "float32")
+    assert json.loads((target / "metrics.json").read_text())["weights_dtype"] == "float32"
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["lstm-h64"]
+
+
+def test_ship_to_zoo_refuses_unfinished_runs_and_bad_dtypes(trained_run, tmp_path):
+    with pytest.raises(PublishError, match="float16"):
+        publish.export_to_zoo(trained_run[0], tmp_path, "int8")
+    half_done = tmp_path / "half"
+    shutil.copytree(trained_run[0], half_done)
+    (half_done / "metrics.json").unlink()
+    with pytest.raises(PublishError, match="no metrics.json"):
+        publish.export_to_zoo(half_done, tmp_path / "models")
