@@ -329,6 +329,9 @@ def export_to_zoo(model_dir: str | Path, models_dir: str | Path, dtype: str = "f
         if (model_dir / "loss_curve.png").is_file():
             shutil.copy2(model_dir / "loss_curve.png", staging / "loss_curve.png")
         (staging / "README.md").write_text(render_model_card(stored, metrics, f"models/{name}"), encoding="utf-8")
+        staging.chmod(0o755)  # mkdtemp makes it private; a shipped model is for everyone to read
+        for path in staging.iterdir():
+            path.chmod(0o644)
         target = models_dir / name
         replace_directory(staging, target)
     finally:
