@@ -1,8 +1,8 @@
 """Sampling text from a CharRNN, one character at a time with the state carried.
 
 The prompt primes the hidden state in one forward call; after that every step feeds only the
-character just sampled, so the cost per character is flat however long the text grows
-(never re-running the prefix). Each call owns its random generator, seeded from ``seed``:
+character just sampled (through :class:`rnn_demo.engine.Stepper`), so the cost per character
+is flat however long the text grows (never re-running the prefix). Each call owns its random generator, seeded from ``seed``:
 no global RNG is touched, so concurrent calls cannot disturb each other and the same seed
 always gives the same text.
 
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rnn_demo.engine import Stepper
 from rnn_demo.model import CharRNN, Hidden
 from rnn_demo.tokenizer import Encoding
 
@@ -150,11 +151,14 @@ def _sample_steps(model, prompt_ids, max_new_chars, settings, generator) -> Iter
             device = model.decoder.weight.device
             idx = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, P)
             logits, hidden = model(idx)  # prime the state on the whole prompt at once
+            logits = logits[:, -1]  # (1, V)
+            stepper = Stepper(model)
             for _ in range(max_new_chars):
-                probs = next_token_distribution(logits[0, -1], settings)  # (V,)
-                token = int(torch.multinomial(probs, 1, generator=generator))
-                logits, hidden = model(torch.tensor([[token]], device=device), hidden)  # (1, 1, V)
-                yield Step(model.vocab[token], token, probs, hidden)
+                probs = next_token_distribution(logits[0], settings)  # (V,)
+                token = torch.multinomial(probs, 1, generator=generator)  # (1,)
+                logits, hidden = stepper.step(token, hidden)  # (1, V), one character in
+                token_id = int(token)
+                yield Step(model.vocab[token_id], token_id, probs, hidden)
     finally:
         if was_training:
             model.train()

@@ -75,15 +75,43 @@ def test_next_token_distribution_filters():
     assert hot.max() - hot.min() < 0.05
 
 
-def test_prompt_primes_once_then_one_character_per_step(trained_model):
-    """Never re-running the prefix: the model sees the prompt once, then single characters."""
-    lengths = []
-    handle = trained_model.encoder.register_forward_hook(lambda module, args, output: lengths.append(args[0].shape[1]))
+def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypatch):
+    """Never re-running the prefix: the model reads the prompt once, then single characters."""
+    from rnn_demo import engine
+
+    forward_lengths, step_sizes = [], []
+    handle = trained_model.register_forward_hook(lambda module, args, output: forward_lengths.append(args[0].shape))
+    original_step = engine.Stepper.step
+
+    def counting_step(self, tokens, hidden):
+        step_sizes.append(tuple(tokens.shape))
+        return original_step(self, tokens, hidden)
+
+    monkeypatch.setattr(engine.Stepper, "step", counting_step)
     try:
         generate(trained_model, "Good morrow, cousin", 30, seed=0)
     finally:
         handle.remove()
-    assert lengths == [len("Good morrow, cousin")] + [1] * 30
+    assert forward_lengths == [(1, len("Good morrow, cousin"))]
+    assert step_sizes == [(1,)] * 30
+
+
+def test_stepper_matches_the_models_forward_for_every_cell():
+    from rnn_demo.engine import Stepper
+
+    for cell in ("rnn", "gru", "lstm"):
+        torch.manual_seed(0)
+        model = CharRNN("abcdefghij", cell=cell, hidden_size=16, num_layers=3, embedding_dim=8).eval()
+        tokens = torch.randint(0, 10, (4, 12))
+        with torch.no_grad():
+            expected_logits, expected_hidden = model(tokens)
+        stepper, hidden, logits = Stepper(model), model.init_hidden(4), []
+        for t in range(12):
+            step_logits, hidden = stepper.step(tokens[:, t], hidden)
+            logits.append(step_logits)
+        assert torch.allclose(torch.stack(logits, dim=1), expected_logits, atol=1e-5), cell
+        pairs = zip(hidden, expected_hidden) if cell == "lstm" else [(hidden, expected_hidden)]
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in pairs), cell
 
 
 def test_steps_expose_probabilities_and_state(trained_model):
