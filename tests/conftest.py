@@ -127,6 +127,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def pick_free_port():
+    """A function that returns a local TCP port nobody listens on."""
+    return free_port
+
+
+@pytest.fixture(scope="session")
 def app_url(app_models):
     """The demo serving ``app_models`` on a free local port for the whole session: its URL."""
     import app

@@ -136,7 +136,9 @@ def test_environment_variable_overrides_the_default(tmp_path):
     assert ModelZoo.from_environment(tmp_path, environ={}).source == str(tmp_path)
     assert ModelZoo.from_environment(tmp_path, environ={MODELS_ENV: ""}).source == str(tmp_path)
     assert ModelZoo.from_environment(tmp_path, environ={MODELS_ENV: "/srv/models"}).source == "/srv/models"
-    assert ModelZoo.from_environment(tmp_path, environ={MODELS_ENV: "someone/rnn-models"}).source == "someone/rnn-models"
+    assert (
+        ModelZoo.from_environment(tmp_path, environ={MODELS_ENV: "someone/rnn-models"}).source == "someone/rnn-models"
+    )
 
 
 def test_a_hub_repo_id_is_downloaded_once_then_read_like_a_folder(app_models):

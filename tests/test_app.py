@@ -1,0 +1,407 @@
+"""The Gradio demo: its handlers as functions, then the running app through its public API.
+
+The end-to-end tests talk to a real server (``app_url`` in conftest: launched once on a free
+port, closed at the end) through ``gradio_client``, plain HTTP (the README's curl flow) and,
+when node and npm are available, the JavaScript client. The README's API examples are run
+exactly as written, with only the address changed.
+"""
+
+import itertools
+import math
+import os
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from gradio_client.exceptions import AppError
+
+import app
+from rnn_demo.sampling import MAX_SEED, generate
+from rnn_demo.zoo import ModelZoo
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+README_URL = "http://127.0.0.1:7860/"
+GOOD = dict(prompt="ROMEO:", cell="lstm", hidden_size=64, temperature=0.8, max_new_chars=60, top_k=0, top_p=1.0, seed=7)
+
+
+@pytest.fixture(scope="module")
+def zoo(app_models):
+    return ModelZoo(app_models)
+
+
+def run_handler(zoo, **overrides):
+    """All (text, status) updates of one generation."""
+    return list(app.generate_stream(zoo, **{**GOOD, **overrides}))
+
+
+def frozen_clock():
+    """A clock that never advances: only the character count triggers updates."""
+    return 0.0
+
+
+# ---- the handlers, called directly ---------------------------------------------------------------
+
+
+def test_stream_starts_with_the_prompt_grows_and_ends_with_the_full_text(zoo):
+    updates = list(app.generate_stream(zoo, **{**GOOD, "max_new_chars": 40}, clock=frozen_clock))
+    texts = [text for text, _ in updates]
+    assert texts[0] == "ROMEO:"
+    for before, after in itertools.pairwise(texts):
+        assert after.startswith(before)
+    model = zoo.load("lstm", 64)
+    assert texts[-1] == "ROMEO:" + generate(model, "ROMEO:", 40, temperature=0.8, seed=7)
+    # Every YIELD_EVERY_CHARS characters, then once more at the end (the final, done status).
+    assert [len(t) - len("ROMEO:") for t in texts] == [0, 8, 16, 24, 32, 40, 40]
+    statuses = [status for _, status in updates]
+    assert [s.done for s in statuses] == [False] * 6 + [True]
+    assert statuses[-1].new_chars == 40
+
+
+def test_a_slow_model_still_updates_every_few_tens_of_milliseconds(zoo):
+    ticks = itertools.count(step=2 * app.YIELD_EVERY_SECONDS)  # each character takes longer than the interval
+    updates = list(app.generate_stream(zoo, **{**GOOD, "max_new_chars": 5}, clock=lambda: next(ticks)))
+    assert [len(text) - len("ROMEO:") for text, _ in updates] == [0, 1, 2, 3, 4, 5, 5]
+
+
+def test_the_stream_can_be_resumed_from_any_thread(zoo):
+    # Gradio calls next() on a generator handler from whichever worker thread is free.
+    updates = app.generate_stream(zoo, **{**GOOD, "max_new_chars": 40}, clock=frozen_clock)
+    texts = []
+
+    def advance():
+        texts.append(next(updates)[0])
+
+    for _ in range(4):
+        worker = threading.Thread(target=advance)
+        worker.start()
+        worker.join()
+    assert [len(t) - len("ROMEO:") for t in texts] == [0, 8, 16, 24]
+
+
+def test_a_stop_request_ends_the_stream_with_the_text_so_far(zoo):
+    checks = itertools.count(1)  # asked after every character: true after the 21st
+    updates = list(app.generate_stream(zoo, **{**GOOD, "max_new_chars": 500}, should_stop=lambda: next(checks) > 20))
+    text, status = updates[-1]
+    assert status.stopped and not status.done
+    assert len(text) == len("ROMEO:") + 21 and status.new_chars == 21
+    assert "stopped 21 characters" in status.line()
+
+
+def test_stop_requests_reach_only_the_running_generation_of_their_session():
+    stops = app.StopRequests()
+    first = stops.start("session-a")
+    other = stops.start("session-b")
+    stops.request("session-a")
+    assert first.is_set() and not other.is_set()
+    stops.finish("session-a", first)
+    second = stops.start("session-a")
+    stops.finish("session-a", first)  # a late finish of the old run leaves the new flag alone
+    stops.request("session-a")
+    assert second.is_set()
+    stops.request("no-such-session")  # nothing running: nothing happens
+
+
+def test_same_seed_same_text_and_random_seed_varies(zoo):
+    first = run_handler(zoo, max_new_chars=100)[-1][0]
+    assert run_handler(zoo, max_new_chars=100)[-1][0] == first
+    randoms = {run_handler(zoo, max_new_chars=100, seed=app.RANDOM_SEED, temperature=1.0)[-1][0] for _ in range(3)}
+    assert len(randoms) > 1
+
+
+def test_greedy_ignores_the_seed(zoo):
+    texts = {run_handler(zoo, temperature=0, seed=seed)[-1][0] for seed in (app.RANDOM_SEED, 0, 123)}
+    assert len(texts) == 1
+
+
+def test_hidden_size_and_cell_choose_the_model(zoo):
+    texts = {
+        (cell, size): run_handler(zoo, cell=cell, hidden_size=size)[-1][0]
+        for cell, size in (("lstm", 64), ("lstm", 256), ("rnn", 32))
+    }
+    assert len(set(texts.values())) == 3
+    assert run_handler(zoo, cell="rnn", hidden_size=32)[-1][1].model.name == "rnn-h32"
+
+
+def test_unknown_prompt_characters_are_skipped_and_reported(zoo):
+    text, status = run_handler(zoo, prompt="ROMEO:😀é😀")[-1]
+    assert text.startswith("ROMEO:😀é😀")
+    assert status.skipped == "😀é"
+    assert "skipped characters the model does not know: '😀' 'é'" in status.line()
+
+
+def test_empty_prompt_is_allowed(zoo):
+    text, status = run_handler(zoo, prompt="", max_new_chars=10)[-1]
+    assert len(text) == 10 and status.done
+
+
+def test_status_line_names_model_parameters_score_and_speed(zoo):
+    info = zoo.info("lstm", 64)
+    status = app.RunStatus(info, new_chars=300, seconds=1.5, done=True)
+    line = status.line()
+    assert "lstm-h64" in line and "1×64 LSTM" in line
+    assert f"{info.params:,} parameters" in line
+    assert f"validation {info.val_bpc:.3f} bits/char" in line
+    assert "done 300 characters in 1.50 s (200 chars/s)" in line
+    assert "generating… 100 characters" in app.RunStatus(info, 100, 0.5).line()
+
+
+def test_the_page_gets_every_text_but_fewer_status_lines_and_always_the_last(zoo):
+    info = zoo.info("lstm", 64)
+    statuses = [app.RunStatus(info, i) for i in range(5)] + [app.RunStatus(info, 5, done=True)]
+    times = iter([0.0, 0.1, 0.2, 0.3, 0.35, 0.36])
+    out = list(app.page_updates(((f"t{i}", s) for i, s in enumerate(statuses)), 0.25, clock=lambda: next(times)))
+    assert [text for text, _ in out] == ["t0", "t1", "t2", "t3", "t4", "t5"]
+    skip = gr.skip()
+    assert [line for _, line in out] == [statuses[0].line(), skip, skip, statuses[3].line(), skip, statuses[5].line()]
+
+
+BAD_INPUTS = [
+    (dict(prompt=None), "prompt must be text"),
+    (dict(prompt=123), "prompt must be text"),
+    (dict(prompt="x" * (app.MAX_PROMPT_CHARS + 1)), f"the limit is {app.MAX_PROMPT_CHARS:,}"),
+    (dict(cell="gru"), "Unknown cell 'gru'; available: rnn, lstm"),
+    (dict(cell=None), "cell must be text"),
+    (dict(hidden_size=128), "No lstm model with hidden size 128; available: 64, 256"),
+    (dict(hidden_size="64"), "hidden_size must be a whole number"),
+    (dict(hidden_size=64.5), "hidden_size must be a whole number"),
+    (dict(temperature=-0.1), "temperature must be between 0 (greedy) and 2.0"),
+    (dict(temperature=2.5), "temperature must be between 0 (greedy) and 2.0"),
+    (dict(temperature=math.nan), "temperature must be a finite number"),
+    (dict(temperature=math.inf), "temperature must be a finite number"),
+    (dict(temperature="hot"), "temperature must be a finite number"),
+    (dict(temperature=True), "temperature must be a finite number"),
+    (dict(max_new_chars=0), "max_new_chars must be between 1 and"),
+    (dict(max_new_chars=app.MAX_NEW_CHARS + 1), "max_new_chars must be between 1 and"),
+    (dict(max_new_chars=10.5), "max_new_chars must be a whole number"),
+    (dict(max_new_chars=math.nan), "max_new_chars must be a whole number"),
+    (dict(top_k=-1), "top_k must be 0 (off) or more"),
+    (dict(top_p=0), "top_p must be above 0 and at most 1"),
+    (dict(top_p=1.01), "top_p must be above 0 and at most 1"),
+    (dict(top_p=math.nan), "top_p must be a finite number"),
+    (dict(seed=-2), "seed must be -1 (random) or between 0 and"),
+    (dict(seed=MAX_SEED + 1), "seed must be -1 (random) or between 0 and"),
+    (dict(seed=1.5), "seed must be a whole number"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS, ids=[str(o)[:40] for o, _ in BAD_INPUTS])
+def test_bad_inputs_raise_one_clear_gradio_error(zoo, overrides, message):
+    with pytest.raises(gr.Error) as caught:
+        run_handler(zoo, **overrides)
+    assert message in caught.value.message
+
+
+def test_whole_floats_are_accepted_for_integer_arguments(zoo):
+    text = run_handler(zoo, hidden_size=64.0, max_new_chars=12.0, top_k=5.0, seed=7.0)[-1][0]
+    assert len(text) == len("ROMEO:") + 12
+
+
+def test_an_empty_zoo_builds_a_page_that_explains_itself(tmp_path):
+    empty = ModelZoo(tmp_path / "no-models")
+    demo = app.build_demo(empty)
+    config = str(demo.config)
+    assert "No models are available" in config and "does not exist" in config
+    with pytest.raises(gr.Error, match="No models are available"):
+        list(app.generate_stream(empty, **GOOD))
+
+
+def test_hidden_size_choices_follow_the_cell(zoo):
+    assert [value for _, value in app.hidden_size_choices(zoo, "lstm")] == [64, 256]
+    assert app.hidden_size_choices(zoo, "rnn")[0][0].startswith("32 (")
+    assert app.default_hidden_size(zoo, "lstm") == 256
+    assert app.default_hidden_size(zoo, "lstm", current=64) == 64
+    assert app.default_hidden_size(zoo, "rnn", current=64) == 32
+
+
+def test_model_table_rows_match_the_headers(zoo):
+    rows = app.model_table_rows(zoo)
+    assert len(rows) == 3 and all(len(row) == len(app.MODEL_TABLE_HEADERS) for row in rows)
+    assert rows[0][:3] == ["RNN (hand-written)", 32, 1]
+
+
+# ---- the running app, through its public API ---------------------------------------------------------
+
+
+def test_view_api_shows_exactly_the_public_endpoints(client):
+    info = client.view_api(print_info=False, return_format="dict")
+    assert set(info["named_endpoints"]) == {"/generate", "/models"}
+    assert info["unnamed_endpoints"] == {}
+    parameters = info["named_endpoints"]["/generate"]["parameters"]
+    names = [p["parameter_name"] for p in parameters]
+    assert names == ["prompt", "cell", "hidden_size", "temperature", "max_new_chars", "top_k", "top_p", "seed"]
+    types = {p["parameter_name"]: p["python_type"]["type"] for p in parameters}
+    assert types["hidden_size"] == types["max_new_chars"] == types["top_k"] == types["seed"] == "int"
+    assert types["temperature"] == types["top_p"] == "float"
+    assert len(info["named_endpoints"]["/generate"]["returns"]) == 1
+    defaults = {p["parameter_name"]: p["parameter_default"] for p in parameters if p["parameter_has_default"]}
+    assert defaults == {
+        "temperature": app.DEFAULT_TEMPERATURE,
+        "max_new_chars": app.DEFAULT_NEW_CHARS,
+        "top_k": app.DEFAULT_TOP_K,
+        "top_p": app.DEFAULT_TOP_P,
+        "seed": app.RANDOM_SEED,
+    }
+
+
+def test_generate_streams_growing_text_and_predict_returns_the_final_text(client):
+    job = client.submit(**{**GOOD, "max_new_chars": 80}, api_name="/generate")
+    updates = list(job)
+    assert len(updates) > 3
+    assert updates[0].startswith("ROMEO:")
+    for before, after in itertools.pairwise(updates):
+        assert after.startswith(before)
+    assert len(updates[-1]) == len("ROMEO:") + 80
+    assert client.predict(**{**GOOD, "max_new_chars": 80}, api_name="/generate") == updates[-1]
+
+
+def test_same_seed_same_text_other_hidden_size_other_text(client):
+    first = client.predict(**GOOD, api_name="/generate")
+    assert client.predict(**GOOD, api_name="/generate") == first
+    assert client.predict(**{**GOOD, "hidden_size": 256}, api_name="/generate") != first
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(temperature=-1), "temperature must be between 0 (greedy) and 2.0"),
+        (dict(max_new_chars=app.MAX_NEW_CHARS + 1), "max_new_chars must be between 1 and"),
+        (dict(cell="transformer"), "Unknown cell 'transformer'"),
+        (dict(hidden_size=4096), "No lstm model with hidden size 4096"),
+        (dict(prompt="x" * (app.MAX_PROMPT_CHARS + 1)), "the limit is"),
+        (dict(seed=-5), "seed must be -1 (random)"),
+    ],
+)
+def test_bad_inputs_come_back_as_errors_and_the_server_keeps_serving(client, overrides, message):
+    with pytest.raises(AppError) as caught:
+        client.predict(**{**GOOD, **overrides}, api_name="/generate")
+    assert message in str(caught.value)
+    assert client.predict(**{**GOOD, "max_new_chars": 5}, api_name="/generate").startswith("ROMEO:")
+
+
+def test_nan_temperature_over_plain_http_is_an_error(app_url):
+    # JSON clients cannot send NaN, but Python's json module writes it, and the server reads it.
+    body = '{"data": ["ROMEO:", "lstm", 64, NaN, 10, 0, 1.0, 1]}'
+    events = call_over_http(app_url, body)
+    assert "event: error" in events
+    assert "temperature must be a finite number" in events
+
+
+def test_cancel_stops_a_long_generation(client):
+    job = client.submit(**{**GOOD, "max_new_chars": app.MAX_NEW_CHARS, "temperature": 1.0}, api_name="/generate")
+    for update in job:
+        if len(update) > 20:
+            break
+    assert job.cancel()
+    assert len(job.outputs()[-1]) < len("ROMEO:") + app.MAX_NEW_CHARS
+    assert client.predict(**{**GOOD, "max_new_chars": 5}, api_name="/generate").startswith("ROMEO:")
+
+
+def test_models_endpoint_returns_the_table(client, app_models):
+    table = client.predict(api_name="/models")
+    assert [(row["cell"], row["hidden_size"]) for row in table] == [("rnn", 32), ("lstm", 64), ("lstm", 256)]
+    assert table == ModelZoo(app_models).table()
+    for row in table:
+        assert isinstance(row["params"], int) and isinstance(row["val_bpc"], float)
+
+
+# ---- the README's examples, run as written ------------------------------------------------------------
+
+
+def readme_text() -> str:
+    """The README section about the app (README.md once merged there, else its draft)."""
+    readme = REPO_ROOT / "README.md"
+    if readme.is_file() and "/gradio_api/call/generate" in readme.read_text(encoding="utf-8"):
+        return readme.read_text(encoding="utf-8")
+    return (REPO_ROOT / "docs" / "app_readme_section.md").read_text(encoding="utf-8")
+
+
+def readme_example(language: str) -> str:
+    """The README's code block in ``language`` that calls /generate."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", readme_text(), flags=re.DOTALL)
+    matching = [block for block in blocks if "generate" in block and README_URL.rstrip("/") in block]
+    assert len(matching) == 1, f"expected one {language} example calling /generate in the README"
+    return matching[0]
+
+
+def at(url: str, code: str) -> str:
+    return code.replace(README_URL.rstrip("/"), url.rstrip("/"))
+
+
+def call_over_http(app_url: str, body: str) -> str:
+    import httpx
+
+    base = app_url.rstrip("/")
+    with httpx.Client(timeout=30) as http:
+        posted = http.post(
+            f"{base}/gradio_api/call/generate", content=body, headers={"Content-Type": "application/json"}
+        )
+        posted.raise_for_status()
+        return http.get(f"{base}/gradio_api/call/generate/{posted.json()['event_id']}").text
+
+
+def test_readme_python_example(app_url):
+    # The README's client as written would start gradio_client's telemetry thread: switch it off.
+    code = at(app_url, readme_example("python")).replace('/")', '/", verbose=False, analytics_enabled=False)', 1)
+    assert "analytics_enabled=False" in code
+    namespace: dict = {}
+    exec(compile(code, "README python example", "exec"), namespace)  # noqa: S102 - our own README
+    assert namespace["text"].startswith("ROMEO:")
+    assert len(namespace["text"]) == len("ROMEO:") + 200
+
+
+def test_readme_curl_example(app_url):
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", at(app_url, readme_example("bash"))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "event: generating" in result.stdout
+    assert "event: complete" in result.stdout
+    assert 'data: ["ROMEO:' in result.stdout
+
+
+def test_readme_curl_flow_over_httpx(app_url):
+    """The same flow without curl: POST returns an event id, GET streams the updates."""
+    events = call_over_http(app_url, '{"data": ["ROMEO:", "lstm", 256, 0.8, 50, 0, 1.0, 42]}')
+    assert events.count("event: generating") >= 2
+    assert "event: complete" in events
+
+
+def js_client_folder() -> Path | None:
+    """A folder with @gradio/client installed from npm (cached between runs), or None."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return None
+    folder = Path(os.environ.get("RNN_DEMO_JS_CLIENT_DIR", REPO_ROOT / ".cache" / "js-client"))
+    if not (folder / "node_modules" / "@gradio" / "client").is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            subprocess.run(
+                ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "@gradio/client@2"],
+                cwd=folder,
+                capture_output=True,
+                timeout=25,
+                check=True,
+            )
+        except (subprocess.SubprocessError, OSError):
+            return None
+    return folder
+
+
+def test_readme_javascript_example(app_url):
+    folder = js_client_folder()
+    if folder is None:
+        pytest.skip("node/npm are missing or `npm install @gradio/client` failed (offline?)")
+    script = folder / "readme_example.mjs"
+    script.write_text(at(app_url, readme_example("js")), encoding="utf-8")
+    result = subprocess.run(["node", script.name], cwd=folder, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ROMEO:")
+    assert len(result.stdout.rstrip("\n")) == len("ROMEO:") + 200
