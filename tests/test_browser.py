@@ -1,0 +1,138 @@
+"""The demo in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+It sets a temperature and a hidden size, clicks Generate, watches the text stream in, clicks
+Stop, and saves a screenshot of a finished generation to docs/demo.png (the README's picture).
+
+The page shows the repository's own models when ``models/`` holds any (so the screenshot shows
+real text), else the small test models. Without /usr/bin/chromium the test is skipped, except
+in CI (``CI`` set), where a missing browser is a failure: .ci/run installs it.
+"""
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+import app
+from rnn_demo.zoo import ModelZoo
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT = REPO_ROOT / "docs" / "demo.png"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SCREENSHOT_PROMPT = "ROMEO:\n"
+SCREENSHOT_SEED = 1
+STOP_ATTEMPTS = 3
+
+
+@pytest.fixture(scope="module")
+def browser_app(request, pick_free_port):
+    """The demo on a free port: (its URL, its zoo). Checks for the browser first."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing in CI: .ci/run should have installed Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    shipped = ModelZoo(REPO_ROOT / "models")
+    zoo = shipped if shipped.models() else ModelZoo(request.getfixturevalue("app_models"))
+    demo = app.build_demo(zoo)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield url, zoo
+    finally:
+        demo.close()
+
+
+def output_text(page) -> str:
+    return page.locator("#output textarea").input_value()
+
+
+def set_slider(page, label: str, value) -> None:
+    box = page.get_by_label(f"number input for {label}")
+    box.fill(str(value))
+    box.press("Enter")  # the slider takes the typed value on Enter / blur
+
+
+def watch_text_grow(page, updates: int = 3, timeout: float = 60) -> list[int]:
+    """The output's lengths, each time it changes, until it has changed ``updates`` times."""
+    lengths: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(lengths) < updates and time.monotonic() < deadline:
+        length = len(output_text(page))
+        if length and (not lengths or length != lengths[-1]):
+            lengths.append(length)
+        page.wait_for_timeout(20)
+    return lengths
+
+
+def choose(page, elem_id: str, option_text: str) -> None:
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option_text).click()
+
+
+@pytest.mark.slow
+def test_generate_streams_in_the_browser_and_stop_stops_it(browser_app):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, zoo = browser_app
+    cell = "lstm" if "lstm" in zoo.cells() else zoo.cells()[0]
+    sizes = zoo.hidden_sizes(cell)
+    # Not the preselected (largest) size, when there is a choice: the test must change it.
+    hidden_size = sizes[-2] if len(sizes) > 1 else sizes[0]
+    size_label = {value: label for label, value in app.hidden_size_choices(zoo, cell)}[hidden_size]
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            page.goto(url)
+            page.locator("#generate").wait_for(timeout=60_000)
+
+            choose(page, "hidden-size", size_label)
+            expect(page.locator("#hidden-size input")).to_have_value(size_label)
+            set_slider(page, "Temperature", 0.7)
+            set_slider(page, "Max new characters", app.MAX_NEW_CHARS)
+
+            # A long generation: watch it grow, then stop it half-way. A small model may finish
+            # before the click lands; then try again (a few times at most).
+            for _attempt in range(STOP_ATTEMPTS):
+                page.locator("#generate").click()
+                lengths = watch_text_grow(page)
+                assert len(lengths) >= 3, f"the text did not stream in: lengths seen {lengths}"
+                assert lengths == sorted(lengths)
+                page.locator("#stop").click()
+                expect(page.locator("#status-line")).to_contain_text(re.compile(r"stopped|done \d"), timeout=10_000)
+                if app.STOPPED in page.locator("#status-line").inner_text():
+                    break
+            else:
+                pytest.fail(f"every generation finished before Stop took effect ({STOP_ATTEMPTS} tries)")
+            stopped_at = len(output_text(page))
+            page.wait_for_timeout(700)
+            assert len(output_text(page)) == stopped_at, "the text kept growing after Stop"
+            assert (
+                f"stopped {stopped_at - len(app.EXAMPLE_PROMPTS[0]):,} characters"
+                in page.locator("#status-line").inner_text()
+            )
+
+            # A short, complete generation for the README's picture.
+            page.get_by_label("Prompt").fill(SCREENSHOT_PROMPT)
+            set_slider(page, "Max new characters", 600)
+            page.get_by_text("Advanced").click()
+            page.get_by_label("Seed").fill(str(SCREENSHOT_SEED))
+            page.get_by_text("Advanced").click()
+            page.locator("#generate").click()
+            expect(page.locator("#status-line")).to_contain_text("done", timeout=60_000)
+            assert output_text(page).startswith(SCREENSHOT_PROMPT)
+            expect(page.locator("#status-line")).to_contain_text(f"{zoo.info(cell, hidden_size).name}")
+            page.screenshot(path=str(SCREENSHOT))
+        finally:
+            browser.close()
+    assert 0 < SCREENSHOT.stat().st_size < 300_000
