@@ -84,7 +84,7 @@ with the constructor, parameters and call of `torch.nn.RNN` (and a parity test a
 
 The language model around it (embedding → recurrent stack → linear head) is
 `rnn_demo/model.py`; sampling one character at a time with the state carried is
-`rnn_demo/sampling.py`; this page is `app.py`.
+`rnn_demo/sampling.py` (each step through `rnn_demo/engine.py`); this page is `app.py`.
 """
 
 
@@ -400,8 +400,10 @@ def build_demo(zoo: ModelZoo) -> gr.Blocks:
     problems = zoo.problems()
 
     with gr.Blocks(title="Character-level RNN demo") as demo:
+        names = [CELL_LABELS[c].split(" ")[0] for c in cells] or ["RNN"]
+        title = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         gr.Markdown(
-            "# Character-level RNN, GRU and LSTM\n"
+            f"# Character-level {title}\n"
             "Small recurrent networks trained on tiny Shakespeare continue your prompt one character at a time."
         )
         if not cells:
