@@ -82,8 +82,8 @@ def app_models(request, small_corpus, tmp_path_factory) -> Path:
     """A models folder laid out like the shipped one: rnn-h32, lstm-h64 (``trained_run``) and lstm-h256.
 
     The two new models train for a few seconds only: the app tests need real model folders,
-    not good text. lstm-h64 matches the README's API examples (and a shipped model). Set RNN_DEMO_TEST_MODELS to a
-    folder to keep them between runs (it is filled on the first run, reused after).
+    not good text. lstm-h64 matches the README's API examples (and a shipped model). Set
+    RNN_DEMO_TEST_MODELS to a folder to keep them between runs (filled on the first run, reused after).
     """
     import shutil
 

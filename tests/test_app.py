@@ -223,6 +223,18 @@ def test_model_table_rows_match_the_headers(zoo):
     assert rows[0][:3] == ["RNN (hand-written)", 32, 1]
 
 
+def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
+    assert isinstance(app.demo, gr.Blocks)
+    launches = []
+    monkeypatch.setattr(app.demo, "launch", lambda **kwargs: launches.append(kwargs))
+    app.main(["--host", "0.0.0.0", "--port", "7999"])
+    app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
+    assert launches == [
+        {"server_name": "0.0.0.0", "server_port": 7999},
+        {"server_name": None, "server_port": None},
+    ]
+
+
 # ---- the running app, through its public API ---------------------------------------------------------
 
 
