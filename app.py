@@ -224,17 +224,25 @@ def each_in_inference_mode(iterator: Iterator[str]) -> Iterator[str]:
     """Advance ``iterator`` with torch's inference mode on in whichever thread asks for the next item.
 
     Gradio resumes a generator handler in any free worker thread, and torch's grad mode is per
-    thread: a ``with torch.inference_mode()`` inside a generator covers only the thread that
-    entered it, and a step run on another thread fails ("Inference tensors cannot be saved for
-    backward").
+    thread: a ``with torch.inference_mode()`` held open inside a generator covers only the thread
+    that entered it (a step run on another thread can fail: "Inference tensors cannot be saved for
+    backward"), and when such a generator is closed early (Stop, a client's cancel), its exit
+    restores the mode it saved into whichever thread closes it. So every step, and the close,
+    runs inside a context of this thread's own.
     """
-    while True:
-        with torch.inference_mode():
-            try:
-                item = next(iterator)
-            except StopIteration:
-                return
-        yield item
+    try:
+        while True:
+            with torch.inference_mode():
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            with torch.inference_mode():
+                close()
 
 
 def generate_stream(

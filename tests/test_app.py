@@ -17,6 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+import torch
 from gradio_client.exceptions import AppError
 
 import app
@@ -80,6 +81,25 @@ def test_the_stream_can_be_resumed_from_any_thread(zoo):
         worker.start()
         worker.join()
     assert [len(t) - len("ROMEO:") for t in texts] == [0, 8, 16, 24]
+
+
+@pytest.mark.parametrize("resumed_in", ["this thread", "another thread"])
+def test_a_stream_closed_early_leaves_torch_grad_mode_as_it_was(zoo, resumed_in):
+    # Stop or a client's cancel closes the generator half-way; torch's modes are per thread.
+    updates = app.generate_stream(zoo, **{**GOOD, "max_new_chars": 100})
+
+    def advance():
+        for _ in range(3):
+            next(updates)
+
+    if resumed_in == "this thread":
+        advance()
+    else:
+        worker = threading.Thread(target=advance)
+        worker.start()
+        worker.join()
+    updates.close()
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
 
 
 def test_a_stop_request_ends_the_stream_with_the_text_so_far(zoo):
