@@ -220,31 +220,6 @@ class RunStatus:
         return " · ".join(parts)
 
 
-def each_in_inference_mode(iterator: Iterator[str]) -> Iterator[str]:
-    """Advance ``iterator`` with torch's inference mode on in whichever thread asks for the next item.
-
-    Gradio resumes a generator handler in any free worker thread, and torch's grad mode is per
-    thread: a ``with torch.inference_mode()`` held open inside a generator covers only the thread
-    that entered it (a step run on another thread can fail: "Inference tensors cannot be saved for
-    backward"), and when such a generator is closed early (Stop, a client's cancel), its exit
-    restores the mode it saved into whichever thread closes it. So every step, and the close,
-    runs inside a context of this thread's own.
-    """
-    try:
-        while True:
-            with torch.inference_mode():
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    return
-            yield item
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            with torch.inference_mode():
-                close()
-
-
 def generate_stream(
     zoo: ModelZoo,
     prompt,
@@ -281,7 +256,6 @@ def generate_stream(
         top_p=request.top_p,
         seed=request.seed,
     )
-    characters = each_in_inference_mode(characters)
     status = RunStatus(info, skipped=encode_prompt(model, request.prompt).skipped)
     pieces = [request.prompt]
     yield request.prompt, status

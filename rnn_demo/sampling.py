@@ -147,18 +147,21 @@ def _sample_steps(model, prompt_ids, max_new_chars, settings, generator) -> Iter
     if was_training:  # dropout must be off while sampling
         model.eval()
     try:
+        # Inference mode is entered per step and never held across a yield: torch's modes are
+        # per thread, and a server may resume (or close) this generator in another thread.
         with torch.inference_mode():
             device = model.decoder.weight.device
             idx = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, P)
             logits, hidden = model(idx)  # prime the state on the whole prompt at once
             logits = logits[:, -1]  # (1, V)
             stepper = Stepper(model)
-            for _ in range(max_new_chars):
+        for _ in range(max_new_chars):
+            with torch.inference_mode():
                 probs = next_token_distribution(logits[0], settings)  # (V,)
                 token = torch.multinomial(probs, 1, generator=generator)  # (1,)
                 logits, hidden = stepper.step(token, hidden)  # (1, V), one character in
-                token_id = int(token)
-                yield Step(model.vocab[token_id], token_id, probs, hidden)
+            token_id = int(token)
+            yield Step(model.vocab[token_id], token_id, probs, hidden)
     finally:
         if was_training:
             model.train()

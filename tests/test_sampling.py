@@ -114,6 +114,38 @@ def test_stepper_matches_the_models_forward_for_every_cell():
         assert all(torch.allclose(a, b, atol=1e-5) for a, b in pairs), cell
 
 
+@pytest.mark.parametrize("closed_in", ["this thread", "another thread"])
+def test_a_stream_can_move_between_threads_and_leaves_grad_mode_alone(trained_model, closed_in):
+    """Servers resume and close generators in any worker thread; torch's grad modes are per thread."""
+    import threading
+
+    expected = generate(trained_model, "KING:", 40, seed=9)
+    pieces = stream(trained_model, "KING:", 40, seed=9)
+    received, grad_after_close = [], []
+
+    def take(count):
+        received.extend(next(pieces) for _ in range(count))
+
+    def close():
+        with torch.no_grad():  # closing must not switch this block's grad mode back on
+            pieces.close()
+            grad_after_close.append(torch.is_grad_enabled())
+
+    for count in (5, 5):  # each chunk in a fresh thread
+        worker = threading.Thread(target=take, args=(count,))
+        worker.start()
+        worker.join()
+    if closed_in == "this thread":
+        close()
+    else:
+        worker = threading.Thread(target=close)
+        worker.start()
+        worker.join()
+    assert "".join(received) == expected[:10]
+    assert grad_after_close == [False]
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+
+
 def test_steps_expose_probabilities_and_state(trained_model):
     steps = list(sample_steps(trained_model, "A", 5, temperature=0.7, seed=0))
     assert len(steps) == 5
