@@ -344,11 +344,7 @@ def test_models_endpoint_returns_the_table(client, app_models):
 
 
 def readme_text() -> str:
-    """The README section about the app (README.md once merged there, else its draft)."""
-    readme = REPO_ROOT / "README.md"
-    if readme.is_file() and "/gradio_api/call/generate" in readme.read_text(encoding="utf-8"):
-        return readme.read_text(encoding="utf-8")
-    return (REPO_ROOT / "docs" / "app_readme_section.md").read_text(encoding="utf-8")
+    return (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def readme_example(language: str) -> str:
