@@ -9,3 +9,14 @@ def test_rnn_vs_torch_quick_prints_a_ratio_table(capsys):
     assert lines[1].startswith("| hidden | ours fwd+bwd | torch fwd+bwd | ratio")
     row = lines[3].split("|")
     assert row[1].strip() == "32" and float(row[4]) > 0
+
+
+def test_model_table_re_measures_the_shipped_models(capsys, trained_run, tmp_path, small_corpus):
+    from benchmarks import model_table
+    from rnn_demo.publish import export_to_zoo
+
+    export_to_zoo(trained_run[0], tmp_path / "models")
+    assert model_table.main(["--models-dir", str(tmp_path / "models"), "--check"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| model | parameters | val nats/char")
+    assert lines[2].startswith("| lstm-h64 |") and lines[2].endswith("ok |")
