@@ -20,3 +20,14 @@ def test_model_table_re_measures_the_shipped_models(capsys, trained_run, tmp_pat
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("| model | parameters | val nats/char")
     assert lines[2].startswith("| lstm-h64 |") and lines[2].endswith("ok |")
+
+
+def test_sampling_speed_quick_prints_a_row_per_model(capsys, trained_run, tmp_path):
+    import shutil
+
+    from benchmarks import sampling_speed
+
+    shutil.copytree(trained_run[0], tmp_path / "models" / "lstm-h64")
+    sampling_speed.main(["--quick", "--models-dir", str(tmp_path / "models")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].startswith("| lstm-h64 |") and lines[3].count("|") == 9

@@ -1,0 +1,89 @@
+"""Generation speed at batch 1 for each shipped model, side by side in one process.
+
+    python -m benchmarks.sampling_speed            # 2000 characters at temperature 0.8
+    python -m benchmarks.sampling_speed --quick    # a smoke run
+
+Columns: ``generate`` (rnn_demo.sampling, through engine.Stepper); ``naive``, the loop a
+tutorial writes (the torch module called per character, softmax, torch.multinomial,
+``.item()``); ``floor``, the same number of bare recurrent matmuls (h @ W_hh per layer per
+character) timed alone; and the time per character at 500 and 5000 characters, which must be
+flat (no re-reading of the prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from rnn_demo.model import CharRNN
+from rnn_demo.sampling import generate
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def seconds(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+@torch.inference_mode()
+def naive_generate(model: CharRNN, prompt: str, length: int, temperature: float) -> str:
+    """What a tutorial writes: the whole module per character, softmax, multinomial, .item()."""
+    idx = torch.tensor([model.tokenizer.encode(prompt)])
+    logits, hidden = model(idx)
+    out = []
+    for _ in range(length):
+        probs = torch.softmax(logits[0, -1] / temperature, dim=-1)
+        token = torch.multinomial(probs, 1).item()
+        out.append(model.vocab[token])
+        logits, hidden = model(torch.tensor([[token]]), hidden)
+    return "".join(out)
+
+
+@torch.inference_mode()
+def recurrent_floor(model: CharRNN, length: int) -> None:
+    """Only the recurrent matmuls: h @ W_hh^T for every layer and character."""
+    weights = [getattr(model.rnn, f"weight_hh_l{k}").t().contiguous() for k in range(model.num_layers)]
+    h = torch.zeros(1, model.hidden_size)
+    for _ in range(length):
+        for weight in weights:
+            torch.mm(h, weight)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models-dir", default=str(MODELS_DIR), help="folder of model folders")
+    parser.add_argument("--chars", type=int, default=2000, help="characters per timed generation")
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    parser.add_argument("--quick", action="store_true", help="few characters, for a smoke test")
+    args = parser.parse_args(argv)
+    short, long = (50, 500) if args.quick else (500, 5000)
+    chars = 100 if args.quick else args.chars
+
+    folders = sorted(p for p in Path(args.models_dir).iterdir() if (p / "config.json").is_file())
+    print(f"batch 1, {chars} characters, temperature {args.temperature}, {torch.get_num_threads()} torch threads")
+    print(
+        f"| model | generate chars/s | naive chars/s | speed-up | floor chars/s | generate / floor time "
+        f"| µs/char at {short} | µs/char at {long} |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for folder in folders:
+        model = CharRNN.from_pretrained(folder)
+        generate(model, "ROMEO:", 50, temperature=args.temperature, seed=0)  # warm up
+        ours = seconds(lambda: generate(model, "ROMEO:", chars, temperature=args.temperature, seed=0))
+        naive = seconds(lambda: naive_generate(model, "ROMEO:", chars, args.temperature))
+        floor = seconds(lambda: recurrent_floor(model, chars))
+        at_short = seconds(lambda: generate(model, "ROMEO:", short, temperature=args.temperature, seed=1)) / short
+        at_long = seconds(lambda: generate(model, "ROMEO:", long, temperature=args.temperature, seed=1)) / long
+        print(
+            f"| {folder.name} | {chars / ours:,.0f} | {chars / naive:,.0f} | {naive / ours:.1f}x "
+            f"| {chars / floor:,.0f} | {ours / floor:.1f}x | {at_short * 1e6:.0f} | {at_long * 1e6:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
