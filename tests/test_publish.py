@@ -187,3 +187,46 @@ def test_ship_to_zoo_refuses_unfinished_runs_and_bad_dtypes(trained_run, tmp_pat
     (half_done / "metrics.json").unlink()
     with pytest.raises(PublishError, match="no metrics.json"):
         publish.export_to_zoo(half_done, tmp_path / "models")
+
+
+SPACE_SMOKE_SCRIPT = """
+import json
+import sys
+
+import app
+from gradio_client import Client
+
+_, url, _ = app.demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), prevent_thread_lock=True, quiet=True)
+try:
+    client = Client(url, verbose=False, analytics_enabled=False)
+    models = client.predict(api_name="/models")
+    first = models[0]
+    text = client.predict("ROMEO:", first["cell"], first["hidden_size"], 0.8, 40, 0, 1.0, 7, api_name="/generate")
+    print("RESULT " + json.dumps({"app_file": app.__file__, "models": len(models), "text": text}))
+finally:
+    app.demo.close()
+"""
+
+
+@pytest.mark.slow
+def test_the_space_bundle_runs_on_its_own(tmp_path, pick_free_port):
+    """Build exactly what `publish space` uploads, then serve it from there, offline, and call it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    bundle = tmp_path / "space"
+    publish.build_space_bundle(publish.plan_space(REPO_ROOT, model_repo=None), bundle)
+    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RNN_DEMO_MODELS")}
+    environment["HF_HUB_OFFLINE"] = "1"
+    finished = subprocess.run(
+        [sys.executable, "-c", SPACE_SMOKE_SCRIPT, str(pick_free_port())],
+        cwd=bundle, env=environment, capture_output=True, text=True, timeout=180,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    [line] = [line for line in finished.stdout.splitlines() if line.startswith("RESULT ")]
+    result = json.loads(line[len("RESULT "):])
+    assert result["app_file"] == str(bundle / "app.py")  # the bundle's own code, not the repository's
+    assert result["models"] == len(list((REPO_ROOT / "models").glob("*/config.json")))
+    assert result["text"].startswith("ROMEO:") and len(result["text"]) == len("ROMEO:") + 40
