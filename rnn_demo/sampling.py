@@ -106,7 +106,8 @@ def next_token_distribution(logits: torch.Tensor, settings: SamplingSettings) ->
     logits = logits.float()
     if settings.temperature == 0:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-    logits = logits / settings.temperature
+    # Shifted so the largest is 0 before dividing: a tiny temperature then gives -inf, never inf - inf.
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / settings.temperature
     if 0 < settings.top_k < logits.shape[-1]:
         kth_largest = torch.topk(logits, settings.top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth_largest, float("-inf"))

@@ -75,6 +75,12 @@ def test_next_token_distribution_filters():
     assert hot.max() - hot.min() < 0.05
 
 
+def test_a_tiny_positive_temperature_is_greedy_not_nan(trained_model):
+    assert generate(trained_model, "Thou", 30, temperature=1e-40, seed=3) == generate(trained_model, "Thou", 30, temperature=0)
+    probs = next_token_distribution(torch.tensor([3.0, 1.0, 3.0]), SamplingSettings(temperature=1e-45))
+    assert torch.equal(probs, torch.tensor([0.5, 0.0, 0.5]))
+
+
 def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypatch):
     """Never re-running the prefix: the model reads the prompt once, then single characters."""
     from rnn_demo import engine
