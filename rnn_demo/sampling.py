@@ -99,13 +99,15 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
 
 
 def next_token_distribution(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
-    """Probabilities (..., vocab) to draw from, after temperature, top-k and top-p.
+    """Probabilities (..., vocab), float32, to draw from after temperature, top-k and top-p.
 
     With temperature 0 all the mass sits on the most likely token.
     """
-    logits = logits.float()
+    # float64: any positive temperature a Python float can hold stays positive when divided by
+    # (in float32, 1e-300 would become 0 and the division 0/0).
+    logits = logits.double()
     if settings.temperature == 0:
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(torch.float32)
     # Shifted so the largest is 0 before dividing: a tiny temperature then gives -inf, never inf - inf.
     logits = (logits - logits.max(dim=-1, keepdim=True).values) / settings.temperature
     if 0 < settings.top_k < logits.shape[-1]:
@@ -118,7 +120,7 @@ def next_token_distribution(logits: torch.Tensor, settings: SamplingSettings) ->
         sorted_probs = sorted_probs.masked_fill(mass_before >= settings.top_p, 0.0)  # keeps at least the top one
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
         probs = probs / probs.sum(-1, keepdim=True)
-    return probs
+    return probs.to(torch.float32)
 
 
 def sample_steps(
