@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     chars = 100 if args.quick else args.chars
 
     folders = sorted(p for p in Path(args.models_dir).iterdir() if (p / "config.json").is_file())
-    print(f"batch 1, {chars} characters, temperature {args.temperature}, {torch.get_num_threads()} torch threads")
+    print(f"batch 1, {chars} characters, temperature {args.temperature}, torch threads: {torch.get_num_threads()}")
     print(
         f"| model | generate chars/s | naive chars/s | speed-up | floor chars/s | generate / floor time "
         f"| µs/char at {short} | µs/char at {long} |"
