@@ -155,11 +155,19 @@ class ModelZoo:
     Args:
         source: a folder of model folders, a single model folder, or a Hub repo id.
         download: how a Hub repo id becomes a local folder (tests replace it).
+        fallback: a local folder to serve instead when ``source`` is a Hub repo that cannot be
+            downloaded (offline, unknown, no access); the reason stays in ``problems()``.
     """
 
-    def __init__(self, source: str | os.PathLike, download: Callable[[str], Path] = download_hub_repo):
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        download: Callable[[str], Path] = download_hub_repo,
+        fallback: str | os.PathLike | None = None,
+    ):
         self.source = str(source)
         self._download = download
+        self._fallback = str(fallback) if fallback is not None else None
         self._catalogue_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._catalogue: dict[tuple[str, int], ModelInfo] | None = None
@@ -168,9 +176,13 @@ class ModelZoo:
 
     @classmethod
     def from_environment(cls, default_source: str | os.PathLike, environ: Mapping[str, str] | None = None) -> ModelZoo:
-        """The zoo named by $RNN_DEMO_MODELS, or ``default_source`` when it is unset or empty."""
+        """The zoo named by $RNN_DEMO_MODELS, or ``default_source`` when it is unset or empty
+        (and, when it names a Hub repo that cannot be fetched, as a fallback)."""
         environ = os.environ if environ is None else environ
-        return cls(environ.get(MODELS_ENV, "").strip() or default_source)
+        source = environ.get(MODELS_ENV, "").strip()
+        if not source:
+            return cls(default_source)
+        return cls(source, fallback=default_source)
 
     # ---- the catalogue ----------------------------------------------------------------------
 
@@ -184,7 +196,11 @@ class ModelZoo:
                 try:
                     root = self._download(self.source)
                 except Exception as error:  # offline, unknown repo, no access: the demo still starts
-                    return {}, [f"Could not download the Hub repo {self.source!r}: {error}"]
+                    problem = f"Could not download the Hub repo {self.source!r}: {error}"
+                    if self._fallback is None:
+                        return {}, [problem]
+                    catalogue, problems = ModelZoo(self._fallback)._scan()
+                    return catalogue, [f"{problem} Serving the local models in {self._fallback} instead."] + problems
             else:
                 return {}, [f"The models folder {self.source} does not exist."]
         if (root / CONFIG_NAME).is_file():

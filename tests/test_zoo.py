@@ -165,3 +165,12 @@ def test_an_unreachable_hub_repo_leaves_an_empty_zoo_with_the_reason():
     zoo = ModelZoo("someone/surely-not-cached-rnn-models")
     assert zoo.models() == []
     assert zoo.problems()[0].startswith("Could not download the Hub repo 'someone/surely-not-cached-rnn-models'")
+
+
+def test_an_unreachable_hub_repo_from_the_environment_falls_back_to_the_local_folder(app_models):
+    zoo = ModelZoo.from_environment(app_models, environ={MODELS_ENV: "someone/surely-not-cached-rnn-models"})
+    assert zoo.source == "someone/surely-not-cached-rnn-models"
+    assert {m.name for m in zoo.models()} == {p.name for p in app_models.iterdir() if (p / "config.json").is_file()}
+    assert zoo.problems()[0].startswith("Could not download the Hub repo 'someone/surely-not-cached-rnn-models'")
+    assert f"Serving the local models in {app_models} instead." in zoo.problems()[0]
+    zoo.load("lstm", 64)  # and they load
