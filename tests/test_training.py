@@ -213,31 +213,42 @@ def test_cli_trains_and_the_sample_cli_reads_the_result(small_corpus, tmp_path, 
 
 
 @pytest.mark.slow
-def test_kill_9_leaves_a_loadable_model_and_a_resumable_run(small_corpus, tmp_path):
+def test_kill_9_at_random_moments_leaves_a_loadable_model_and_a_resumable_run(small_corpus, tmp_path):
+    import random
+
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "train", "--data", str(small_corpus), "--out", str(out), "--quiet",
-            "--hidden-size", "32", "--num-layers", "1", "--seq-len", "32", "--batch-size", "8",
-            "--max-steps", "100000", "--eval-every", "5", "--log-every", "1"]
-    process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while not (out / "training_state.safetensors").exists() and time.time() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.3)  # somewhere in the middle of the next steps, evaluations or writes
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    CharRNN.from_pretrained(out)
-    saved_step = RunFolder(out).load_state()[1]["progress"]["step"]
-    assert saved_step >= 5
-    # Only what changes is given: the data, the model and the rest come from the saved run.
-    resume = [sys.executable, "-m", "train", "--out", str(out), "--resume", "--quiet", "--max-steps", str(saved_step + 5)]
-    finished = subprocess.run(resume, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    start = [sys.executable, "-m", "train", "--data", str(small_corpus), "--out", str(out), "--quiet",
+             "--hidden-size", "32", "--num-layers", "1", "--seq-len", "32", "--batch-size", "8",
+             "--max-steps", "100000", "--eval-every", "5", "--log-every", "1"]
+    # Only what changes is given on resume: the data, the model and the rest come from the saved run.
+    resume = [sys.executable, "-m", "train", "--out", str(out), "--resume", "--quiet"]
+    delays = random.Random(0).sample([0.3, 0.7, 1.1, 1.6, 2.2], 3)  # seeded: a failure can be replayed
+    saved_steps = []
+    for attempt, delay in enumerate(delays):
+        before = (out / "training_state.safetensors").stat().st_mtime_ns if attempt else None
+        process = subprocess.Popen(start if attempt == 0 else resume, cwd=REPO_ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 60
+            state = out / "training_state.safetensors"
+            while time.time() < deadline and not (state.exists() and state.stat().st_mtime_ns != before):
+                time.sleep(0.05)
+            time.sleep(delay)  # somewhere among steps, evaluations and checkpoint writes
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        CharRNN.from_pretrained(out)  # the best model so far always loads
+        saved_steps.append(RunFolder(out).load_state()[1]["progress"]["step"])
+        complete_lines = (out / "metrics.jsonl").read_text().split("\n")[:-1]  # a kill may cut the last
+        assert all("step" in json.loads(line) for line in complete_lines)  # every finished line is whole
+    assert saved_steps == sorted(saved_steps) and saved_steps[0] >= 5
+    finished = subprocess.run(resume + ["--max-steps", str(saved_steps[-1] + 5)], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
-    assert json.loads((out / "metrics.json").read_text())["steps"] == saved_step + 5
+    assert json.loads((out / "metrics.json").read_text())["steps"] == saved_steps[-1] + 5
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in records if "train_loss" in r]
-    assert steps == sorted(steps) and len(steps) == len(set(steps))
+    assert steps == list(range(1, saved_steps[-1] + 6))  # one record a step, none lost, none repeated
 
 
 def test_cli_push_to_hub_checks_the_repo_id_first_and_keeps_the_model_when_the_push_fails(
