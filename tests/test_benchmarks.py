@@ -1,5 +1,7 @@
 """The benchmark scripts run (in their --quick mode) and print their tables."""
 
+import pytest
+
 from benchmarks import rnn_vs_torch
 
 
@@ -31,3 +33,12 @@ def test_sampling_speed_quick_prints_a_row_per_model(capsys, trained_run, tmp_pa
     sampling_speed.main(["--quick", "--models-dir", str(tmp_path / "models")])
     lines = capsys.readouterr().out.splitlines()
     assert lines[3].startswith("| lstm-h64 |") and lines[3].count("|") == 9
+
+
+@pytest.mark.slow
+def test_startup_quick_times_both_servers(capsys):
+    from benchmarks import startup
+
+    startup.main(["--quick"])
+    row = capsys.readouterr().out.splitlines()[-1].split("|")
+    assert float(row[1].strip(" s")) > 0 and float(row[2].strip(" s")) > 0 and float(row[3]) > 0

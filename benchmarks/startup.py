@@ -1,0 +1,77 @@
+"""Time from ``python app.py`` to a page that answers, against a bare Gradio app, side by side.
+
+    python -m benchmarks.startup            # 3 runs of each, the median reported
+    python -m benchmarks.startup --quick    # 1 run of each
+
+The baseline imports gradio and launches an empty ``gr.Blocks``; both are timed from process
+start until ``GET /`` answers 200 on loopback. Offline switches are set for both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BARE_APP = (
+    "import sys, gradio as gr\n"
+    "with gr.Blocks() as demo:\n"
+    "    gr.Markdown('empty')\n"
+    "demo.launch(server_name='127.0.0.1', server_port=int(sys.argv[1]))\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def seconds_until_ready(command: list[str], port: int, timeout: float = 120.0) -> float:
+    environment = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - started < timeout:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command} exited with {process.returncode} before serving")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - started
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{command} did not serve within {timeout} s")
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each (the median is reported)")
+    parser.add_argument("--quick", action="store_true", help="one run of each")
+    args = parser.parse_args(argv)
+    runs = 1 if args.quick else args.runs
+    bare, ours = [], []
+    for _ in range(runs):  # interleaved, so a slow moment of the machine hits both
+        port = free_port()
+        bare.append(seconds_until_ready([sys.executable, "-c", BARE_APP, str(port)], port))
+        port = free_port()
+        ours.append(seconds_until_ready([sys.executable, "app.py", "--port", str(port)], port))
+    print(f"median of {runs}, from process start to GET / answering 200")
+    print("| bare gradio (import + empty Blocks) | python app.py | ratio |")
+    print("|---:|---:|---:|")
+    print(f"| {statistics.median(bare):.2f} s | {statistics.median(ours):.2f} s | {statistics.median(ours) / statistics.median(bare):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
