@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, help="text to re-measure on (default: each run's --data)")
     args = parser.parse_args(argv)
 
-    folders = [p for p in Path(args.models_dir).iterdir() if (p / "metrics.json").is_file()]
-    folders.sort(key=lambda p: (p.name.split("-h")[0], int(p.name.split("-h")[-1]) if p.name.split("-h")[-1].isdigit() else 0))
+    runs = {p: json.loads((p / "metrics.json").read_text(encoding="utf-8")) for p in Path(args.models_dir).iterdir()
+            if (p / "metrics.json").is_file()}
+    folders = sorted(runs, key=lambda p: (runs[p]["model"]["cell"], runs[p]["model"]["hidden_size"]))
     header = "| model | parameters | val nats/char | val bits/char | test bits/char | size | training | device |"
     if args.check:
         header += " re-measured val (nats/char) |"
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * (header.count("|") - 1))
     failures = 0
     for folder in folders:
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        metrics = runs[folder]
         size_kb = (folder / "model.safetensors").stat().st_size / 1024
         row = (
             f"| {folder.name} | {metrics['params']:,} | {metrics['val_loss']:.3f} | {metrics['val_bpc']:.3f} "
