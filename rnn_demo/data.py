@@ -1,8 +1,7 @@
 """Text in, batches out: loading a dataset (Hub or local file) and cutting it for truncated BPTT.
 
-Every source goes through 🤗 ``datasets``: a Hub dataset id (default
-``karpathy/tiny_shakespeare``) or a local text file (read with the ``text`` builder as one
-document). A local file, or a Hub dataset with a single split, is cut like the Hub's tiny
+A Hub dataset id (default ``karpathy/tiny_shakespeare``) or a local dataset folder goes through
+🤗 ``datasets``; a local text file is read as it is, one document. A local file, or a Hub dataset with a single split, is cut like the Hub's tiny
 shakespeare: the first 90% of the characters for training, the next 5% for validation and the
 last 5% for test. On tiny shakespeare that reproduces the Hub splits exactly
 (1,003,854 / 55,770 / 55,770 characters), so figures agree whichever source was used.
@@ -96,18 +95,17 @@ def load_text_splits(source: str = DEFAULT_DATASET, text_column: str = "text", s
             with train/validation/test splits is used as it is, and one with only some of them
             has its train split (or its only split) cut 90/5/5.
     """
-    import datasets
-
     if os.path.isdir(source):  # a dataset saved as a folder of data files, read like a Hub repo
         return _splits_from_dataset(_load_dataset(source), source, text_column, split)
     if os.path.exists(source) or not _looks_like_repo_id(source):
         if not os.path.isfile(source):
             raise DataLoadError(f"{source} is not a text file (no such file)")
+        # A plain text file is one document: read it as it is (newlines kept), no dataset cache.
         try:
-            loaded = datasets.load_dataset("text", data_files=source, sample_by="document")
-        except Exception as error:  # unreadable, not UTF-8, ...
+            with open(source, encoding="utf-8", newline="") as file:
+                text = file.read()
+        except (OSError, UnicodeDecodeError) as error:
             raise DataLoadError(f"Could not read {source} as UTF-8 text: {error}") from None
-        text = "".join(loaded["train"]["text"])
         train, validation, test = split_text(text)
         return TextSplits(train, validation, test, source=source)
 
