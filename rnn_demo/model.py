@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
 from torch import nn
+from torch.nn import functional as F
 
 from rnn_demo.rnn import RNN
 from rnn_demo.tokenizer import CharTokenizer
@@ -57,6 +59,17 @@ class CharRNN(
         embedding_dim: size of the character embedding; None means hidden_size.
         tie_weights: share the embedding matrix with the output head (needs
             embedding_dim == hidden_size); saves vocab_size * hidden_size parameters.
+        weight_drop: DropConnect on the hidden-to-hidden matrices (``weight_hh_l*``): each
+            training forward pass drops this fraction of their entries, one mask for all time
+            steps (AWD-LSTM's weight drop; regularizes the recurrence itself).
+        embedding_dropout: drop this fraction of the characters' embedding vectors (whole rows of
+            the embedding matrix) in each training forward pass.
+        variational_dropout: use one dropout mask per sequence for all time steps on the
+            embeddings and before the head (variational / "locked" dropout), instead of a
+            fresh mask at every step. Dropout between layers stays torch's per-step dropout.
+
+    The regularizers act in training mode only; an eval-mode model computes the same function
+    whatever they are set to.
     """
 
     def __init__(
@@ -68,6 +81,9 @@ class CharRNN(
         dropout: float = 0.0,
         embedding_dim: int | None = None,
         tie_weights: bool = False,
+        weight_drop: float = 0.0,
+        embedding_dropout: float = 0.0,
+        variational_dropout: bool = False,
     ):
         super().__init__()
         self.tokenizer = CharTokenizer(vocab)  # validates the vocabulary
@@ -78,8 +94,11 @@ class CharRNN(
         if embedding_dim is None:
             embedding_dim = hidden_size
         _check_positive_int("embedding_dim", embedding_dim)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        for name, value in (("dropout", dropout), ("weight_drop", weight_drop), ("embedding_dropout", embedding_dropout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        if not isinstance(variational_dropout, bool):
+            raise ValueError(f"variational_dropout must be true or false, got {variational_dropout!r}")
         if tie_weights and embedding_dim != hidden_size:
             raise ValueError("tie_weights needs embedding_dim == hidden_size")
 
@@ -90,6 +109,9 @@ class CharRNN(
         self.dropout = float(dropout)
         self.embedding_dim = embedding_dim
         self.tie_weights = tie_weights
+        self.weight_drop = float(weight_drop)
+        self.embedding_dropout = float(embedding_dropout)
+        self.variational_dropout = variational_dropout
 
         self.encoder = nn.Embedding(len(vocab), embedding_dim)
         between_layers = self.dropout if num_layers > 1 else 0.0
@@ -133,12 +155,50 @@ class CharRNN(
             raise ValueError(f"idx must be a LongTensor of shape (batch, time), got {got}")
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.vocab_size):
             raise ValueError(f"token ids must be in 0..{self.vocab_size - 1}")
-        embedded = self.drop(self.encoder(idx))  # (B, T, E)
+        embedded = self._drop(self._embed(idx))  # (B, T, E)
         if hidden is None:
             hidden = self.init_hidden(idx.shape[0])
-        output, hidden = self.rnn(embedded, hidden)  # (B, T, H)
-        logits = self.decoder(self.drop(output))  # (B, T, V)
+        if self.training and self.weight_drop:
+            output, hidden = self._recur_with_dropped_weights(embedded, hidden)
+        else:
+            output, hidden = self.rnn(embedded, hidden)  # (B, T, H)
+        logits = self.decoder(self._drop(output))  # (B, T, V)
         return logits, hidden
+
+    # ---- the regularizers (training mode only) --------------------------------------------
+
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
+        weight = self.encoder.weight
+        if self.training and self.embedding_dropout:
+            keep = 1.0 - self.embedding_dropout
+            rows = weight.new_empty(weight.shape[0], 1).bernoulli_(keep) / keep  # (V, 1)
+            weight = weight * rows
+        return F.embedding(idx, weight)
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout on a (B, T, F) activation: per element, or one mask per sequence (variational)."""
+        if not (self.training and self.dropout):
+            return x
+        if not self.variational_dropout:
+            return self.drop(x)
+        keep = 1.0 - self.dropout
+        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(keep) / keep  # (B, 1, F)
+        return x * mask
+
+    def _recur_with_dropped_weights(self, embedded: torch.Tensor, hidden: Hidden):
+        """Run the recurrent stack with DropConnect on its hidden-to-hidden matrices.
+
+        The dropped matrices are computed from the parameters on every call, so gradients reach
+        the real weights; ``functional_call`` swaps them in for this call only.
+        """
+        weights = {
+            name: F.dropout(parameter, self.weight_drop, training=True) if name.startswith("weight_hh") else parameter
+            for name, parameter in self.rnn.named_parameters()
+        }
+        with warnings.catch_warnings():
+            # cuDNN copies non-contiguous weights into one chunk per call and says so; expected here.
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous chunk")
+            return torch.func.functional_call(self.rnn, weights, (embedded, hidden))
 
     # ---- loading -------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ Pieces a test (or a DDP wrapper) can drive on their own:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -38,7 +39,17 @@ METRICS_NAME = "metrics.json"
 CURVE_NAME = "loss_curve.png"
 STATE_FORMAT = "rnn-demo-training-state/1"
 # Fields of TrainConfig that define the network; a resumed run must not change them.
-MODEL_FIELDS = ("cell", "hidden_size", "num_layers", "dropout", "embedding_dim", "tie_weights")
+MODEL_FIELDS = (
+    "cell",
+    "hidden_size",
+    "num_layers",
+    "dropout",
+    "embedding_dim",
+    "tie_weights",
+    "weight_drop",
+    "embedding_dropout",
+    "variational_dropout",
+)
 
 
 class TrainingError(RuntimeError):
@@ -63,6 +74,9 @@ class TrainConfig:
     dropout: float = _option(0.0, "dropout on embeddings, between layers and before the output layer")
     embedding_dim: int | None = _option(None, "character embedding size (default: the hidden size)")
     tie_weights: bool = _option(False, "share the embedding matrix with the output layer")
+    weight_drop: float = _option(0.0, "DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop)")
+    embedding_dropout: float = _option(0.0, "drop this fraction of the characters' embedding vectors")
+    variational_dropout: bool = _option(False, "one dropout mask per sequence for all time steps (embeddings, output)")
     # Defaults tuned for a 2-core CPU: small batches give more updates per second of compute.
     seq_len: int = _option(64, "truncated-BPTT window: characters backpropagated through per step")
     batch_size: int = _option(16, "parallel streams of text per step")
@@ -76,6 +90,9 @@ class TrainConfig:
     eval_every: int = _option(500, "evaluate on the whole validation split every N steps (and at the end)")
     log_every: int = _option(50, "write the training loss to metrics.jsonl every N steps")
     patience: int | None = _option(None, "stop after N evaluations without a new best validation loss")
+    average_after: float | None = _option(
+        None, "from this fraction of the schedule on (0-1), average the weights; evaluate and keep the average"
+    )
     seed: int = _option(0, "random seed (weights, dropout, everything)")
     device: str = _option("auto", "auto (CUDA when available), cpu or cuda")
 
@@ -87,14 +104,19 @@ class TrainConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise TrainingError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        for name in ("lr", "weight_decay", "grad_clip", "min_lr_ratio", "dropout"):
+        for name in ("lr", "weight_decay", "grad_clip", "min_lr_ratio", "dropout", "weight_drop", "embedding_dropout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise TrainingError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
         if self.lr == 0:
             raise TrainingError("--lr must be > 0")
-        if self.dropout >= 1 or self.min_lr_ratio > 1:
-            raise TrainingError("--dropout must be < 1 and --min-lr-ratio <= 1")
+        for name in ("dropout", "weight_drop", "embedding_dropout"):
+            if getattr(self, name) >= 1:
+                raise TrainingError(f"--{name.replace('_', '-')} must be < 1, got {getattr(self, name)!r}")
+        if self.min_lr_ratio > 1:
+            raise TrainingError(f"--min-lr-ratio must be <= 1, got {self.min_lr_ratio!r}")
+        if self.average_after is not None and not (math.isfinite(self.average_after) and 0 <= self.average_after < 1):
+            raise TrainingError(f"--average-after must be a fraction in [0, 1), got {self.average_after!r}")
         if self.warmup_steps < 0:
             raise TrainingError("--warmup-steps must be >= 0")
         if self.time_budget is not None and (not math.isfinite(self.time_budget) or self.time_budget <= 0):
@@ -106,6 +128,10 @@ class TrainConfig:
 
     def model_kwargs(self) -> dict:
         return {name: getattr(self, name) for name in MODEL_FIELDS}
+
+
+# What a run saved before a model field existed used: that field's default.
+MODEL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in MODEL_FIELDS}
 
 
 # ---- the pure pieces ------------------------------------------------------------------------
@@ -137,18 +163,20 @@ def make_optimizer(model: CharRNN, config: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99))
 
 
-def learning_rate(config: TrainConfig, step: int, train_seconds: float) -> float:
-    """Linear warmup over ``warmup_steps``, then cosine decay to ``lr * min_lr_ratio``.
-
-    Progress is the larger of step / max_steps and train_seconds / time_budget, so a run
-    with a time budget still ends its schedule when its time runs out.
-    """
+def schedule_progress(config: TrainConfig, step: int, train_seconds: float) -> float:
+    """How far the run is, 0 to 1: the larger of step / max_steps and train_seconds / time_budget,
+    so a run with a time budget still ends its schedule when its time runs out."""
     progress = 0.0
     if config.max_steps:
         progress = max(progress, step / config.max_steps)
     if config.time_budget:
         progress = max(progress, train_seconds / config.time_budget)
-    progress = min(progress, 1.0)
+    return min(progress, 1.0)
+
+
+def learning_rate(config: TrainConfig, step: int, train_seconds: float) -> float:
+    """Linear warmup over ``warmup_steps``, then cosine decay to ``lr * min_lr_ratio``."""
+    progress = schedule_progress(config, step, train_seconds)
     warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
     return config.lr * warmup * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
@@ -174,6 +202,22 @@ def train_step(
     return loss.detach(), detach_hidden(hidden)
 
 
+@contextlib.contextmanager
+def _full_float32(device: torch.device):
+    """On a GPU, cuDNN's recurrent kernels use TF32 by default (about 10 mantissa bits); reported
+    losses are measured in full float32 so that a CPU re-evaluation agrees with them."""
+    if device.type != "cuda":
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    allowed = cudnn.allow_tf32
+    cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        cudnn.allow_tf32 = allowed
+
+
 @torch.inference_mode()
 def evaluate(model: CharRNN, ids: torch.Tensor, streams: int = 1, chunk_len: int = 2048) -> float:
     """Mean cross-entropy (nats/char) of predicting each next id of ``ids``.
@@ -193,10 +237,12 @@ def evaluate(model: CharRNN, ids: torch.Tensor, streams: int = 1, chunk_len: int
         targets = ids[1 : length * streams + 1].view(streams, length).to(device)
         hidden = None
         total = torch.zeros((), dtype=torch.float64, device=device)
-        for start in range(0, length, chunk_len):
-            logits, hidden = model(inputs[:, start : start + chunk_len], hidden)
-            chunk_targets = targets[:, start : start + chunk_len]
-            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), chunk_targets.reshape(-1), reduction="sum")
+        with _full_float32(device):
+            for start in range(0, length, chunk_len):
+                logits, hidden = model(inputs[:, start : start + chunk_len], hidden)
+                chunk_targets = targets[:, start : start + chunk_len]
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), chunk_targets.reshape(-1), reduction="sum")
+                total += loss
         return float(total) / (length * streams)
     finally:
         model.train(was_training)
@@ -208,6 +254,65 @@ def unigram_loss(train_ids: torch.Tensor, eval_ids: torch.Tensor, vocab_size: in
     counts = torch.bincount(train_ids, minlength=vocab_size).double() + 1.0
     log_probs = (counts / counts.sum()).log()
     return float(-log_probs[eval_ids[1:]].mean())
+
+
+class WeightAverage:
+    """A running mean of the model's parameters over the steps since it started (Polyak
+    averaging, the way AWD-LSTM ends training with averaged SGD).
+
+    ``update`` after each optimizer step; ``swapped_in`` puts the average into the model for
+    evaluation or saving and restores the trained weights afterwards.
+    """
+
+    def __init__(self, model: CharRNN):
+        self.parameters = list(model.parameters())  # tied weights appear once
+        self.average: list[torch.Tensor] | None = None
+        self.count = 0
+
+    @property
+    def active(self) -> bool:
+        return self.average is not None
+
+    @torch.no_grad()
+    def update(self) -> None:
+        current = [p.detach() for p in self.parameters]
+        if self.average is None:
+            self.average = [p.clone() for p in current]
+            self.count = 1
+            return
+        self.count += 1
+        torch._foreach_lerp_(self.average, current, 1.0 / self.count)
+
+    @contextlib.contextmanager
+    def swapped_in(self):
+        if self.average is None:
+            yield
+            return
+        with torch.no_grad():
+            trained = [p.detach().clone() for p in self.parameters]
+            for parameter, average in zip(self.parameters, self.average):
+                parameter.copy_(average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for parameter, weights in zip(self.parameters, trained):
+                    parameter.copy_(weights)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        if self.average is None:
+            return {}
+        return {f"average.{i}": a.contiguous() for i, a in enumerate(self.average)}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], count: int) -> None:
+        if count <= 0:
+            return
+        try:
+            average = [tensors[f"average.{i}"] for i in range(len(self.parameters))]
+        except KeyError as error:
+            raise CheckpointError(f"the training state lacks the weight average ({error})") from None
+        self.average = [a.to(p.device, p.dtype) for a, p in zip(average, self.parameters)]
+        self.count = count
 
 
 # ---- the run folder ---------------------------------------------------------------------
@@ -262,6 +367,7 @@ class Progress:
     best_step: int = 0
     evals_without_improvement: int = 0
     last_train_loss: float | None = None  # mean over the last logging window
+    averaged_steps: int = 0  # steps in the weight average (--average-after)
 
 
 class RunFolder:
@@ -316,6 +422,7 @@ class RunFolder:
         hidden: Hidden | None,
         progress: Progress,
         config: TrainConfig,
+        average: WeightAverage | None = None,
     ) -> None:
         from safetensors.torch import save_file
 
@@ -326,6 +433,8 @@ class RunFolder:
         optimizer_tensors, optimizer_rest = _flatten_optimizer(optimizer.state_dict())
         tensors.update({k: v.contiguous() for k, v in optimizer_tensors.items()})
         tensors.update(_hidden_tensors(hidden))
+        if average is not None:
+            tensors.update(average.state_tensors())
         tensors["rng.cpu"] = torch.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
@@ -424,7 +533,7 @@ def _check_same_model(saved: dict, config: TrainConfig) -> None:
     changed = [
         f"--{name.replace('_', '-')} {getattr(config, name)!r} (the run has {saved.get(name)!r})"
         for name in MODEL_FIELDS
-        if saved.get(name) != getattr(config, name)
+        if saved.get(name, MODEL_DEFAULTS[name]) != getattr(config, name)
     ]
     if changed:
         raise TrainingError("--resume cannot change the model: " + "; ".join(changed))
@@ -475,6 +584,8 @@ def train(
         optimizer = make_optimizer(model, config)
         optimizer.load_state_dict(_unflatten_optimizer(tensors, saved["optimizer"]))
         progress = Progress(**saved["progress"])
+        average = WeightAverage(model)
+        average.load_state(tensors, progress.averaged_steps)
         hidden = _hidden_from(tensors, device)
         torch.set_rng_state(tensors["rng.cpu"])
         if "rng.cuda" in tensors and device.type == "cuda":
@@ -483,6 +594,7 @@ def train(
     else:
         model = CharRNN(tokenizer.vocab, **config.model_kwargs()).to(device)
         optimizer = make_optimizer(model, config)
+        average = WeightAverage(model)
         if run.log_path.exists():
             run.log_path.unlink()
 
@@ -518,6 +630,11 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, hidden = train_step(model, optimizer, inputs, targets, hidden, config.grad_clip)
+            if config.average_after is not None and (
+                schedule_progress(config, progress.step + 1, progress.train_seconds) > config.average_after
+            ):
+                average.update()
+                progress.averaged_steps = average.count
             running_loss += loss
             running_steps += 1
             progress.step += 1
@@ -553,13 +670,15 @@ def train(
                 window_start, window_chars = now, 0
 
             if progress.step % config.eval_every == 0 or finished():
-                val_loss = evaluate(model, val_ids)
-                improved = val_loss < progress.best_val_loss
+                with average.swapped_in():  # the average, once there is one, is the model evaluated and kept
+                    val_loss = evaluate(model, val_ids)
+                    improved = val_loss < progress.best_val_loss
+                    if improved:
+                        run.save_best(model)
                 if improved:
                     progress.best_val_loss = val_loss
                     progress.best_step = progress.step
                     progress.evals_without_improvement = 0
-                    run.save_best(model)
                 else:
                     progress.evals_without_improvement += 1
                 run.append_log(
@@ -569,9 +688,10 @@ def train(
                         "val_loss": round(val_loss, 5),
                         "val_bpc": round(bits_per_char(val_loss), 5),
                         "train_seconds": round(progress.train_seconds, 2),
+                        **({"averaged_steps": average.count} if average.active else {}),
                     }
                 )
-                run.save_state(model, optimizer, hidden, progress, config)
+                run.save_state(model, optimizer, hidden, progress, config, average)
                 say(
                     f"step {progress.step}: val {val_loss:.4f} nats/char ({bits_per_char(val_loss):.3f} bits)"
                     + (" *best*" if improved else f", best {progress.best_val_loss:.4f} at step {progress.best_step}")
@@ -582,7 +702,7 @@ def train(
                 window_start = time.perf_counter()  # evaluation time is not training throughput
     except KeyboardInterrupt:
         bar.close()
-        run.save_state(model, optimizer, hidden, progress, config)
+        run.save_state(model, optimizer, hidden, progress, config, average)
         say(f"interrupted at step {progress.step}; the state is saved: continue with --resume")
         raise
     finally:

@@ -13,6 +13,7 @@ import sys
 from rnn_demo.data import DataLoadError
 from rnn_demo.files import WriteError
 from rnn_demo.model import CELLS, CheckpointError
+from rnn_demo.presets import PRESETS, preset_settings
 from rnn_demo.publish import PublishError, check_repo_id, push_model
 from rnn_demo.training import RunFolder, TrainConfig, TrainingError, train
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     for field in dataclasses.fields(TrainConfig):
         help = f"{field.metadata['help']} (default: {getattr(defaults, field.name)})"
         if field.type == "bool":
-            parser.add_argument(_flag(field.name), action="store_true", help=help)
+            parser.add_argument(_flag(field.name), action=argparse.BooleanOptionalAction, help=help)
             continue
         kind = {"int": int, "float": float, "str": str}[field.type.split(" ")[0]]
         options = {"type": kind, "help": help}
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         if field.name == "device":
             options["choices"] = ("auto", "cpu", "cuda")
         parser.add_argument(_flag(field.name), **options)
+    parser.add_argument("--preset", choices=list(PRESETS), default=None,
+                        help="start from the recipe of a shipped model (flags given next to it override it)")
     parser.add_argument("--out", default="runs/char-rnn", help="folder for the best model, state and logs (default: runs/char-rnn)")
     parser.add_argument("--resume", action="store_true", default=False,
                         help="continue the run saved in --out; flags not given are taken from that run")
@@ -57,11 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = vars(build_parser().parse_args(argv))
     out, resume, quiet, push_to = args.pop("out"), args.pop("resume"), args.pop("quiet"), args.pop("push_to_hub")
+    preset = args.pop("preset")
     command = "python -m train " + shlex.join(argv)
     try:
         if push_to:
             check_repo_id(push_to)  # before hours of training, not after
-        base = RunFolder(out).saved_config() if resume else TrainConfig()
+        if resume and preset:
+            raise TrainingError("--preset cannot be combined with --resume: a resumed run keeps its own settings")
+        if resume:
+            base = RunFolder(out).saved_config()
+        else:
+            base = TrainConfig(**preset_settings(preset)) if preset else TrainConfig()
         config = dataclasses.replace(base, **args)
         metrics = train(config, out, resume=resume, command=command, show_progress=not quiet)
     except (TrainingError, DataLoadError, CheckpointError, WriteError, PublishError) as error:
