@@ -1,8 +1,8 @@
 """Which of AWD-LSTM's regularizers pay off here: ``python -m benchmarks.regularization``.
 
-Starting from a preset's full recipe (default ``lstm-256``: variational dropout, DropConnect on
-the recurrent weights, embedding dropout, tied weights, weight decay), each variant removes one
-technique (or adds weight averaging); one variant drops them all. Every variant is a real
+Starting from a full recipe (a preset, default ``lstm-512``, with any train flags given after the
+benchmark's own, e.g. ``--hidden-size 256``: variational dropout, DropConnect on the recurrent
+weights, embedding dropout, tied weights, weight decay), each variant removes one technique (or adds weight averaging); one variant drops them all. Every variant is a real
 ``python -m train`` run with the same steps and seed; the runs go in parallel (``--jobs``), each
 in its own process with one thread (on a GPU they share the card). The table gives the best
 validation loss of each, and its difference from the full recipe: for a "without" row, a positive
@@ -55,7 +55,8 @@ def _run_all(commands: dict[str, list[str]], out: Path, jobs: int) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="lstm-256", help="the full recipe to start from (default: lstm-256)")
+    parser.add_argument("--preset", default="lstm-512",
+                        help="the preset the full recipe starts from (default: lstm-512; none: the flags alone)")
     parser.add_argument("--data", default=None, help="training text (default: the preset's, the Hub dataset)")
     parser.add_argument("--max-steps", type=int, default=None, help="steps per run (default: the preset's)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="folder for the runs (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: three of the variants, hidden 16, 4 steps each")
-    args = parser.parse_args(argv)
+    # Any other flags are train flags that change the full recipe, e.g. --hidden-size 512.
+    args, recipe_flags = parser.parse_known_args(argv)
     if args.jobs < 1 or (args.max_steps is not None and args.max_steps < 1):
         parser.error("--jobs and --max-steps must be positive")
 
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         parser.error(f"cannot create {out}: {error}")
-    common = ["--preset", args.preset, "--device", args.device, "--quiet"]
+    base = [] if args.preset == "none" else ["--preset", args.preset]
+    common = [*base, *recipe_flags, "--device", args.device, "--quiet"]
     if args.data:
         common += ["--data", args.data]
     if args.quick:
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     codes = _run_all(commands, out, args.jobs)
 
-    print(f"Regularization, {args.preset} recipe, one variant per row ({time.perf_counter() - started:.0f} s, "
+    recipe = " ".join([*base, *recipe_flags])
+    print(f"Regularization, full recipe `{recipe}`, one variant per row ({time.perf_counter() - started:.0f} s, "
           f"runs in {out})")
     print("| variant | flags | best val nats/char | change vs full recipe | steps | training s | device |")
     print("|---|---|---|---|---|---|---|")

@@ -123,6 +123,9 @@ class CharRNN(
         self.drop = nn.Dropout(self.dropout)
         self.decoder = nn.Linear(hidden_size, len(vocab))
         if tie_weights:
+            # The shared matrix is also the output layer: start it small (as AWD-LSTM does), not
+            # at nn.Embedding's N(0, 1), whose rows of norm ~sqrt(hidden_size) give huge logits.
+            nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
             self.decoder.weight = self.encoder.weight
 
     @property
@@ -199,6 +202,21 @@ class CharRNN(
             # cuDNN copies non-contiguous weights into one chunk per call and says so; expected here.
             warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous chunk")
             return torch.func.functional_call(self.rnn, weights, (embedded, hidden))
+
+    # ---- saving and loading ---------------------------------------------------------------
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Write ``model.safetensors``: every tensor a compact CPU copy, a tied matrix once.
+
+        (On a GPU, cuDNN keeps an LSTM's or GRU's weights as views into one flat buffer, which
+        safetensors' own ``save_model`` refuses to write.)
+        """
+        from safetensors.torch import save_file
+
+        tensors = {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in self.state_dict().items()}
+        if self.tie_weights:
+            tensors.pop("decoder.weight")
+        save_file(tensors, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt"})
 
     # ---- loading -------------------------------------------------------------------------
 

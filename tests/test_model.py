@@ -165,3 +165,110 @@ def test_tied_weights_save_parameters():
     assert small(tie_weights=True).num_parameters() == small().num_parameters() - len(VOCAB) * 16
     with pytest.raises(ValueError, match="embedding_dim == hidden_size"):
         CharRNN(VOCAB, embedding_dim=8, hidden_size=16, tie_weights=True)
+
+
+# ---- the AWD-LSTM regularizers -----------------------------------------------------------------
+
+REGULARIZED = {"dropout": 0.3, "weight_drop": 0.5, "embedding_dropout": 0.2, "variational_dropout": True}
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_regularizers_act_in_training_only(cell):
+    plain, regularized = small(cell), small(cell, **REGULARIZED)
+    regularized.load_state_dict(plain.state_dict())
+    idx = torch.randint(0, len(VOCAB), (2, 9))
+    assert torch.equal(plain.eval()(idx)[0], regularized.eval()(idx)[0])
+    regularized.train()
+    torch.manual_seed(1)
+    first = regularized(idx)[0]
+    second = regularized(idx)[0]
+    assert not torch.allclose(first, second)  # a fresh mask each training pass
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_weight_drop_trains_the_real_weights_and_leaves_them_untouched(cell):
+    model = small(cell, weight_drop=0.5).train()
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    logits, _ = model(torch.randint(0, len(VOCAB), (2, 7)))
+    logits.sum().backward()
+    hidden_to_hidden = model.rnn.weight_hh_l0
+    assert hidden_to_hidden.grad is not None and hidden_to_hidden.grad.abs().sum() > 0
+    # DropConnect: the gradient of a dropped entry is zero, and about half are dropped
+    assert 0.3 < float((hidden_to_hidden.grad == 0).float().mean()) < 0.7
+    for name, p in model.named_parameters():
+        assert torch.equal(p.detach(), before[name]), name
+
+
+def test_variational_dropout_keeps_one_mask_for_all_time_steps():
+    model = small("lstm", dropout=0.5, variational_dropout=True).train()
+    dropped = model._drop(torch.ones(3, 20, 16))
+    assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))  # the same mask at every step
+    assert set(dropped.unique().tolist()) == {0.0, 2.0}
+    per_step = small("lstm", dropout=0.5).train()._drop(torch.ones(3, 20, 16))
+    assert not torch.equal(per_step, per_step[:, :1].expand_as(per_step))
+
+
+def test_embedding_dropout_drops_whole_characters():
+    model = small("lstm", embedding_dropout=0.5).train()
+    idx = torch.tensor([[5, 5, 5, 6, 6, 6] * 4])
+    embedded = model._embed(idx)[0]  # (T, E)
+    for char in (5, 6):
+        rows = embedded[idx[0] == char]
+        assert torch.equal(rows, rows[:1].expand_as(rows))  # a character is kept or dropped everywhere
+    weight = model.encoder.weight
+    kept_or_dropped = [torch.equal(embedded[i], torch.zeros_like(weight[0])) or
+                       torch.allclose(embedded[i], weight[idx[0, i]] * 2) for i in range(idx.shape[1])]
+    assert all(kept_or_dropped)
+
+
+@pytest.mark.parametrize("name,value", [("weight_drop", 1.0), ("embedding_dropout", -0.1), ("weight_drop", True)])
+def test_bad_regularizer_values_are_refused(name, value):
+    with pytest.raises(ValueError, match=name):
+        CharRNN(VOCAB, **{name: value})
+    with pytest.raises(ValueError, match="variational_dropout"):
+        CharRNN(VOCAB, variational_dropout="yes")
+
+
+def test_regularizer_settings_travel_in_the_config(tmp_path):
+    model = small("gru", **REGULARIZED, tie_weights=True)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert {k: config[k] for k in REGULARIZED} == REGULARIZED and config["tie_weights"] is True
+    loaded = CharRNN.from_pretrained(tmp_path)
+    assert loaded.weight_drop == 0.5 and loaded.variational_dropout is True
+    assert loaded.decoder.weight is loaded.encoder.weight
+
+
+def test_a_config_written_before_the_regularizers_existed_still_loads(tmp_path):
+    small("lstm").save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for name in REGULARIZED:
+        del config[name]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = CharRNN.from_pretrained(tmp_path)
+    assert loaded.weight_drop == 0.0 and loaded.variational_dropout is False
+
+
+def test_tied_weights_start_small_so_the_first_logits_are_tame():
+    model = small("lstm", tie_weights=True).eval()
+    assert float(model.encoder.weight.detach().abs().max()) <= 0.1
+    logits, _ = model(torch.randint(0, len(VOCAB), (2, 30)))
+    uniform = torch.log(torch.tensor(float(len(VOCAB))))
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, len(VOCAB)), torch.zeros(60, dtype=torch.long))
+    assert abs(float(loss) - float(uniform)) < 0.5
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_weights_viewed_into_one_flat_buffer_still_save(tmp_path, tie):
+    """On a GPU, cuDNN keeps an LSTM's weights as views into one buffer; saving must still work."""
+    model = small("lstm", tie_weights=tie).eval()
+    parameters = list(model.rnn.parameters())
+    flat = torch.cat([p.detach().reshape(-1) for p in parameters])
+    offset = 0
+    for p in parameters:
+        p.data = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+    model.save_pretrained(tmp_path)
+    loaded = CharRNN.from_pretrained(tmp_path)
+    idx = torch.randint(0, len(VOCAB), (2, 6))
+    assert torch.equal(model(idx)[0], loaded(idx)[0])

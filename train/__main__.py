@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import signal
 import sys
 
 from rnn_demo.data import DataLoadError
@@ -93,5 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _stop_like_ctrl_c(signum, frame):
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    # `kill`, `timeout` and container stops send SIGTERM: stop the way Ctrl-C does (the training
+    # state is saved, --resume continues). Runs started in the background of a script ignore
+    # SIGINT, so SIGTERM is the signal that reaches them.
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     sys.exit(main())
