@@ -378,8 +378,15 @@ MODEL_TABLE_HEADERS = [
 ]
 
 
-def build_demo(zoo: ModelZoo) -> gr.Blocks:
-    """The whole UI for one zoo; nothing is loaded until the first request."""
+def build_demo(
+    zoo: ModelZoo, concurrency_limit: int = CONCURRENCY_LIMIT, max_queue_size: int = MAX_QUEUE_SIZE
+) -> gr.Blocks:
+    """The whole UI for one zoo; nothing is loaded until the first request.
+
+    ``concurrency_limit`` generations run at once and at most ``max_queue_size`` wait; a request
+    beyond that is refused at once with Gradio's "Queue is full" error. Both are set by the
+    server (tests use small ones); no request can change them.
+    """
     cells = zoo.cells()
     initial_cell = DEFAULT_CELL if DEFAULT_CELL in cells else (cells[0] if cells else None)
     problems = zoo.problems()
@@ -515,7 +522,7 @@ def build_demo(zoo: ModelZoo) -> gr.Blocks:
             outputs=[output, status_line],
             api_visibility="private",
             preprocess=False,  # generate_stream validates every value itself, with clearer messages
-            concurrency_limit=CONCURRENCY_LIMIT,
+            concurrency_limit=concurrency_limit,
             concurrency_id="generate",
             show_progress="minimal",
         )
@@ -570,10 +577,10 @@ def build_demo(zoo: ModelZoo) -> gr.Blocks:
             train_seconds, trained_on, size_bytes."""
             return zoo.table()
 
-        gr.api(generate, api_name="generate", concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="generate")
+        gr.api(generate, api_name="generate", concurrency_limit=concurrency_limit, concurrency_id="generate")
         gr.api(models, api_name="models", concurrency_limit=None)
 
-    demo.queue(max_size=MAX_QUEUE_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
+    demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit)
     return demo
 
 
