@@ -13,6 +13,7 @@ Every other event is private.
 
 import argparse
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ MAX_TOP_K_SLIDER = 100  # the slider's end; the API accepts any top_k >= 0 (0 = 
 DEFAULT_TOP_K = 0
 DEFAULT_TOP_P = 1.0
 RANDOM_SEED = -1  # the seed value that means "draw a fresh random seed"
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: not text, refused in prompts
 DEFAULT_CELL = "lstm"  # preselected when the zoo has it
 # Serving: generations running at once (one per CPU core of a free Space) and waiting at most.
 CONCURRENCY_LIMIT = 2
@@ -137,6 +139,12 @@ def validate_request(
         raise gr.Error(f"prompt must be text, got {type(prompt).__name__}.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise gr.Error(f"The prompt is {len(prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}.")
+    surrogate = LONE_SURROGATE.search(prompt)
+    if surrogate:  # JSON can carry "\ud800"; it is no character, and could not be sent back as UTF-8
+        raise gr.Error(
+            f"prompt must be valid Unicode text: it holds a lone surrogate (U+{ord(surrogate.group()):04X}) "
+            f"at position {surrogate.start()}."
+        )
     if not isinstance(cell, str):
         raise gr.Error(f"cell must be text (one of {', '.join(zoo.cells()) or 'none'}), got {cell!r}.")
     hidden_size = _whole_number("hidden_size", hidden_size)

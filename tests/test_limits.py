@@ -130,3 +130,44 @@ def test_model_files_are_not_served_over_http(app_url, app_models):
         ):
             response = http.get(address)
             assert response.status_code in (403, 404), (address, response.status_code)
+
+
+def test_a_lone_surrogate_in_the_prompt_is_refused_over_http(app_url):
+    # JSON can carry half of a UTF-16 pair ("\ud800"); it is no character and is refused clearly.
+    body = '{"data": ["ROMEO:\\ud800", "lstm", 64, 0.8, 10, 0, 1.0, 1]}'
+    base = app_url.rstrip("/")
+    with httpx.Client(timeout=30) as http:
+        posted = http.post(f"{base}/gradio_api/call/generate", content=body, headers={"Content-Type": "application/json"})
+        events = http.get(f"{base}/gradio_api/call/generate/{posted.json()['event_id']}").text
+    assert "event: error" in events
+    assert "prompt must be valid Unicode text: it holds a lone surrogate (U+D800) at position 6" in events
+
+
+class _Booby:
+    """Unpickling this creates ``marker``: proof that a pickle was loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return Path.touch, (Path(self.marker),)
+
+
+def test_checkpoints_are_safetensors_only_a_pickle_is_never_loaded(tmp_path, trained_run):
+    import pickle
+    import shutil
+
+    from rnn_demo.model import CharRNN, CheckpointError
+
+    folder = tmp_path / "lstm-h64"
+    shutil.copytree(trained_run[0], folder)
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "unpickled"
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Booby(str(marker))))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        CharRNN.from_pretrained(folder)
+    zoo = ModelZoo(tmp_path)
+    assert zoo.models() == [] and "has no model.safetensors" in " ".join(zoo.problems())
+    assert not marker.exists()
