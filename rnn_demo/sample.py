@@ -67,7 +67,10 @@ def check_model_argument(model: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse printed its usage and error: return its status (2, or 0 for --help)
+        return exit_.code if isinstance(exit_.code, int) else 2
     problem = check_model_argument(args.model)
     if problem is None and len(args.prompt) > MAX_PROMPT_CHARS:
         problem = f"--prompt is {len(args.prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}"
