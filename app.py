@@ -13,6 +13,7 @@ Every other event is private.
 
 import argparse
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ MAX_TOP_K_SLIDER = 100  # the slider's end; the API accepts any top_k >= 0 (0 = 
 DEFAULT_TOP_K = 0
 DEFAULT_TOP_P = 1.0
 RANDOM_SEED = -1  # the seed value that means "draw a fresh random seed"
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: not text, refused in prompts
 DEFAULT_CELL = "lstm"  # preselected when the zoo has it
 # Serving: generations running at once (one per CPU core of a free Space) and waiting at most.
 CONCURRENCY_LIMIT = 2
@@ -137,6 +139,12 @@ def validate_request(
         raise gr.Error(f"prompt must be text, got {type(prompt).__name__}.")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise gr.Error(f"The prompt is {len(prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}.")
+    surrogate = LONE_SURROGATE.search(prompt)
+    if surrogate:  # JSON can carry "\ud800"; it is no character, and could not be sent back as UTF-8
+        raise gr.Error(
+            f"prompt must be valid Unicode text: it holds a lone surrogate (U+{ord(surrogate.group()):04X}) "
+            f"at position {surrogate.start()}."
+        )
     if not isinstance(cell, str):
         raise gr.Error(f"cell must be text (one of {', '.join(zoo.cells()) or 'none'}), got {cell!r}.")
     hidden_size = _whole_number("hidden_size", hidden_size)
@@ -378,8 +386,15 @@ MODEL_TABLE_HEADERS = [
 ]
 
 
-def build_demo(zoo: ModelZoo) -> gr.Blocks:
-    """The whole UI for one zoo; nothing is loaded until the first request."""
+def build_demo(
+    zoo: ModelZoo, concurrency_limit: int = CONCURRENCY_LIMIT, max_queue_size: int = MAX_QUEUE_SIZE
+) -> gr.Blocks:
+    """The whole UI for one zoo; nothing is loaded until the first request.
+
+    ``concurrency_limit`` generations run at once and at most ``max_queue_size`` wait; a request
+    beyond that is refused at once with Gradio's "Queue is full" error. Both are set by the
+    server (tests use small ones); no request can change them.
+    """
     cells = zoo.cells()
     initial_cell = DEFAULT_CELL if DEFAULT_CELL in cells else (cells[0] if cells else None)
     problems = zoo.problems()
@@ -515,7 +530,7 @@ def build_demo(zoo: ModelZoo) -> gr.Blocks:
             outputs=[output, status_line],
             api_visibility="private",
             preprocess=False,  # generate_stream validates every value itself, with clearer messages
-            concurrency_limit=CONCURRENCY_LIMIT,
+            concurrency_limit=concurrency_limit,
             concurrency_id="generate",
             show_progress="minimal",
         )
@@ -570,10 +585,10 @@ def build_demo(zoo: ModelZoo) -> gr.Blocks:
             train_seconds, trained_on, size_bytes."""
             return zoo.table()
 
-        gr.api(generate, api_name="generate", concurrency_limit=CONCURRENCY_LIMIT, concurrency_id="generate")
+        gr.api(generate, api_name="generate", concurrency_limit=concurrency_limit, concurrency_id="generate")
         gr.api(models, api_name="models", concurrency_limit=None)
 
-    demo.queue(max_size=MAX_QUEUE_SIZE, default_concurrency_limit=CONCURRENCY_LIMIT)
+    demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit)
     return demo
 
 

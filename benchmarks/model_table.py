@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 
-from rnn_demo.data import load_text_splits
-from rnn_demo.model import CharRNN, bits_per_char
+from rnn_demo.arguments import existing_folder
+from rnn_demo.data import DataLoadError, load_text_splits
+from rnn_demo.model import CharRNN, CheckpointError, bits_per_char
 from rnn_demo.training import evaluate
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -23,16 +25,26 @@ AGREEMENT = 0.005  # nats/char
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models-dir", default=str(MODELS_DIR), help="folder of <cell>-h<size>/ model folders")
+    parser.add_argument(
+        "--models-dir", type=existing_folder, default=str(MODELS_DIR), help="folder of <cell>-h<size>/ model folders"
+    )
     parser.add_argument("--check", action="store_true", help="re-measure validation loss from the shipped weights")
     parser.add_argument("--data", default=None, help="text to re-measure on (default: each run's --data)")
     args = parser.parse_args(argv)
+    try:
+        return print_table(args.models_dir, args.check, args.data)
+    except (DataLoadError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
-    runs = {p: json.loads((p / "metrics.json").read_text(encoding="utf-8")) for p in Path(args.models_dir).iterdir()
+
+def print_table(models_dir: Path, check: bool, data: str | None) -> int:
+    """Print the table (re-measuring with ``check``); the number of models that disagree with metrics.json."""
+    runs = {p: json.loads((p / "metrics.json").read_text(encoding="utf-8")) for p in Path(models_dir).iterdir()
             if (p / "metrics.json").is_file()}
     folders = sorted(runs, key=lambda p: (runs[p]["model"]["cell"], runs[p]["model"]["hidden_size"]))
     header = "| model | parameters | val nats/char | val bits/char | test bits/char | size | training | device |"
-    if args.check:
+    if check:
         header += " re-measured val (nats/char) |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
@@ -46,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| {size_kb:,.0f} KB ({metrics.get('weights_dtype', 'float32')}) "
             f"| {metrics['train_seconds']:,.0f} s, {metrics['chars_seen'] / 1e6:.1f}M chars | {metrics['device']} |"
         )
-        if args.check:
+        if check:
             model = CharRNN.from_pretrained(folder)
             config = metrics["config"]
-            splits = load_text_splits(args.data or config["data"], config["text_column"], config["split"])
+            splits = load_text_splits(data or config["data"], config["text_column"], config["split"])
             val_loss = evaluate(model, torch.tensor(model.tokenizer.encode(splits.validation)))
             agrees = abs(val_loss - metrics["val_loss"]) <= AGREEMENT
             failures += not agrees

@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from rnn_demo.arguments import whole_number
 from rnn_demo.rnn import RNN
 
 
@@ -53,11 +54,11 @@ def measure(hidden_size: int, seq_len: int, batch_size: int, num_layers: int, re
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (a smoke test)")
-    parser.add_argument("--seq-len", type=int, default=100, help="time steps")
-    parser.add_argument("--batch-size", type=int, default=64, help="sequences per batch")
-    parser.add_argument("--num-layers", type=int, default=2, help="stacked layers")
-    parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[256, 512], help="hidden sizes to time")
-    parser.add_argument("--repeats", type=int, default=15, help="timed repetitions (the median is reported)")
+    parser.add_argument("--seq-len", type=whole_number(1, 10_000), default=100, help="time steps")
+    parser.add_argument("--batch-size", type=whole_number(1, 4096), default=64, help="sequences per batch")
+    parser.add_argument("--num-layers", type=whole_number(1, 8), default=2, help="stacked layers")
+    parser.add_argument("--hidden-sizes", type=whole_number(1, 4096), nargs="+", default=[256, 512], help="hidden sizes to time")
+    parser.add_argument("--repeats", type=whole_number(1, 1000), default=15, help="timed repetitions (the median is reported)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seq_len, args.batch_size, args.hidden_sizes, args.repeats = 20, 8, [32], 3

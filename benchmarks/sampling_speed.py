@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from rnn_demo.arguments import existing_folder, finite_number, whole_number
 from rnn_demo.model import CharRNN
 from rnn_demo.sampling import generate
 
@@ -56,9 +57,11 @@ def recurrent_floor(model: CharRNN, length: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models-dir", default=str(MODELS_DIR), help="folder of model folders")
-    parser.add_argument("--chars", type=int, default=2000, help="characters per timed generation")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    parser.add_argument("--models-dir", type=existing_folder, default=str(MODELS_DIR), help="folder of model folders")
+    parser.add_argument("--chars", type=whole_number(1, 100_000), default=2000, help="characters per timed generation")
+    parser.add_argument(
+        "--temperature", type=finite_number(0, 10, above_minimum=True), default=0.8, help="sampling temperature (> 0)"
+    )
     parser.add_argument("--quick", action="store_true", help="few characters, for a smoke test")
     args = parser.parse_args(argv)
     short, long = (50, 500) if args.quick else (500, 5000)

@@ -19,6 +19,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from rnn_demo.arguments import whole_number
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BARE_APP = (
     "import sys, gradio as gr\n"
@@ -57,7 +59,7 @@ def seconds_until_ready(command: list[str], port: int, timeout: float = 120.0) -
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="runs of each (the median is reported)")
+    parser.add_argument("--runs", type=whole_number(1, 20), default=3, help="runs of each (the median is reported)")
     parser.add_argument("--quick", action="store_true", help="one run of each")
     args = parser.parse_args(argv)
     runs = 1 if args.quick else args.runs

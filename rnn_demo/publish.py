@@ -6,6 +6,7 @@
 
 ``--dry-run`` prints the planned repository, files and sizes and touches nothing. The token
 comes from ``HF_TOKEN`` or the stored login (``hf auth login``); it is never printed.
+Any failure (bad input, no token, no network, disk full) ends with one ``error: ...`` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnn_demo.data import DataLoadError
+from rnn_demo.files import WriteError, describe_os_error, replace_directory
 from rnn_demo.model import CONFIG_NAME, WEIGHTS_NAME, CharRNN, CheckpointError
 from rnn_demo.zoo import MODELS_ENV
 
@@ -34,6 +36,22 @@ SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
 class PublishError(RuntimeError):
     """Publishing failed; the message says why (never with the token in it)."""
+
+
+def read_metrics(path: Path) -> dict:
+    """A run's metrics.json as a dict; PublishError when it is unreadable or not a JSON object."""
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PublishError(f"{path} is unreadable: {describe_os_error(error)}") from None
+    if not isinstance(metrics, dict):
+        raise PublishError(f"{path} does not hold a JSON object")
+    return metrics
+
+
+def _staging_error(target: Path, error: Exception) -> PublishError:
+    """A write into a staging folder failed (disk full, no permission): one sentence naming the target."""
+    return PublishError(f"Could not write {target}: {describe_os_error(error)}")
 
 
 @dataclass(frozen=True)
@@ -135,11 +153,14 @@ def plan_model(model_dir: Path, repo_id: str, staging: Path) -> list[PlannedFile
         raise PublishError(f"Cannot publish {model_dir}: {error}") from None
     metrics = None
     if (model_dir / "metrics.json").is_file():
-        metrics = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
-    for name in (WEIGHTS_NAME, CONFIG_NAME, *MODEL_EXTRAS):
-        if (model_dir / name).is_file():
-            shutil.copy2(model_dir / name, staging / name)
-    (staging / "README.md").write_text(render_model_card(model, metrics, repo_id), encoding="utf-8")
+        metrics = read_metrics(model_dir / "metrics.json")
+    try:
+        for name in (WEIGHTS_NAME, CONFIG_NAME, *MODEL_EXTRAS):
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, staging / name)
+        (staging / "README.md").write_text(render_model_card(model, metrics, repo_id), encoding="utf-8")
+    except OSError as error:
+        raise _staging_error(staging, error) from None
     return [PlannedFile(p.name, p) for p in sorted(staging.iterdir())]
 
 
@@ -262,14 +283,17 @@ def build_space_bundle(files: list[PlannedFile], target: Path, model_repo: str |
     the Space card names it under ``models`` so the Hub links the two."""
     from huggingface_hub import SpaceCard
 
-    for planned in files:
-        destination = target / planned.path_in_repo
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(planned.source, destination)
-    if model_repo:
-        card = SpaceCard.load(target / "README.md")
-        card.data.models = [model_repo]
-        card.save(target / "README.md")
+    try:
+        for planned in files:
+            destination = target / planned.path_in_repo
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(planned.source, destination)
+        if model_repo:
+            card = SpaceCard.load(target / "README.md")
+            card.data.models = [model_repo]
+            card.save(target / "README.md")
+    except OSError as error:
+        raise _staging_error(target, error) from None
 
 
 # ---- shipping a model in the repository's zoo ----------------------------------------------------
@@ -286,15 +310,17 @@ def export_to_zoo(model_dir: str | Path, models_dir: str | Path, dtype: str = "f
     ``metrics.json`` gains ``weights_dtype`` and ``val_loss_stored``. The folder is replaced whole.
     """
     import torch
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     from rnn_demo.data import load_text_splits
-    from rnn_demo.files import replace_directory
     from rnn_demo.training import evaluate
 
     if dtype not in STORAGE_DTYPES:
         raise PublishError(f"--dtype must be one of {', '.join(STORAGE_DTYPES)}, got {dtype!r}")
     model_dir, models_dir = Path(model_dir), Path(models_dir)
+    if not (model_dir / CONFIG_NAME).is_file():
+        raise PublishError(f"{model_dir} is not a model folder (no {CONFIG_NAME})")
     try:
         model = CharRNN.from_pretrained(model_dir)
     except CheckpointError as error:
@@ -302,14 +328,25 @@ def export_to_zoo(model_dir: str | Path, models_dir: str | Path, dtype: str = "f
     metrics_path = model_dir / "metrics.json"
     if not metrics_path.is_file():
         raise PublishError(f"{model_dir} has no metrics.json: ship finished training runs only")
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    source = data or metrics["config"]["data"]
-    splits = load_text_splits(source, metrics["config"]["text_column"], metrics["config"]["split"])
+    metrics = read_metrics(metrics_path)
+    run_config = metrics.get("config")
+    if not isinstance(run_config, dict) or not all(k in run_config for k in ("data", "text_column", "split")):
+        raise PublishError(
+            f"{metrics_path} lacks the run's config (data, text_column, split): is it from a training run?"
+        )
+    if not isinstance(metrics.get("val_loss"), (int, float)):
+        raise PublishError(f"{metrics_path} has no val_loss: ship finished training runs only")
+    source = data or run_config["data"]
+    splits = load_text_splits(source, run_config["text_column"], run_config["split"])
     val_ids = torch.tensor(model.tokenizer.encode(splits.validation), dtype=torch.long)
 
     name = f"{model.cell}-h{model.hidden_size}"
-    models_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=models_dir))
+    target = models_dir / name
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=models_dir))
+    except OSError as error:
+        raise _staging_error(target, error) from None
     try:
         model.save_pretrained(staging)
         weights = {k: v.to(getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
@@ -332,8 +369,11 @@ def export_to_zoo(model_dir: str | Path, models_dir: str | Path, dtype: str = "f
         staging.chmod(0o755)  # mkdtemp makes it private; a shipped model is for everyone to read
         for path in staging.iterdir():
             path.chmod(0o644)
-        target = models_dir / name
-        replace_directory(staging, target)
+        replace_directory(staging, target)  # a WriteError naming target; the old folder stays
+    except WriteError as error:
+        raise PublishError(str(error)) from None
+    except (OSError, SafetensorError) as error:  # disk full / no permission while staging
+        raise _staging_error(target, error) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -369,16 +409,20 @@ def main(argv: list[str] | None = None) -> int:
             report = push_model(args.model_dir, args.repo_id, private=args.private, dry_run=args.dry_run)
         elif args.command == "zoo":
             target = export_to_zoo(args.model_dir, args.models_dir, args.dtype, args.data)
-            stored = json.loads((target / "metrics.json").read_text(encoding="utf-8"))
+            stored = read_metrics(target / "metrics.json")
             report = (
                 f"shipped {target} ({(target / WEIGHTS_NAME).stat().st_size / 1e6:.2f} MB of {args.dtype} weights); "
                 f"validation loss {stored['val_loss']:.5f} -> {stored['val_loss_stored']:.5f} nats/char after storage"
             )
         else:
             report = push_space(args.space_id, args.model_repo, private=args.private, dry_run=args.dry_run)
-    except (PublishError, DataLoadError) as error:
+    except (PublishError, DataLoadError, CheckpointError, WriteError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
+    except OSError as error:  # e.g. no room for a staging folder in the temporary directory
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{describe_os_error(error)}", file=sys.stderr)
+        return 2
     print(report)
     return 0
 

@@ -42,3 +42,19 @@ def test_startup_quick_times_both_servers(capsys):
     startup.main(["--quick"])
     row = capsys.readouterr().out.splitlines()[-1].split("|")
     assert float(row[1].strip(" s")) > 0 and float(row[2].strip(" s")) > 0 and float(row[3]) > 0
+
+
+@pytest.mark.slow
+def test_load_quick_sends_every_kind_of_request_and_reports_no_surprises(capsys):
+    from benchmarks import load
+
+    assert load.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[1] == "| kind | requests | as expected | unexpected |"
+    rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in lines[3:6]}
+    assert set(rows) == {"good", "unusual text", "bad"}
+    for requests, as_expected, unexpected in rows.values():
+        assert int(requests) > 0 and int(as_expected) == int(requests) and int(unexpected) == 0
+    assert "lone surrogate" in out and "temperature NaN" in out
+    assert "p50" in out and "p95" in out and "VmRSS" in out

@@ -103,7 +103,7 @@ def test_the_token_is_never_printed(trained_run, monkeypatch, capsys):
     secret = "hf_THIS_IS_A_SECRET_TOKEN_123"
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: secret)
     # offline (conftest): the real HfApi fails; the message must not carry the token
-    assert publish.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "someone/char-rnn"]) == 1
+    assert publish.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "someone/char-rnn"]) == 2
     captured = capsys.readouterr()
     assert secret not in captured.out + captured.err
     assert captured.err.startswith("error: Could not push to someone/char-rnn")
@@ -118,7 +118,7 @@ def test_invalid_repo_ids_are_refused_before_anything_happens(trained_run, repo_
 def test_cli_model_dry_run_and_errors(trained_run, tmp_path, capsys):
     assert publish.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "me/m", "--dry-run"]) == 0
     assert "model repo me/m" in capsys.readouterr().out
-    assert publish.main(["model", "--model-dir", str(tmp_path), "--repo-id", "me/m", "--dry-run"]) == 1
+    assert publish.main(["model", "--model-dir", str(tmp_path), "--repo-id", "me/m", "--dry-run"]) == 2
     assert "is not a model folder" in capsys.readouterr().err
 
 
