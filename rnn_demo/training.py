@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -407,13 +408,19 @@ class RunFolder:
 
     def save_best(self, model: CharRNN) -> None:
         """Write the model as a ``save_pretrained`` folder into ``path``, file by file atomically."""
-        staging = Path(tempfile.mkdtemp(prefix=".best-model.", suffix=".tmp", dir=self.path))
+        from safetensors import SafetensorError
+
+        staging = None
         try:
+            staging = Path(tempfile.mkdtemp(prefix=".best-model.", suffix=".tmp", dir=self.path))
             model.save_pretrained(staging)
             # The weights go last: until they are in place the old (matching) ones stay.
             replace_files_from(staging, self.path, order=["config.json", "README.md", "model.safetensors"])
-        except OSError as error:
-            raise WriteError(error.errno, f"Could not save the model to {self.path}: {error}") from error
+        except (OSError, SafetensorError) as error:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise WriteError(getattr(error, "errno", None), f"Could not save the model to {self.path}: {error}",
+                             self.path) from error
 
     def save_state(
         self,
@@ -424,6 +431,7 @@ class RunFolder:
         config: TrainConfig,
         average: WeightAverage | None = None,
     ) -> None:
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
         tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -446,8 +454,11 @@ class RunFolder:
             "vocab": json.dumps(model.vocab),
         }
         tensors = {k: v.cpu() for k, v in tensors.items()}
-        with atomic_path(self.state_path) as temporary:
-            save_file(tensors, str(temporary), metadata=metadata)
+        try:
+            with atomic_path(self.state_path) as temporary:
+                save_file(tensors, str(temporary), metadata=metadata)
+        except SafetensorError as error:  # safetensors' own write failures are not OSErrors
+            raise WriteError(None, f"Could not write {self.state_path}: {error}", self.state_path) from error
 
     def load_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         """The saved tensors and metadata (config, progress, optimizer, vocab), validated."""

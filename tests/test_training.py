@@ -266,3 +266,42 @@ def test_cli_push_to_hub_checks_the_repo_id_first_and_keeps_the_model_when_the_p
     err = capsys.readouterr().err
     assert "Could not push to me/model" in err and "the trained model is safe" in err
     CharRNN.from_pretrained(out)
+
+
+@pytest.mark.parametrize("what", ["best model folder", "model weights", "training state"])
+def test_a_full_disk_while_saving_is_one_clear_error_and_the_last_good_files_stay(
+    what, small_corpus, tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    import safetensors.torch
+
+    from rnn_demo import training
+
+    out = tmp_path / "run"
+    argv = ["--data", str(small_corpus), "--out", str(out), "--quiet", "--hidden-size", "16", "--seq-len", "16",
+            "--batch-size", "4", "--max-steps", "2", "--eval-every", "1"]
+    assert train_main(argv) == 0
+    weights_before = (out / "model.safetensors").read_bytes()
+    state_before = (out / "training_state.safetensors").read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def safetensors_refuses(*args, **kwargs):
+        raise safetensors.SafetensorError("Error while serializing: IoError(No space left on device)")
+
+    if what == "best model folder":
+        monkeypatch.setattr(training.tempfile, "mkdtemp", disk_full)
+    elif what == "model weights":
+        monkeypatch.setattr(safetensors.torch, "save_file", safetensors_refuses)  # CharRNN._save_pretrained
+    else:
+        monkeypatch.setattr(training.RunFolder, "save_best", lambda self, model: None)
+        monkeypatch.setattr(safetensors.torch, "save_file", safetensors_refuses)
+    capsys.readouterr()
+    assert train_main(["--out", str(out), "--resume", "--quiet", "--max-steps", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Could not") and str(out) in err and "Traceback" not in err
+    assert (out / "model.safetensors").read_bytes() == weights_before
+    assert (out / "training_state.safetensors").read_bytes() == state_before
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
