@@ -58,3 +58,16 @@ def test_load_quick_sends_every_kind_of_request_and_reports_no_surprises(capsys)
         assert int(requests) > 0 and int(as_expected) == int(requests) and int(unexpected) == 0
     assert "lone surrogate" in out and "temperature NaN" in out
     assert "p50" in out and "p95" in out and "VmRSS" in out
+
+
+@pytest.mark.slow
+def test_regularization_quick_runs_its_variants_as_real_trainings(capsys, small_corpus, tmp_path):
+    from benchmarks import regularization
+
+    assert regularization.main(["--quick", "--data", str(small_corpus), "--jobs", "3", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("| variant | flags | best val nats/char | change vs full recipe")
+    rows = [line.split("|") for line in lines[3:]]
+    assert [r[1].strip() for r in rows] == ["full recipe", "without weight drop", "no regularization at all"]
+    assert all(float(r[3]) > 0 and int(r[5]) == 4 for r in rows)
+    assert rows[0][4].strip() == "" and rows[1][4].strip().startswith(("+", "-"))
