@@ -71,3 +71,14 @@ def test_regularization_quick_runs_its_variants_as_real_trainings(capsys, small_
     assert [r[1].strip() for r in rows] == ["full recipe", "without weight drop", "no regularization at all"]
     assert all(float(r[3]) > 0 and int(r[5]) == 4 for r in rows)
     assert rows[0][4].strip() == "" and rows[1][4].strip().startswith(("+", "-"))
+
+
+def test_trainer_throughput_quick_compares_the_trainer_with_a_bare_loop(capsys, small_corpus):
+    from benchmarks import trainer_throughput
+
+    assert trainer_throughput.main(["--quick", "--data", str(small_corpus)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "| loop | chars/s | ratio to bare |"
+    bare, ours = lines[3].split("|"), lines[4].split("|")
+    assert bare[1].strip() == "bare nn.LSTM loop" and float(bare[2].replace(",", "")) > 0
+    assert ours[1].strip().startswith("python -m train") and float(ours[3]) > 0
