@@ -82,3 +82,31 @@ def test_trainer_throughput_quick_compares_the_trainer_with_a_bare_loop(capsys, 
     bare, ours = lines[3].split("|"), lines[4].split("|")
     assert bare[1].strip() == "bare nn.LSTM loop" and float(bare[2].replace(",", "")) > 0
     assert ours[1].strip().startswith("python -m train") and float(ours[3]) > 0
+
+
+@pytest.mark.slow
+def test_quality_per_second_quick_trains_both_recipes(capsys, small_corpus):
+    from benchmarks import quality_per_second
+
+    assert quality_per_second.main(["--quick", "--data", str(small_corpus)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("| budget | ours val nats/char | tutorial val nats/char")
+    row = lines[3].split("|")
+    assert row[1].strip() == "2 s" and float(row[2]) > 0 and float(row[3]) > 0
+
+
+def test_one_command_runs_the_benchmarks_and_sums_up(capfd):
+    from benchmarks.__main__ import PERFORMANCE, TRAINING
+    from benchmarks.__main__ import main as run_benchmarks
+
+    assert run_benchmarks(["--quick", "--only", "rnn_vs_torch"]) == 0
+    out = capfd.readouterr().out
+    assert "## rnn_vs_torch: -m benchmarks.rnn_vs_torch --quick" in out
+    assert "| hidden | ours fwd+bwd" in out and "| rnn_vs_torch | 0 |" in out
+    with pytest.raises(SystemExit):
+        run_benchmarks(["--only", "no_such_benchmark"])
+    assert "unknown benchmark(s) no_such_benchmark" in capfd.readouterr().err
+    import importlib.util
+
+    for name, _, _ in PERFORMANCE + TRAINING:  # every listed benchmark exists
+        assert importlib.util.find_spec(f"benchmarks.{name}") is not None, name
