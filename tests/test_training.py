@@ -103,9 +103,11 @@ def test_learning_rate_warms_up_then_decays_by_steps_or_time():
     assert learning_rate(timed, 5, 90.0) == pytest.approx(0.0)
 
 
-def test_resume_continues_exactly_where_the_run_stopped(small_corpus, tmp_path):
+@pytest.mark.parametrize("changes", [{}, {"average_after": 0.25, "weight_drop": 0.3, "variational_dropout": True}],
+                         ids=["plain", "averaged-awd"])
+def test_resume_continues_exactly_where_the_run_stopped(small_corpus, tmp_path, changes):
     straight = tmp_path / "straight"
-    train(tiny_config(small_corpus), straight, show_progress=False, log=quiet)
+    train(tiny_config(small_corpus, **changes), straight, show_progress=False, log=quiet)
 
     interrupted = tmp_path / "interrupted"
 
@@ -114,10 +116,10 @@ def test_resume_continues_exactly_where_the_run_stopped(small_corpus, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(small_corpus), interrupted, show_progress=False, log=stop_at_step_6)
+        train(tiny_config(small_corpus, **changes), interrupted, show_progress=False, log=stop_at_step_6)
     assert RunFolder(interrupted).load_state()[1]["progress"]["step"] == 6
     CharRNN.from_pretrained(interrupted)  # the best model so far is there
-    train(tiny_config(small_corpus), interrupted, resume=True, show_progress=False, log=quiet)
+    train(tiny_config(small_corpus, **changes), interrupted, resume=True, show_progress=False, log=quiet)
 
     expected = load_file(straight / "training_state.safetensors")
     resumed = load_file(interrupted / "training_state.safetensors")
@@ -125,6 +127,8 @@ def test_resume_continues_exactly_where_the_run_stopped(small_corpus, tmp_path):
     for name in expected:
         assert torch.equal(expected[name], resumed[name]), name
     assert load_file(straight / "model.safetensors").keys() == load_file(interrupted / "model.safetensors").keys()
+    if changes:
+        assert "average.0" in expected  # the weight average travels with the state
     steps = lambda folder: [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert steps(interrupted) == steps(straight)
 
@@ -305,3 +309,37 @@ def test_a_full_disk_while_saving_is_one_clear_error_and_the_last_good_files_sta
     assert (out / "model.safetensors").read_bytes() == weights_before
     assert (out / "training_state.safetensors").read_bytes() == state_before
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_weight_average_is_the_mean_of_the_steps_and_swaps_back():
+    from rnn_demo.training import WeightAverage
+
+    model = CharRNN("ab", cell="gru", hidden_size=4, num_layers=1)
+    average = WeightAverage(model)
+    for value in (1.0, 2.0, 6.0):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(value)
+        average.update()
+    assert average.count == 3
+    with average.swapped_in():
+        assert all(torch.allclose(p, torch.full_like(p, 3.0)) for p in model.parameters())
+    assert all(torch.equal(p, torch.full_like(p, 6.0)) for p in model.parameters())
+
+
+def test_an_averaged_run_keeps_and_reports_the_average(small_corpus, tmp_path):
+    out = tmp_path / "run"
+    metrics = train(tiny_config(small_corpus, average_after=0.5, eval_every=12), out, show_progress=False, log=quiet)
+    record = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if "val_loss" in line][-1]
+    assert record["averaged_steps"] == 6  # steps 7..12 of 12
+    state = load_file(out / "training_state.safetensors")
+    saved = load_file(out / "model.safetensors")
+    # The saved best model is the average (kept in the state), not the last weights.
+    assert torch.equal(saved["rnn.weight_hh_l0"], state[f"average.{_index_of(out, 'rnn.weight_hh_l0')}"])
+    assert not torch.equal(saved["rnn.weight_hh_l0"], state["model.rnn.weight_hh_l0"])
+    assert metrics["val_loss"] == pytest.approx(record["val_loss"], abs=1e-4)
+
+
+def _index_of(out, name):
+    model = CharRNN.from_pretrained(out)
+    return [n for n, _ in model.named_parameters()].index(name)
