@@ -14,24 +14,19 @@ import warnings
 from pathlib import Path
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 from torch.nn import functional as F
 
+from rnn_demo.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME, CheckpointError
 from rnn_demo.rnn import RNN
 from rnn_demo.tokenizer import CharTokenizer
 
-CELLS = ("rnn", "gru", "lstm")
-WEIGHTS_NAME = constants.SAFETENSORS_SINGLE_FILE  # "model.safetensors"
-CONFIG_NAME = constants.CONFIG_NAME  # "config.json"
+__all__ = ["CELLS", "CONFIG_NAME", "WEIGHTS_NAME", "CharRNN", "CheckpointError", "Hidden", "bits_per_char"]
 
 # What a hidden state is: a tensor (num_layers, batch, hidden_size) for rnn/gru, and the
 # pair (h, c) of such tensors for lstm.
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-
-
-class CheckpointError(ValueError):
-    """A model folder or Hub repo cannot be loaded (missing, truncated or inconsistent files)."""
 
 
 def _check_positive_int(name: str, value) -> None:

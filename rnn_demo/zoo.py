@@ -22,8 +22,12 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rnn_demo.model import CELLS, CONFIG_NAME, WEIGHTS_NAME, CharRNN
+from rnn_demo.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME
+
+if TYPE_CHECKING:
+    from rnn_demo.model import CharRNN
 
 MODELS_ENV = "RNN_DEMO_MODELS"  # a models folder, a model folder or a Hub repo id
 METRICS_NAME = "metrics.json"  # written by rnn_demo.training at the end of a run
@@ -122,6 +126,8 @@ def describe_model_folder(folder: Path, name: str | None = None) -> ModelInfo:
     params = metrics.get("params")
     if not _positive_int(params):
         # No (valid) metrics: count by building the network from its config, without weights.
+        from rnn_demo.model import CharRNN  # torch: only for folders without metrics.json
+
         try:
             params = CharRNN(**config).num_parameters()
         except (TypeError, ValueError) as error:
@@ -276,6 +282,8 @@ class ModelZoo:
 
         Raises UnknownModelError, or CheckpointError when its files cannot be loaded.
         """
+        from rnn_demo.model import CharRNN  # torch is imported on the first load, not with the zoo
+
         info = self.info(cell, hidden_size)
         with self._load_lock:
             model = self._loaded.get(info.key)
