@@ -1,0 +1,207 @@
+"""Continuous batching (rnn_demo/batching.py): many generations stepped together, each one giving
+exactly the text it gives alone; joins, leaves, cancels, errors and idling of the scheduler."""
+
+import threading
+import time
+
+import pytest
+import torch
+
+from rnn_demo import batching, engine
+from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
+from rnn_demo.engine import Stepper
+from rnn_demo.model import CharRNN
+from rnn_demo.sampling import SamplingSettings, draw_token, generate, next_token_distribution
+
+VOCAB = "".join(chr(c) for c in range(32, 97))  # 65 characters, like tiny shakespeare
+
+
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def thread_cpu_seconds(thread: threading.Thread) -> float:
+    """CPU time a thread has used (Linux: /proc), 0.0 where that cannot be read."""
+    import os
+
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def random_state(cell: str, layers: int, batch: int, hidden_size: int, generator: torch.Generator):
+    h = torch.randn(layers, batch, hidden_size, generator=generator)
+    return (h, torch.randn(layers, batch, hidden_size, generator=generator)) if cell == "lstm" else h
+
+
+def rows_of(state, rows: slice):
+    return tuple(part[:, rows] for part in state) if isinstance(state, tuple) else state[:, rows]
+
+
+def flat(state) -> torch.Tensor:
+    return torch.cat([part.flatten() for part in state]) if isinstance(state, tuple) else state.flatten()
+
+
+# ---- the arithmetic: batch-invariant steps, draws identical to torch.multinomial ----------------
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("hidden_size", [64, 256, 512])
+def test_a_stepped_row_is_bit_identical_whatever_the_batch_size(cell, hidden_size):
+    torch.manual_seed(0)
+    stepper = Stepper(CharRNN(VOCAB, cell=cell, hidden_size=hidden_size, num_layers=2).eval())
+    generator = torch.Generator().manual_seed(1)
+    for batch in (16, 3, 9, 64):
+        state = random_state(cell, 2, batch, hidden_size, generator)
+        tokens = torch.randint(0, len(VOCAB), (batch,), generator=generator)
+        logits, new_state = stepper.step(tokens, state)
+        for i in range(batch):
+            alone_logits, alone_state = stepper.step(tokens[i : i + 1], rows_of(state, slice(i, i + 1)))
+            assert torch.equal(alone_logits[0], logits[i]), (batch, i)
+            assert torch.equal(flat(alone_state), flat(rows_of(new_state, slice(i, i + 1)))), (batch, i)
+
+
+def test_draw_token_makes_the_draws_of_torch_multinomial():
+    # Texts generated before draw_token existed (with torch.multinomial) come out the same.
+    values = torch.Generator().manual_seed(1234)
+    for seed in range(50):
+        ours, torchs = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        for k in range(10):
+            settings = SamplingSettings(temperature=0.5 + k / 10, top_k=k % 4, top_p=0.6 + (k % 3) / 5)
+            probs = next_token_distribution(torch.randn(65, generator=values) * 3, settings)
+            assert draw_token(probs, ours) == int(torch.multinomial(probs, 1, generator=torchs))
+        assert torch.equal(ours.get_state(), torchs.get_state())
+
+
+def test_distributions_of_a_batch_equal_those_of_each_row():
+    logits = torch.randn(37, 65, generator=torch.Generator().manual_seed(0)) * 4
+    for settings in (SamplingSettings(0.8), SamplingSettings(1.3, 10, 0.5), SamplingSettings(0.0), SamplingSettings(1e-3)):
+        batched = next_token_distribution(logits, settings)
+        for i in range(len(logits)):
+            assert torch.equal(batched[i], next_token_distribution(logits[i], settings))
+
+
+# ---- the scheduler ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scheduler():
+    return BatchScheduler(idle_seconds=0.3)
+
+
+REQUESTS = [
+    dict(prompt=prompt, max_new_chars=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    for seed, (prompt, length, temperature, top_k, top_p) in enumerate(
+        [("ROMEO:", 150, 0.8, 0, 1.0), ("KING:\n", 90, 1.0, 5, 1.0), ("", 120, 0.5, 0, 0.9), ("Thou", 60, 0.0, 0, 1.0)]
+        * 8
+    )
+]
+
+
+def test_32_concurrent_requests_each_give_the_text_they_give_alone(trained_model, scheduler):
+    alone = [generate(trained_model, **request) for request in REQUESTS]
+    texts = [None] * len(REQUESTS)
+
+    def run(i):
+        texts[i] = scheduler.generate(trained_model, **REQUESTS[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(REQUESTS))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert texts == alone
+    assert len(set(texts)) > len(REQUESTS) // 2  # different seeds, different texts
+
+
+def test_requests_join_and_leave_a_running_batch(trained_model, scheduler, monkeypatch):
+    batch_sizes = []
+    original_step = engine.Stepper.step
+
+    def recording_step(self, tokens, hidden):
+        batch_sizes.append(len(tokens))
+        return original_step(self, tokens, hidden)
+
+    monkeypatch.setattr(engine.Stepper, "step", recording_step)
+    long = scheduler.submit(trained_model, "ROMEO:", 400, temperature=0.8, seed=1)
+    first = long.take(20, timeout=10)
+    short = scheduler.submit(trained_model, "JULIET:", 30, temperature=0.8, seed=2)  # joins mid-stream
+    short_text = "".join(short.chunks())  # and leaves while the long one goes on
+    long_text = first + "".join(long.chunks())
+    assert long_text == generate(trained_model, "ROMEO:", 400, temperature=0.8, seed=1)
+    assert short_text == generate(trained_model, "JULIET:", 30, temperature=0.8, seed=2)
+    assert 2 in batch_sizes and batch_sizes[-1] == 1  # stepped together, then alone again
+    assert wait_until(lambda: scheduler.active_count() == 0)
+
+
+def test_cancel_frees_the_slot_at_the_next_tick(trained_model):
+    scheduler = BatchScheduler(max_active=2, idle_seconds=0.3)
+    first = scheduler.submit(trained_model, "a", 2_000, seed=1)
+    second = scheduler.submit(trained_model, "b", 2_000, seed=2)
+    with pytest.raises(SchedulerFull, match="already generating 2 texts"):
+        scheduler.submit(trained_model, "c", 10, seed=3)
+    first.take(5, timeout=10)
+    first.cancel()
+    assert wait_until(lambda: scheduler.active_count() == 1)
+    drawn = first.remaining
+    time.sleep(0.05)
+    assert first.remaining == drawn and first.remaining > 0  # no more work for it
+    assert scheduler.generate(trained_model, "c", 10, seed=3) == generate(trained_model, "c", 10, seed=3)
+    second.cancel()
+    assert wait_until(lambda: scheduler.active_count() == 0)
+
+
+def test_closing_the_chunks_iterator_cancels_the_generation(trained_model, scheduler):
+    chunks = scheduler.submit(trained_model, "ROMEO:", 2_000, seed=0).chunks(min_chars=8)
+    next(chunks)
+    assert scheduler.active_count() == 1
+    chunks.close()  # what gradio does to the handler on Stop, cancel or disconnect
+    assert wait_until(lambda: scheduler.active_count() == 0, timeout=2)
+
+
+def test_an_error_in_one_request_ends_it_with_a_clear_error_and_the_others_go_on(trained_model, scheduler, monkeypatch):
+    real_noise = batching.exponential_noise
+
+    def noise_that_breaks_for_seed_666(vocab_size, generator):
+        if generator.initial_seed() == 666:
+            raise RuntimeError("the generator broke")
+        return real_noise(vocab_size, generator)
+
+    monkeypatch.setattr(batching, "exponential_noise", noise_that_breaks_for_seed_666)
+    good = [scheduler.submit(trained_model, "ROMEO:", 200, temperature=0.8, seed=seed) for seed in (1, 2)]
+    bad = scheduler.submit(trained_model, "ROMEO:", 200, temperature=0.8, seed=666)
+    with pytest.raises(GenerationFailed, match="RuntimeError: the generator broke"):
+        "".join(bad.chunks())
+    for seed, generation in zip((1, 2), good):
+        assert "".join(generation.chunks()) == generate(trained_model, "ROMEO:", 200, temperature=0.8, seed=seed)
+    assert scheduler.generate(trained_model, "KING", 20, seed=5) == generate(trained_model, "KING", 20, seed=5)
+
+
+def test_the_thread_sleeps_without_work_and_ends_when_idle(trained_model, scheduler):
+    assert scheduler.running_threads() == 0  # nothing starts before the first request
+    scheduler.generate(trained_model, "a", 10, seed=0)
+    worker = next(iter(scheduler._workers.values())).thread
+    cpu_before = thread_cpu_seconds(worker)
+    time.sleep(0.15)  # idle but not yet retired: waiting on its condition, not spinning
+    assert thread_cpu_seconds(worker) - cpu_before < 0.03
+    assert wait_until(lambda: scheduler.running_threads() == 0 and not worker.is_alive(), timeout=5)
+    assert scheduler.generate(trained_model, "a", 10, seed=0) == generate(trained_model, "a", 10, seed=0)
+
+
+def test_submit_checks_its_arguments_like_generate(trained_model, scheduler):
+    with pytest.raises(ValueError, match="temperature"):
+        scheduler.submit(trained_model, "a", 10, temperature=-1)
+    with pytest.raises(ValueError, match="max_new_chars"):
+        scheduler.submit(trained_model, "a", -1)
+    with pytest.raises(TypeError, match="prompt must be a str"):
+        scheduler.submit(trained_model, None, 10)
+    assert scheduler.generate(trained_model, "a", 0) == ""
+    assert scheduler.running_threads() == 0
