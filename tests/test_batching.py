@@ -205,3 +205,96 @@ def test_submit_checks_its_arguments_like_generate(trained_model, scheduler):
         scheduler.submit(trained_model, None, 10)
     assert scheduler.generate(trained_model, "a", 0) == ""
     assert scheduler.running_threads() == 0
+
+
+# ---- the running app: /generate under load, and cancelled streams -----------------------------------
+
+API_REQUEST = dict(prompt="ROMEO:", cell="lstm", hidden_size=64, temperature=0.8, max_new_chars=150, top_k=0, top_p=1.0)
+
+
+def test_the_apps_text_for_a_seed_is_what_generate_gives(client, app_models):
+    model = CharRNN.from_pretrained(app_models / "lstm-h64")
+    for settings in (dict(seed=7), dict(seed=8, top_k=5, temperature=1.2), dict(seed=9, top_p=0.7, temperature=0.5)):
+        request = {**API_REQUEST, **settings}
+        expected = request["prompt"] + generate(
+            model,
+            request["prompt"],
+            request["max_new_chars"],
+            temperature=request["temperature"],
+            top_k=request["top_k"],
+            top_p=request["top_p"],
+            seed=request["seed"],
+        )
+        assert client.predict(**request, api_name="/generate") == expected
+
+
+@pytest.mark.slow
+def test_32_concurrent_api_streams_each_return_what_they_return_alone(client, app_models):
+    model = CharRNN.from_pretrained(app_models / "lstm-h64")
+    seeds = range(100, 132)
+    jobs = [client.submit(**{**API_REQUEST, "seed": seed}, api_name="/generate") for seed in seeds]
+    texts = [job.result(timeout=120) for job in jobs]
+    alone = ["ROMEO:" + generate(model, "ROMEO:", 150, temperature=0.8, seed=seed) for seed in seeds]
+    assert texts == alone
+    assert client.predict(**{**API_REQUEST, "seed": 100}, api_name="/generate") == alone[0]  # and alone, served
+
+
+class RecordingScheduler(BatchScheduler):
+    """A scheduler that keeps every Generation it starts, for the tests to look into."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.started = []
+
+    def submit(self, *args, **kwargs):
+        generation = super().submit(*args, **kwargs)
+        self.started.append(generation)
+        return generation
+
+
+@pytest.fixture(scope="module")
+def served(app_models, pick_free_port):
+    """Its own app, with a scheduler the tests can look into: (url, scheduler)."""
+    import app
+    from rnn_demo.zoo import ModelZoo
+
+    scheduler = RecordingScheduler(idle_seconds=1.0)
+    demo = app.build_demo(ModelZoo(app_models), scheduler=scheduler)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield url, scheduler
+    finally:
+        demo.close()
+
+
+def test_a_cancelled_stream_ends_its_generation_on_the_server(served):
+    from gradio_client import Client
+
+    url, scheduler = served
+    client = Client(url, verbose=False, analytics_enabled=False)
+    job = client.submit(**{**API_REQUEST, "hidden_size": 256, "max_new_chars": 2_000, "seed": 3}, api_name="/generate")
+    for update in job:
+        if len(update) > 40:
+            break
+    assert scheduler.active_count() == 1
+    job.cancel()
+    assert wait_until(lambda: scheduler.active_count() == 0, timeout=5)
+    generation = scheduler.started[-1]
+    assert generation.cancelled and generation.remaining > 0  # ended early, not run to its end
+
+
+def test_a_client_that_disconnects_mid_stream_ends_its_generation(served):
+    import httpx
+
+    url, scheduler = served
+    base = url.rstrip("/")
+    body = {"data": ["ROMEO:", "lstm", 256, 0.8, 2_000, 0, 1.0, 4]}
+    with httpx.Client(timeout=30) as http:
+        event_id = http.post(f"{base}/gradio_api/call/generate", json=body).json()["event_id"]
+        with http.stream("GET", f"{base}/gradio_api/call/generate/{event_id}") as response:
+            for line in response.iter_lines():
+                if line.startswith("data:") and len(line) > 60:
+                    break  # the connection closes here, mid-stream
+    assert wait_until(lambda: scheduler.active_count() == 0, timeout=10)
+    generation = scheduler.started[-1]
+    assert generation.cancelled and generation.remaining > 0  # ended early, not run to its end
