@@ -52,6 +52,10 @@ TORCH_THREADS = 1
 # so the browser repaints smoothly; the status line is refreshed less often still.
 YIELD_EVERY_CHARS = 8
 YIELD_EVERY_SECONDS = 0.05
+# Under load, fewer and longer updates: every update costs the server (and each client) a few ms
+# of Python whatever its length, so the streams together get at most about this many a second
+# (each stream one every max(YIELD_EVERY_SECONDS, running streams / this) seconds).
+MAX_UPDATES_PER_SECOND = 160
 STATUS_EVERY_SECONDS = 0.25
 GENERATING, DONE, STOPPED = "generating…", "done", "stopped"  # states shown in the status line
 STOP_GRACE_MS = 500  # Stop waits this long for the generator to end by itself before cancelling it
@@ -262,7 +266,11 @@ def generate_stream(
             generation = scheduler.submit(model, request.prompt, request.max_new_chars, **settings)
         except SchedulerFull as error:
             raise gr.Error(f"The server is busy ({error}); try again in a moment.") from None
-        pieces_out = generation.chunks(min_chars=YIELD_EVERY_CHARS, max_wait=YIELD_EVERY_SECONDS)
+        pieces_out = generation.chunks(
+            min_chars=YIELD_EVERY_CHARS,
+            max_wait=YIELD_EVERY_SECONDS,
+            pace=lambda: scheduler.active_count() / MAX_UPDATES_PER_SECOND,
+        )
     status = RunStatus(info, skipped=encode_prompt(model, request.prompt).skipped)
     pieces = [request.prompt]
     new_chars = unsent = 0

@@ -28,7 +28,7 @@ others go on.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -108,12 +108,23 @@ class Generation:
                 raise GenerationFailed(self._error)
             return text
 
-    def chunks(self, min_chars: int = 1, max_wait: float | None = None) -> Iterator[str]:
+    def chunks(
+        self, min_chars: int = 1, max_wait: float | None = None, pace: Callable[[], float] | None = None
+    ) -> Iterator[str]:
         """Yield the text in pieces of at least ``min_chars`` characters (fewer when
-        ``max_wait`` seconds pass first, and at the end). Closing it cancels the request."""
+        ``max_wait`` seconds pass first, and at the end). Closing it cancels the request.
+
+        ``pace()``, when given, is asked before each piece for the least time between pieces now;
+        while it exceeds ``max_wait``, pieces come every ``pace()`` seconds, however long
+        (a server under load sends fewer, longer updates).
+        """
         try:
             while True:
-                text = self.take(min_chars, max_wait)
+                interval = pace() if pace is not None else 0.0
+                if max_wait is not None and interval > max_wait:
+                    text = self.take(self.max_new_chars + 1, interval)  # whatever came in that time
+                else:
+                    text = self.take(min_chars, max_wait)
                 if text:
                     yield text
                 elif self.finished:
@@ -203,10 +214,10 @@ class _ModelWorker:
         groups: dict[SamplingSettings, list[int]] = {}
         for i, request in enumerate(requests):
             groups.setdefault(request.settings, []).append(i)
-        probs = torch.zeros_like(logits)  # (R, V)
+        probs = torch.zeros_like(logits) if len(groups) > 1 else None  # (R, V)
         for settings, rows in groups.items():
             try:
-                if len(rows) == len(requests):
+                if probs is None:
                     probs = next_token_distribution(logits, settings)
                 else:
                     probs[rows] = next_token_distribution(logits[rows], settings)
@@ -222,8 +233,11 @@ class _ModelWorker:
                 request._fail(error)
                 failed.add(i)
                 noise.append(None)
-        fill = torch.ones(logits.shape[1])
-        tokens = choose_tokens(probs, torch.stack([q if q is not None else fill for q in noise]))  # (R,)
+        if failed:
+            if probs is None:
+                probs = torch.zeros_like(logits)
+            noise = [q if q is not None else torch.ones(logits.shape[1]) for q in noise]
+        tokens = choose_tokens(probs, torch.stack(noise))  # (R,)
         token_ids = tokens.tolist()
         vocab = self.model.vocab
         going_on = []

@@ -298,3 +298,15 @@ def test_a_client_that_disconnects_mid_stream_ends_its_generation(served):
     assert wait_until(lambda: scheduler.active_count() == 0, timeout=10)
     generation = scheduler.started[-1]
     assert generation.cancelled and generation.remaining > 0  # ended early, not run to its end
+
+
+def test_under_load_pieces_come_at_the_pace_asked_not_every_few_characters(trained_model, scheduler):
+    generation = scheduler.submit(trained_model, "ROMEO:", 600, temperature=0.8, seed=11)
+    times, pieces = [], []
+    started = time.perf_counter()
+    for piece in generation.chunks(min_chars=8, max_wait=0.01, pace=lambda: 0.1):
+        times.append(time.perf_counter() - started)
+        pieces.append(piece)
+    assert "".join(pieces) == generate(trained_model, "ROMEO:", 600, temperature=0.8, seed=11)
+    gaps = [later - earlier for earlier, later in zip(times, times[1:-1])]  # the last piece comes at the end
+    assert len(pieces) < 600 / 8 and all(gap > 0.09 for gap in gaps)
