@@ -6,10 +6,11 @@
 Starts ``python app.py`` on a free loopback port (serving --models-dir, one torch thread, offline),
 then for each number of users submits that many /generate streams at once through one
 ``gradio_client.Client`` (distinct seeds), each read in its own thread. Reported per row:
-aggregate new characters per second (all streams, first submit to last end), and the median
-and 95th percentile of the time from submit to the first update holding generated characters
-(the first update, the prompt alone, comes at once and is not counted). The clients run on the
-same machine as the server and take CPU from it.
+aggregate new characters per second (all streams, first submit to last end); the median and
+95th percentile of the time from submit to the first update (the app sends the prompt alone
+first) and to the first update holding generated characters; and the CPU seconds the server
+process and this (client) process used meanwhile. The clients run on the same machine as the
+server and take CPU from it.
 
 The last line is the limit: the model's own batched step (``engine.Stepper``, N states stepped
 together, no sampling, no server), in characters per second.
@@ -75,8 +76,25 @@ def start_app(models_dir: Path, port: int, timeout: float = 120.0) -> subprocess
     raise RuntimeError(f"app.py did not serve within {timeout} s")
 
 
-def run_streams(client, users: int, arguments: dict, first_seed: int) -> dict:
-    """``users`` concurrent /generate streams: aggregate chars/s and first-characters latencies."""
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of a process so far (Linux /proc), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """(median, 95th percentile, nearest rank)."""
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid: int | None = None) -> dict:
+    """``users`` concurrent /generate streams: aggregate chars/s, latencies and CPU used."""
+    first_update = [None] * users
     first_chars = [None] * users
     lengths = [0] * users
     errors = []
@@ -84,12 +102,16 @@ def run_streams(client, users: int, arguments: dict, first_seed: int) -> dict:
     def stream(index: int, job, submitted: float) -> None:
         try:
             for update in job:
+                if first_update[index] is None:
+                    first_update[index] = time.perf_counter() - submitted
                 if first_chars[index] is None and len(update) > len(PROMPT):
                     first_chars[index] = time.perf_counter() - submitted
                 lengths[index] = len(update) - len(PROMPT)
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
+    server_before = cpu_seconds(server_pid) if server_pid else None
+    client_before = time.process_time()
     started = time.perf_counter()
     threads = []
     for index in range(users):
@@ -100,16 +122,21 @@ def run_streams(client, users: int, arguments: dict, first_seed: int) -> dict:
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
+    client_cpu = time.process_time() - client_before
+    server_after = cpu_seconds(server_pid) if server_pid else None
+    server_cpu = server_after - server_before if server_before is not None and server_after is not None else None
     if errors:
         raise RuntimeError(f"{len(errors)} of {users} streams failed: {errors[0]}")
     expected = arguments["max_new_chars"]
     if any(length != expected for length in lengths):
         raise RuntimeError(f"streams ended short: {lengths}")
-    latencies = sorted(first_chars)
     return {
         "chars_per_second": sum(lengths) / seconds,
-        "p50": statistics.median(latencies),
-        "p95": latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))],
+        "first_update": percentiles(first_update),
+        "first_chars": percentiles(first_chars),
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
+        "seconds": seconds,
     }
 
 
@@ -158,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             top_p=1.0,
         )
         run_streams(client, 1, {**arguments, "max_new_chars": 20}, first_seed=0)  # loads the model
-        rows = [(n, run_streams(client, n, arguments, first_seed=1_000 * n)) for n in users]
+        rows = [(n, run_streams(client, n, arguments, 1_000 * n, server_pid=process.pid)) for n in users]
     finally:
         process.terminate()
         process.wait()
@@ -171,13 +198,17 @@ def main(argv: list[str] | None = None) -> None:
     single = rows[0][1]["chars_per_second"]
     print(f"{args.cell}-h{args.hidden_size}, {chars} new characters per stream, temperature {args.temperature}, "
           f"server and clients on this machine ({os.cpu_count()} CPUs)")
-    print("| streams | aggregate chars/s | per stream chars/s | first chars p50 | first chars p95 "
-          "| vs 1 stream | vs batched-step limit |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| streams | aggregate chars/s | per stream chars/s | vs 1 stream | vs batched-step limit "
+          "| first update p50 / p95 | first characters p50 / p95 | wall | server CPU | client CPU |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, row in rows:
+        server_cpu = f"{row['server_cpu']:.2f} s" if row["server_cpu"] is not None else "n/a"
         print(
-            f"| {n} | {row['chars_per_second']:,.0f} | {row['chars_per_second'] / n:,.0f} | {row['p50']:.3f} s "
-            f"| {row['p95']:.3f} s | {row['chars_per_second'] / single:.2f}x | {row['chars_per_second'] / limit:.2f}x |"
+            f"| {n} | {row['chars_per_second']:,.0f} | {row['chars_per_second'] / n:,.0f} "
+            f"| {row['chars_per_second'] / single:.2f}x | {row['chars_per_second'] / limit:.2f}x "
+            f"| {row['first_update'][0]:.2f} / {row['first_update'][1]:.2f} s "
+            f"| {row['first_chars'][0]:.2f} / {row['first_chars'][1]:.2f} s "
+            f"| {row['seconds']:.2f} s | {server_cpu} | {row['client_cpu']:.2f} s |"
         )
     print(f"batched-step limit: {limit:,.0f} chars/s ({limit_batch} states stepped together, no sampling, no server)")
 

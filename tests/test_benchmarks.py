@@ -42,3 +42,16 @@ def test_startup_quick_times_both_servers(capsys):
     startup.main(["--quick"])
     row = capsys.readouterr().out.splitlines()[-1].split("|")
     assert float(row[1].strip(" s")) > 0 and float(row[2].strip(" s")) > 0 and float(row[3]) > 0
+
+
+@pytest.mark.slow
+def test_many_users_quick_serves_concurrent_streams_and_prints_a_table(capsys):
+    from benchmarks import many_users
+
+    many_users.main(["--quick"])
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| streams |"))
+    rows = [line.split("|") for line in lines[header + 2 : header + 4]]
+    assert [row[1].strip() for row in rows] == ["1", "4"]
+    assert all(float(row[2].replace(",", "")) > 0 for row in rows)
+    assert lines[-1].startswith("batched-step limit:")
