@@ -13,7 +13,7 @@ thread
    its next character with its own seeded ``torch.Generator`` (``exponential_noise`` +
    ``choose_tokens``, the draws ``sample_steps`` makes);
 3. hands each character to its request, and steps all unfinished requests together in one
-   ``Stepper.step``, which is batch-invariant (see ``rnn_demo.engine.ROW_BLOCK``).
+   ``Stepper.step``, which is batch-invariant (see "Batch invariance" in ``rnn_demo.engine``).
 
 So a request gives, bit for bit, the text that ``rnn_demo.sampling.generate`` gives for the same
 settings and seed, however many others share its steps. Requests join and leave between ticks.

@@ -1,6 +1,7 @@
 """Continuous batching (rnn_demo/batching.py): many generations stepped together, each one giving
 exactly the text it gives alone; joins, leaves, cancels, errors and idling of the scheduler."""
 
+import itertools
 import threading
 import time
 
@@ -54,7 +55,7 @@ def flat(state) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-@pytest.mark.parametrize("hidden_size", [64, 256, 512])
+@pytest.mark.parametrize("hidden_size", [50, 64, 256, 512])  # 50: not a multiple of engine.ELEMENTWISE_BLOCK
 def test_a_stepped_row_is_bit_identical_whatever_the_batch_size(cell, hidden_size):
     torch.manual_seed(0)
     stepper = Stepper(CharRNN(VOCAB, cell=cell, hidden_size=hidden_size, num_layers=2).eval())
@@ -83,7 +84,7 @@ def test_draw_token_makes_the_draws_of_torch_multinomial():
 
 def test_distributions_of_a_batch_equal_those_of_each_row():
     logits = torch.randn(37, 65, generator=torch.Generator().manual_seed(0)) * 4
-    for settings in (SamplingSettings(0.8), SamplingSettings(1.3, 10, 0.5), SamplingSettings(0.0), SamplingSettings(1e-3)):
+    for settings in (SamplingSettings(0.8), SamplingSettings(1.3, 10, 0.5), SamplingSettings(0), SamplingSettings(1e-3)):
         batched = next_token_distribution(logits, settings)
         for i in range(len(logits)):
             assert torch.equal(batched[i], next_token_distribution(logits[i], settings))
@@ -308,5 +309,27 @@ def test_under_load_pieces_come_at_the_pace_asked_not_every_few_characters(train
         times.append(time.perf_counter() - started)
         pieces.append(piece)
     assert "".join(pieces) == generate(trained_model, "ROMEO:", 600, temperature=0.8, seed=11)
-    gaps = [later - earlier for earlier, later in zip(times, times[1:-1])]  # the last piece comes at the end
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times[:-1])]  # the last piece comes at the end
     assert len(pieces) < 600 / 8 and all(gap > 0.09 for gap in gaps)
+
+
+def test_a_lone_row_is_stepped_exactly_like_a_plain_matmul():
+    # So the texts of every seed are the ones generate() gave before steps were batch-invariant.
+    torch.manual_seed(0)
+    model = CharRNN(VOCAB, cell="lstm", hidden_size=64, num_layers=1).eval()
+    stepper = Stepper(model)
+    h, c = torch.randn(1, 1, 64), torch.randn(1, 1, 64)
+    token = torch.tensor([5])
+    logits, (new_h, new_c) = stepper.step(token, (h, c))
+    weights = dict(model.rnn.named_parameters())
+    with torch.inference_mode():
+        input_part = torch.addmm(
+            weights["bias_ih_l0"] + weights["bias_hh_l0"], model.encoder.weight, weights["weight_ih_l0"].t()
+        )[token]
+        gates = torch.addmm(input_part, h[0], weights["weight_hh_l0"].t().contiguous())
+        i, f, g, o = gates.split(64, dim=1)
+        expected_c = torch.addcmul(f.sigmoid() * c[0], i.sigmoid(), g.tanh())
+        expected_h = o.sigmoid() * expected_c.tanh()
+        expected_logits = torch.addmm(model.decoder.bias, expected_h, model.decoder.weight.t().contiguous())
+    assert torch.equal(new_c[0], expected_c) and torch.equal(new_h[0], expected_h)
+    assert torch.equal(logits, expected_logits)
