@@ -16,10 +16,10 @@ a request served in a batch would not give the text it gives alone. A plain ``ad
 batch does not promise that: measured here (MKL, AVX2, torch 2.13), row i of a batch of 16
 differed in the last bits from the same state stepped alone in 160 of 160 rows, for rnn, gru
 and lstm at hidden 64-512 (one row goes through a gemv kernel, a batch through gemm kernels
-that also treat tail rows differently). So every product here is computed row by row, as a
-batch of (1, K) @ (K, N) products (``baddbmm``): each row gets the kernel a lone row gets,
-bit for bit the same as the plain ``addmm`` of a single row, whatever the batch size, as long
-as N is a multiple of :data:`COLUMN_BLOCK` (with N = 65, the vocabulary, rows differed again;
+that also treat tail rows differently). So every product of a batch is computed row by row,
+as a batch of (1, K) @ (K, N) products (``baddbmm``): each row gets the kernel a lone row gets,
+bit for bit the same as the plain ``addmm`` of a single row (which a lone row uses), whatever
+the batch size, as long as N is a multiple of :data:`COLUMN_BLOCK` (with N = 65, the vocabulary, rows differed again;
 weights are padded with zero columns to a multiple). The elementwise steps (sigmoid, tanh)
 are invariant too when the hidden size is a multiple of :data:`ELEMENTWISE_BLOCK`: torch runs
 them 16 floats at a time and finishes a tensor with scalar code, which can round differently,
@@ -58,6 +58,8 @@ def _rowwise_addmm(bias: torch.Tensor, rows: torch.Tensor, weight: torch.Tensor,
     """bias + rows @ weight, one row at a time: bias (N,) or (B, N), rows (B, K), weight (K, N)
     -> (B, columns), the first ``columns`` of N. Row i depends on row i only, bit for bit."""
     batch = rows.shape[0]
+    if batch == 1:  # the same single-row kernel, without baddbmm's extra cost
+        return torch.addmm(bias, rows, weight)[:, :columns]
     bias = bias.unsqueeze(1) if bias.dim() == 2 else bias  # (B, 1, N) or (N,)
     products = torch.baddbmm(bias, rows.unsqueeze(1), weight.expand(batch, *weight.shape))  # (B, 1, N)
     return products.squeeze(1)[:, :columns]
