@@ -1,7 +1,7 @@
 """Many users at once: aggregate speed and time to the first characters, through the real server.
 
-    python -m benchmarks.many_users            # 1, 4 and 16 streams of 500 characters, lstm-h256
-    python -m benchmarks.many_users --quick    # 1 and 4 streams of 40 characters, a smoke run
+    python -m benchmarks.many_users            # 1, 4 and 16 streams of 500 characters, lstm-h256, 3 runs
+    python -m benchmarks.many_users --quick    # 1 and 4 streams of 40 characters, one run, a smoke test
 
 Starts ``python app.py`` on a free loopback port (serving --models-dir, one torch thread, offline),
 then for each number of users submits that many /generate streams at once through one
@@ -10,7 +10,8 @@ aggregate new characters per second (all streams, first submit to last end); the
 95th percentile of the time from submit to the first update (the app sends the prompt alone
 first) and to the first update holding generated characters; and the CPU seconds the server
 process and this (client) process used meanwhile. The clients run on the same machine as the
-server and take CPU from it.
+server and take CPU from it. Each row is run ``--repeats`` times (interleaved: 1, 4, 16, 1, 4,
+16, ...) and the run with the median aggregate speed is shown, with the range of all runs.
 
 The last line is the limit: the model's own batched step (``engine.Stepper``, N states stepped
 together, no sampling, no server), in characters per second.
@@ -162,10 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", default="1,4,16", help="comma-separated numbers of concurrent streams")
     parser.add_argument("--chars", type=int, default=500, help="new characters per stream")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
-    parser.add_argument("--quick", action="store_true", help="1 and 4 streams of 40 characters, for a smoke test")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each row (the median run is shown)")
+    parser.add_argument("--quick", action="store_true", help="1 and 4 streams of 40 characters, one run, a smoke test")
     args = parser.parse_args(argv)
     users = [1, 4] if args.quick else [int(n) for n in args.users.split(",")]
     chars = 40 if args.quick else args.chars
+    repeats = 1 if args.quick else args.repeats
     models_dir = Path(args.models_dir).resolve()
     model_dir = models_dir / f"{args.cell}-h{args.hidden_size}"
 
@@ -185,7 +188,16 @@ def main(argv: list[str] | None = None) -> None:
             top_p=1.0,
         )
         run_streams(client, 1, {**arguments, "max_new_chars": 20}, first_seed=0)  # loads the model
-        rows = [(n, run_streams(client, n, arguments, 1_000 * n, server_pid=process.pid)) for n in users]
+        runs: dict[int, list[dict]] = {n: [] for n in users}
+        for repeat in range(repeats):
+            for n in users:
+                runs[n].append(run_streams(client, n, arguments, 1_000 * n + 100 * repeat, server_pid=process.pid))
+        rows = []
+        for n in users:
+            ordered = sorted(runs[n], key=lambda run: run["chars_per_second"])
+            median = ordered[len(ordered) // 2]
+            median["range"] = (ordered[0]["chars_per_second"], ordered[-1]["chars_per_second"])
+            rows.append((n, median))
     finally:
         process.terminate()
         process.wait()
@@ -197,14 +209,15 @@ def main(argv: list[str] | None = None) -> None:
 
     single = rows[0][1]["chars_per_second"]
     print(f"{args.cell}-h{args.hidden_size}, {chars} new characters per stream, temperature {args.temperature}, "
-          f"server and clients on this machine ({os.cpu_count()} CPUs)")
-    print("| streams | aggregate chars/s | per stream chars/s | vs 1 stream | vs batched-step limit "
+          f"server and clients on this machine ({os.cpu_count()} CPUs); median of {repeats} runs")
+    print("| streams | aggregate chars/s | (range) | per stream chars/s | vs 1 stream | vs batched-step limit "
           "| first update p50 / p95 | first characters p50 / p95 | wall | server CPU | client CPU |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, row in rows:
         server_cpu = f"{row['server_cpu']:.2f} s" if row["server_cpu"] is not None else "n/a"
         print(
-            f"| {n} | {row['chars_per_second']:,.0f} | {row['chars_per_second'] / n:,.0f} "
+            f"| {n} | {row['chars_per_second']:,.0f} | {row['range'][0]:,.0f}–{row['range'][1]:,.0f} "
+            f"| {row['chars_per_second'] / n:,.0f} "
             f"| {row['chars_per_second'] / single:.2f}x | {row['chars_per_second'] / limit:.2f}x "
             f"| {row['first_update'][0]:.2f} / {row['first_update'][1]:.2f} s "
             f"| {row['first_chars'][0]:.2f} / {row['first_chars'][1]:.2f} s "
