@@ -46,6 +46,10 @@ from rnn_demo.sampling import (
 
 MAX_ACTIVE_PER_MODEL = 64  # requests generating at once on one model; more are refused
 IDLE_SECONDS = 10.0  # a model's thread ends after this long without requests
+# A request is drawn at most this many characters ahead of what its consumer has taken: the
+# text streams at the pace the client reads it, Stop stops near what the user sees, and a
+# client that stops reading stops costing steps.
+MAX_AHEAD_CHARS = 64
 
 
 class SchedulerFull(RuntimeError):
@@ -60,11 +64,21 @@ class Generation:
     """One request in the scheduler. The consumer reads characters with :meth:`take` or
     :meth:`chunks` and may :meth:`cancel` it; the scheduler's thread fills it."""
 
-    def __init__(self, settings: SamplingSettings, generator: torch.Generator, max_new_chars: int):
+    def __init__(
+        self,
+        settings: SamplingSettings,
+        generator: torch.Generator,
+        max_new_chars: int,
+        max_ahead: int = MAX_AHEAD_CHARS,
+    ):
         self.settings = settings
         self.generator = generator
         self.max_new_chars = max_new_chars
+        self.max_ahead = max_ahead
         self.remaining = max_new_chars  # characters still to draw (the scheduler's count)
+        self.logits: torch.Tensor | None = None  # (1, V): what the next character is drawn from
+        self.hidden: Hidden | None = None  # the state after the characters drawn so far
+        self._wake_scheduler: Callable[[], None] = lambda: None  # set when it joins a model's batch
         self._condition = threading.Condition()
         self._pieces: list[str] = []  # drawn, not yet taken
         self._buffered = 0
@@ -91,22 +105,28 @@ class Generation:
             self._cancelled = True
             self._finished = True
             self._condition.notify_all()
+        self._wake_scheduler()
 
     def take(self, min_chars: int = 1, timeout: float | None = None) -> str:
-        """The characters drawn since the last take, once there are ``min_chars`` of them, the
-        request is finished, or ``timeout`` seconds have passed (then possibly "").
+        """The characters drawn since the last take, once there are ``min_chars`` of them (or
+        ``max_ahead``, the most it holds), the request is finished, or ``timeout`` seconds have
+        passed (then possibly "").
 
         Raises GenerationFailed when the request failed and nothing is left to take.
         """
         with self._condition:
-            self._wanted = max(1, min_chars)
+            self._wanted = max(1, min(min_chars, self.max_ahead))  # never more than it may hold
             self._condition.wait_for(lambda: self._buffered >= self._wanted or self._finished, timeout)
             text = "".join(self._pieces)
             self._pieces.clear()
+            was_full = self._buffered >= self.max_ahead
             self._buffered = 0
-            if not text and self._error is not None:
-                raise GenerationFailed(self._error)
-            return text
+            error = self._error
+        if was_full:
+            self._wake_scheduler()  # it may have been waiting for this request's buffer to drain
+        if not text and error is not None:
+            raise GenerationFailed(error)
+        return text
 
     def chunks(
         self, min_chars: int = 1, max_wait: float | None = None, pace: Callable[[], float] | None = None
@@ -115,8 +135,8 @@ class Generation:
         ``max_wait`` seconds pass first, and at the end). Closing it cancels the request.
 
         ``pace()``, when given, is asked before each piece for the least time between pieces now;
-        while it exceeds ``max_wait``, pieces come every ``pace()`` seconds, however long
-        (a server under load sends fewer, longer updates).
+        while it exceeds ``max_wait``, pieces come every ``pace()`` seconds, or when ``max_ahead``
+        characters wait (a server under load sends fewer, longer updates).
         """
         try:
             while True:
@@ -133,6 +153,11 @@ class Generation:
             self.cancel()  # a no-op once finished
 
     # ---- the scheduler's side ---------------------------------------------------------------
+
+    @property
+    def _ready(self) -> bool:
+        """Whether the next tick should draw for it (read without the lock: a hint)."""
+        return self._cancelled or self._buffered < self.max_ahead
 
     def _deliver(self, character: str) -> None:
         with self._condition:
@@ -158,10 +183,11 @@ def _cat_states(states: list[Hidden]) -> Hidden:
     return torch.cat(states, dim=1)
 
 
-def _select_states(hidden: Hidden, rows: torch.Tensor) -> Hidden:
+def _state_row(hidden: Hidden, row: int) -> Hidden:
+    """Row ``row`` of a batched state, (L, 1, H)."""
     if isinstance(hidden, tuple):
-        return tuple(part.index_select(1, rows) for part in hidden)
-    return hidden.index_select(1, rows)
+        return tuple(part[:, row : row + 1] for part in hidden)
+    return hidden[:, row : row + 1]
 
 
 class _ModelWorker:
@@ -171,7 +197,7 @@ class _ModelWorker:
         self.scheduler = scheduler
         self.model = model
         self.condition = threading.Condition()
-        self.joining: list[tuple[Generation, torch.Tensor, Hidden]] = []  # (request, logits (1, V), state)
+        self.joining: list[Generation] = []  # prefilled, not yet in the batch
         self.active = 0  # requests in the batch (read under the condition)
         self.thread = threading.Thread(
             target=self._run, name=f"batching-{model.cell}-h{model.hidden_size}", daemon=True
@@ -180,39 +206,44 @@ class _ModelWorker:
     def load(self) -> int:
         return self.active + len(self.joining)
 
+    def wake(self) -> None:
+        with self.condition:
+            self.condition.notify()
+
     def _run(self) -> None:
         with torch.inference_mode():
             stepper = Stepper(self.model)
             requests: list[Generation] = []
-            logits = hidden = None  # (R, V) and the state (L, R, H) of ``requests``
             while True:
                 with self.condition:
-                    if not requests and not self.joining:
+                    if not requests:
                         self.condition.wait_for(lambda: self.joining, timeout=self.scheduler.idle_seconds)
+                    elif not any(request._ready for request in requests):
+                        # Every buffer is full: wait for a consumer to take (or cancel), never spin.
+                        self.condition.wait_for(
+                            lambda: self.joining or any(request._ready for request in requests), timeout=1.0
+                        )
                     joiners, self.joining = self.joining, []
                     self.active += len(joiners)  # counted from now until they finish
                 if not requests and not joiners and self.scheduler._retire(self):
                     return
-                joiners = [entry for entry in joiners if not entry[0].cancelled]
-                if joiners:
-                    requests += [request for request, _, _ in joiners]
-                    logits = torch.cat(([logits] if logits is not None else []) + [entry[1] for entry in joiners])
-                    hidden = _cat_states(([hidden] if hidden is not None else []) + [entry[2] for entry in joiners])
-                requests, logits, hidden = self._tick(stepper, requests, logits, hidden)
+                requests += joiners
+                requests = self._tick(stepper, requests)
                 with self.condition:
                     self.active = len(requests)
 
-    def _tick(self, stepper: Stepper, requests: list[Generation], logits: torch.Tensor, hidden: Hidden):
-        """Draw one character for every live request and step the unfinished ones together."""
+    def _tick(self, stepper: Stepper, requests: list[Generation]) -> list[Generation]:
+        """Draw one character for every request whose consumer keeps up, step those that go on
+        together, and return the requests still generating."""
+        requests = [request for request in requests if not request.cancelled]
+        ready = [request for request in requests if request._ready]
+        if not ready:
+            return requests
+        logits = torch.cat([request.logits for request in ready])  # (R, V)
         failed: set[int] = set()
-        live = [i for i, request in enumerate(requests) if not request.cancelled]
-        if len(live) < len(requests):
-            requests, logits, hidden = self._keep(requests, logits, hidden, live)
-        if not requests:
-            return [], None, None
         # Distributions: one call per distinct setting (next_token_distribution works row by row).
         groups: dict[SamplingSettings, list[int]] = {}
-        for i, request in enumerate(requests):
+        for i, request in enumerate(ready):
             groups.setdefault(request.settings, []).append(i)
         probs = torch.zeros_like(logits) if len(groups) > 1 else None  # (R, V)
         for settings, rows in groups.items():
@@ -223,10 +254,10 @@ class _ModelWorker:
                     probs[rows] = next_token_distribution(logits[rows], settings)
             except Exception as error:  # noqa: BLE001 - ends these requests, not the loop
                 for i in rows:
-                    requests[i]._fail(error)
+                    ready[i]._fail(error)
                 failed.update(rows)
         noise = []
-        for i, request in enumerate(requests):
+        for i, request in enumerate(ready):
             try:
                 noise.append(exponential_noise(logits.shape[1], request.generator) if i not in failed else None)
             except Exception as error:  # noqa: BLE001
@@ -240,32 +271,28 @@ class _ModelWorker:
         tokens = choose_tokens(probs, torch.stack(noise))  # (R,)
         token_ids = tokens.tolist()
         vocab = self.model.vocab
-        going_on = []
-        for i, request in enumerate(requests):
+        going_on = []  # indices into ready
+        for i, request in enumerate(ready):
             if i in failed:
                 continue
             request._deliver(vocab[token_ids[i]])
             if request.remaining > 0 and not request.cancelled:
                 going_on.append(i)
-        if len(going_on) < len(requests):
-            requests, logits, hidden = self._keep(requests, logits, hidden, going_on)
-            tokens = tokens[going_on]
-        if not requests:
-            return [], None, None
-        try:
-            logits, hidden = stepper.step(tokens, hidden)  # (R, V): one character in for each
-        except Exception as error:  # noqa: BLE001 - cannot tell whose row broke it: end them all
-            for request in requests:
-                request._fail(error)
-            return [], None, None
-        return requests, logits, hidden
-
-    @staticmethod
-    def _keep(requests, logits, hidden, rows: list[int]):
-        if not rows:
-            return [], None, None
-        index = torch.tensor(rows)
-        return [requests[i] for i in rows], logits.index_select(0, index), _select_states(hidden, index)
+        ended = {id(ready[i]) for i in range(len(ready)) if i not in going_on}
+        if going_on:
+            stepping = [ready[i] for i in going_on]
+            try:
+                new_logits, new_hidden = stepper.step(  # one character in for each, (R', V)
+                    tokens[going_on], _cat_states([request.hidden for request in stepping])
+                )
+            except Exception as error:  # noqa: BLE001 - cannot tell whose row broke it: end them all
+                for request in stepping:
+                    request._fail(error)
+                ended.update(id(request) for request in stepping)
+            else:
+                for row, request in enumerate(stepping):
+                    request.logits, request.hidden = new_logits[row : row + 1], _state_row(new_hidden, row)
+        return [request for request in requests if id(request) not in ended]
 
 
 class BatchScheduler:
@@ -274,11 +301,18 @@ class BatchScheduler:
     Args:
         max_active: requests generating at once per model; :meth:`submit` refuses more.
         idle_seconds: a model's thread ends after this long without requests.
+        max_ahead: characters a request may be drawn ahead of what its consumer has taken.
     """
 
-    def __init__(self, max_active: int = MAX_ACTIVE_PER_MODEL, idle_seconds: float = IDLE_SECONDS):
+    def __init__(
+        self,
+        max_active: int = MAX_ACTIVE_PER_MODEL,
+        idle_seconds: float = IDLE_SECONDS,
+        max_ahead: int = MAX_AHEAD_CHARS,
+    ):
         self.max_active = max_active
         self.idle_seconds = idle_seconds
+        self.max_ahead = max_ahead
         self._lock = threading.Lock()
         self._workers: dict[CharRNN, _ModelWorker] = {}
 
@@ -305,13 +339,13 @@ class BatchScheduler:
         if model.training:
             raise ValueError("the model must be in eval mode (dropout off) to be served")
         device = model.decoder.weight.device
-        generation = Generation(settings, make_generator(seed, device), max_new_chars)
+        generation = Generation(settings, make_generator(seed, device), max_new_chars, self.max_ahead)
         if max_new_chars == 0:
             return generation
         with torch.inference_mode():  # the same priming call as rnn_demo.sampling
             idx = torch.tensor([encode_prompt(model, prompt).ids], dtype=torch.long, device=device)  # (1, P)
             logits, hidden = model(idx)
-            logits = logits[:, -1]  # (1, V)
+            generation.logits, generation.hidden = logits[:, -1], hidden  # (1, V), (L, 1, H)
         with self._lock:
             worker = self._workers.get(model)
             if worker is None:
@@ -322,7 +356,8 @@ class BatchScheduler:
                     raise SchedulerFull(
                         f"{model.cell}-h{model.hidden_size} is already generating {self.max_active} texts"
                     )
-                worker.joining.append((generation, logits, hidden))
+                generation._wake_scheduler = worker.wake
+                worker.joining.append(generation)
                 worker.condition.notify()
         return generation
 
