@@ -23,6 +23,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
 from rnn_demo.model import CheckpointError
 from rnn_demo.sampling import MAX_SEED, encode_prompt, stream
 from rnn_demo.zoo import MODELS_ENV, ModelInfo, ModelZoo, UnknownModelError
@@ -41,8 +42,10 @@ DEFAULT_TOP_P = 1.0
 RANDOM_SEED = -1  # the seed value that means "draw a fresh random seed"
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: not text, refused in prompts
 DEFAULT_CELL = "lstm"  # preselected when the zoo has it
-# Serving: generations running at once (one per CPU core of a free Space) and waiting at most.
-CONCURRENCY_LIMIT = 2
+# Serving: generations running at once and waiting at most. The running ones of each model are
+# stepped together by one thread (rnn_demo.batching), so many cost little more than one; each
+# holds one of gradio's 40 worker threads while it waits for its next characters.
+CONCURRENCY_LIMIT = 32
 MAX_QUEUE_SIZE = 32
 # torch threads per process when served by main(): one step of these small models is too short to
 # share between cores (lstm-h128 on this 2-core CPU: 3,700 chars/s with 1 thread, 2,000 with 2).
@@ -51,6 +54,10 @@ TORCH_THREADS = 1
 # so the browser repaints smoothly; the status line is refreshed less often still.
 YIELD_EVERY_CHARS = 8
 YIELD_EVERY_SECONDS = 0.05
+# Under load, fewer and longer updates: every update costs the server (and each client) a few ms
+# of Python whatever its length, so the streams together get at most about this many a second
+# (each stream one every max(YIELD_EVERY_SECONDS, running streams / this) seconds).
+MAX_UPDATES_PER_SECOND = 160
 STATUS_EVERY_SECONDS = 0.25
 GENERATING, DONE, STOPPED = "generating…", "done", "stopped"  # states shown in the status line
 STOP_GRACE_MS = 500  # Stop waits this long for the generator to end by itself before cancelling it
@@ -241,11 +248,15 @@ def generate_stream(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.perf_counter,
+    scheduler: BatchScheduler | None = None,
 ) -> Iterator[tuple[str, RunStatus]]:
     """Yield (prompt + continuation so far, RunStatus) every few characters, and once at the end.
 
     The first update is the prompt alone; the last one has ``status.done`` set and the whole text
-    (or ``status.stopped``, when ``should_stop()`` turned true first: it is asked after every character).
+    (or ``status.stopped``, when ``should_stop()`` turned true first: it is asked after every
+    character, or with a ``scheduler`` after every chunk of characters it hands over).
+    With a ``scheduler`` the generation is stepped together with the others running on the
+    same model; the text is the same either way. Closing the iterator ends the generation.
     Raises gr.Error for bad arguments or a model that cannot be loaded.
     """
     request = validate_request(zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed)
@@ -255,33 +266,42 @@ def generate_stream(
     except CheckpointError as error:
         raise gr.Error(f"The model {info.name} could not be loaded: {error}") from None
     started = clock()
-    characters = stream(
-        model,
-        request.prompt,
-        request.max_new_chars,
-        temperature=request.temperature,
-        top_k=request.top_k,
-        top_p=request.top_p,
-        seed=request.seed,
-    )
+    settings = dict(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p, seed=request.seed)
+    if scheduler is None:
+        pieces_out = stream(model, request.prompt, request.max_new_chars, **settings)  # one character at a time
+    else:
+        try:
+            generation = scheduler.submit(model, request.prompt, request.max_new_chars, **settings)
+        except SchedulerFull as error:
+            raise gr.Error(f"The server is busy ({error}); try again in a moment.") from None
+        pieces_out = generation.chunks(
+            min_chars=YIELD_EVERY_CHARS,
+            max_wait=YIELD_EVERY_SECONDS,
+            pace=lambda: scheduler.active_count() / MAX_UPDATES_PER_SECOND,
+        )
     status = RunStatus(info, skipped=encode_prompt(model, request.prompt).skipped)
     pieces = [request.prompt]
-    yield request.prompt, status
     new_chars = unsent = 0
     last_sent = started
     stopped = False
-    for character in characters:
-        pieces.append(character)
-        new_chars += 1
-        unsent += 1
-        if should_stop():
-            stopped = True
-            break
-        now = clock()
-        if unsent >= YIELD_EVERY_CHARS or now - last_sent >= YIELD_EVERY_SECONDS:
-            status = RunStatus(info, new_chars, now - started, status.skipped)
-            yield "".join(pieces), status
-            unsent, last_sent = 0, now
+    try:  # closing this generator (Stop, a client's cancel or disconnect) closes pieces_out: no work left behind
+        yield request.prompt, status
+        for piece in pieces_out:
+            pieces.append(piece)
+            new_chars += len(piece)
+            unsent += len(piece)
+            if should_stop():
+                stopped = True
+                break
+            now = clock()
+            if unsent >= YIELD_EVERY_CHARS or now - last_sent >= YIELD_EVERY_SECONDS:
+                status = RunStatus(info, new_chars, now - started, status.skipped)
+                yield "".join(pieces), status
+                unsent, last_sent = 0, now
+    except GenerationFailed as error:
+        raise gr.Error(f"The generation failed: {error}") from None
+    finally:
+        pieces_out.close()
     seconds = clock() - started
     yield "".join(pieces), RunStatus(info, new_chars, seconds, status.skipped, done=not stopped, stopped=stopped)
 
@@ -387,14 +407,20 @@ MODEL_TABLE_HEADERS = [
 
 
 def build_demo(
-    zoo: ModelZoo, concurrency_limit: int = CONCURRENCY_LIMIT, max_queue_size: int = MAX_QUEUE_SIZE
+    zoo: ModelZoo,
+    scheduler: BatchScheduler | None = None,
+    concurrency_limit: int = CONCURRENCY_LIMIT,
+    max_queue_size: int = MAX_QUEUE_SIZE,
 ) -> gr.Blocks:
     """The whole UI for one zoo; nothing is loaded until the first request.
 
-    ``concurrency_limit`` generations run at once and at most ``max_queue_size`` wait; a request
-    beyond that is refused at once with Gradio's "Queue is full" error. Both are set by the
-    server (tests use small ones); no request can change them.
+    Every generation (page and API) goes through ``scheduler`` (a new one by default), which
+    steps the concurrent generations of each model together. ``concurrency_limit`` generations
+    run at once and at most ``max_queue_size`` wait; a request beyond that is refused at once
+    with Gradio's "Queue is full" error. Both are set by the server (tests use small ones); no
+    request can change them.
     """
+    scheduler = BatchScheduler() if scheduler is None else scheduler
     cells = zoo.cells()
     initial_cell = DEFAULT_CELL if DEFAULT_CELL in cells else (cells[0] if cells else None)
     problems = zoo.problems()
@@ -507,21 +533,23 @@ def build_demo(
             prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed, request: gr.Request
         ):
             flag = stops.start(request.session_hash)
+            updates = generate_stream(
+                zoo,
+                prompt,
+                cell,
+                hidden_size,
+                temperature,
+                max_new_chars,
+                top_k,
+                top_p,
+                seed,
+                should_stop=flag.is_set,
+                scheduler=scheduler,
+            )
             try:
-                updates = generate_stream(
-                    zoo,
-                    prompt,
-                    cell,
-                    hidden_size,
-                    temperature,
-                    max_new_chars,
-                    top_k,
-                    top_p,
-                    seed,
-                    should_stop=flag.is_set,
-                )
                 yield from page_updates(updates, STATUS_EVERY_SECONDS)
-            finally:
+            finally:  # also when gradio closes this generator (cancel, disconnect): end the generation
+                updates.close()
                 stops.finish(request.session_hash, flag)
 
         generation = generate_button.click(
@@ -576,9 +604,14 @@ def build_demo(
             Streams the prompt followed by the continuation so far; the last value is the whole text.
             temperature: 0 (greedy) to 2; top_k: 0 = off; top_p: 1.0 = off; seed: -1 = random.
             """
-            updates = generate_stream(zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed)
-            for text, _ in updates:
-                yield text
+            updates = generate_stream(
+                zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed, scheduler=scheduler
+            )
+            try:
+                for text, _ in updates:
+                    yield text
+            finally:  # gradio closes this generator on cancel or disconnect: end the generation now
+                updates.close()
 
         def models() -> list[dict]:
             """Every available model: name, cell, hidden_size, num_layers, params, val_bpc, test_bpc,

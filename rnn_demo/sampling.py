@@ -81,7 +81,8 @@ def encode_prompt(model: CharRNN, prompt: str) -> Encoding:
     return Encoding(ids=start, skipped=encoding.skipped)
 
 
-def _check_length(max_new_chars) -> None:
+def check_length(max_new_chars) -> None:
+    """Raise ValueError unless ``max_new_chars`` is an int >= 0."""
     if isinstance(max_new_chars, bool) or not isinstance(max_new_chars, int) or max_new_chars < 0:
         raise ValueError(f"max_new_chars must be an integer >= 0, got {max_new_chars!r}")
 
@@ -123,6 +124,29 @@ def next_token_distribution(logits: torch.Tensor, settings: SamplingSettings) ->
     return probs.to(torch.float32)
 
 
+def exponential_noise(vocab_size: int, generator: torch.Generator) -> torch.Tensor:
+    """The random numbers one draw takes from ``generator``: (vocab_size,) float32, Exp(1)."""
+    return torch.empty(vocab_size, dtype=torch.float32, device=generator.device).exponential_(1, generator=generator)
+
+
+def choose_tokens(probs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """One token per row: probs (B, V) and noise (B, V) from :func:`exponential_noise` -> (B,).
+
+    argmax(p / q) with q ~ Exp(1) picks token i with probability p_i (the exponential race; the
+    Gumbel-max trick with exp applied). It is what ``torch.multinomial(p, 1)`` computes on CPU,
+    draw for draw (tests/test_sampling.py checks that the same seeds give the same tokens);
+    written out here so that a batch of streams, each with its own generator, can share the
+    division and the argmax, and every stream still draws exactly what it draws alone.
+    """
+    return (probs / noise).argmax(dim=-1)
+
+
+def draw_token(probs: torch.Tensor, generator: torch.Generator) -> int:
+    """One token id drawn from probs (V,) with ``generator``."""
+    noise = exponential_noise(probs.shape[-1], generator)
+    return int(choose_tokens(probs.unsqueeze(0), noise.unsqueeze(0))[0])
+
+
 def sample_steps(
     model: CharRNN,
     prompt: str,
@@ -134,7 +158,7 @@ def sample_steps(
 ) -> Iterator[Step]:
     """Yield ``max_new_chars`` sampled characters as :class:`Step` records."""
     settings = SamplingSettings(temperature, top_k, top_p)
-    _check_length(max_new_chars)
+    check_length(max_new_chars)
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
     device = model.decoder.weight.device
@@ -161,9 +185,9 @@ def _sample_steps(model, prompt_ids, max_new_chars, settings, generator) -> Iter
         for _ in range(max_new_chars):
             with torch.inference_mode():
                 probs = next_token_distribution(logits[0], settings)  # (V,)
-                token = torch.multinomial(probs, 1, generator=generator)  # (1,)
+                token_id = draw_token(probs, generator)
+                token = torch.tensor([token_id], device=device)  # (1,)
                 logits, hidden = stepper.step(token, hidden)  # (1, V), one character in
-            token_id = int(token)
             yield Step(model.vocab[token_id], token_id, probs, hidden)
     finally:
         if was_training:

@@ -110,3 +110,16 @@ def test_one_command_runs_the_benchmarks_and_sums_up(capfd):
 
     for name, _, _ in PERFORMANCE + TRAINING:  # every listed benchmark exists
         assert importlib.util.find_spec(f"benchmarks.{name}") is not None, name
+
+
+@pytest.mark.slow
+def test_many_users_quick_serves_concurrent_streams_and_prints_a_table(capsys):
+    from benchmarks import many_users
+
+    many_users.main(["--quick"])
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| streams |"))
+    rows = [line.split("|") for line in lines[header + 2 : header + 4]]
+    assert [row[1].strip() for row in rows] == ["1", "4"]
+    assert all(float(row[2].replace(",", "")) > 0 for row in rows)
+    assert lines[-1].startswith("batched-step limit:")

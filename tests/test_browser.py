@@ -105,7 +105,12 @@ def test_generate_streams_in_the_browser_and_stop_stops_it(browser_app, tmp_path
             # A long generation: watch it grow, then stop it half-way. A small model may finish
             # before the click lands; then try again (a few times at most).
             for _attempt in range(STOP_ATTEMPTS):
+                previous = len(output_text(page))
                 page.locator("#generate").click()
+                if previous:  # a retry: the old text stays until the new generation replaces it
+                    deadline = time.monotonic() + 30
+                    while len(output_text(page)) >= previous and time.monotonic() < deadline:
+                        page.wait_for_timeout(10)
                 lengths = watch_text_grow(page)
                 assert len(lengths) >= 3, f"the text did not stream in: lengths seen {lengths}"
                 assert lengths == sorted(lengths)

@@ -1,0 +1,230 @@
+"""Many users at once: aggregate speed and time to the first characters, through the real server.
+
+    python -m benchmarks.many_users            # 1, 4 and 16 streams of 500 characters, lstm-h256, 3 runs
+    python -m benchmarks.many_users --quick    # 1 and 4 streams of 40 characters, one run, a smoke test
+
+Starts ``python app.py`` on a free loopback port (serving --models-dir, one torch thread, offline),
+then for each number of users submits that many /generate streams at once through one
+``gradio_client.Client`` (distinct seeds), each read in its own thread. Reported per row:
+aggregate new characters per second (all streams, first submit to last end); the median and
+95th percentile of the time from submit to the first update (the app sends the prompt alone
+first) and to the first update holding generated characters; and the CPU seconds the server
+process and this (client) process used meanwhile. The clients run on the same machine as the
+server and take CPU from it. Each row is run ``--repeats`` times (interleaved: 1, 4, 16, 1, 4,
+16, ...) and the run with the median aggregate speed is shown, with the range of all runs.
+
+The last line is the limit: the model's own batched step (``engine.Stepper``, N states stepped
+together, no sampling, no server), in characters per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from rnn_demo.engine import Stepper
+from rnn_demo.model import CharRNN
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = PROJECT_ROOT / "models"
+PROMPT = "ROMEO:"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_app(models_dir: Path, port: int, timeout: float = 120.0) -> subprocess.Popen:
+    """``python app.py`` serving ``models_dir`` on loopback, once its page answers."""
+    environment = dict(
+        os.environ,
+        RNN_DEMO_MODELS=str(models_dir),
+        HF_HUB_OFFLINE="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        OMP_NUM_THREADS="1",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode} before serving")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError(f"app.py did not serve within {timeout} s")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of a process so far (Linux /proc), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """(median, 95th percentile, nearest rank)."""
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid: int | None = None) -> dict:
+    """``users`` concurrent /generate streams: aggregate chars/s, latencies and CPU used."""
+    first_update = [None] * users
+    first_chars = [None] * users
+    lengths = [0] * users
+    errors = []
+
+    def stream(index: int, job, submitted: float) -> None:
+        try:
+            for update in job:
+                if first_update[index] is None:
+                    first_update[index] = time.perf_counter() - submitted
+                if first_chars[index] is None and len(update) > len(PROMPT):
+                    first_chars[index] = time.perf_counter() - submitted
+                lengths[index] = len(update) - len(PROMPT)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    server_before = cpu_seconds(server_pid) if server_pid else None
+    client_before = time.process_time()
+    started = time.perf_counter()
+    threads = []
+    for index in range(users):
+        submitted = time.perf_counter()
+        job = client.submit(**arguments, seed=first_seed + index, api_name="/generate")
+        threads.append(threading.Thread(target=stream, args=(index, job, submitted)))
+        threads[-1].start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    client_cpu = time.process_time() - client_before
+    server_after = cpu_seconds(server_pid) if server_pid else None
+    server_cpu = server_after - server_before if server_before is not None and server_after is not None else None
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {users} streams failed: {errors[0]}")
+    expected = arguments["max_new_chars"]
+    if any(length != expected for length in lengths):
+        raise RuntimeError(f"streams ended short: {lengths}")
+    return {
+        "chars_per_second": sum(lengths) / seconds,
+        "first_update": percentiles(first_update),
+        "first_chars": percentiles(first_chars),
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
+        "seconds": seconds,
+    }
+
+
+@torch.inference_mode()
+def batched_step_limit(model: CharRNN, batch: int, steps: int) -> float:
+    """Characters per second of ``batch`` states stepped together: the most a server can reach."""
+    stepper = Stepper(model)
+    tokens = torch.zeros(batch, dtype=torch.long)
+    hidden = model.init_hidden(batch)
+    for _ in range(10):  # warm up
+        stepper.step(tokens, hidden)
+    started = time.perf_counter()
+    for _ in range(steps):
+        _, hidden = stepper.step(tokens, hidden)
+    return batch * steps / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models-dir", default=str(MODELS_DIR), help="folder of model folders to serve")
+    parser.add_argument("--cell", default="lstm", help="cell of the model to use")
+    parser.add_argument("--hidden-size", type=int, default=256, help="hidden size of the model to use")
+    parser.add_argument("--users", default="1,4,16", help="comma-separated numbers of concurrent streams")
+    parser.add_argument("--chars", type=int, default=500, help="new characters per stream")
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each row (the median run is shown)")
+    parser.add_argument("--quick", action="store_true", help="1 and 4 streams of 40 characters, one run, a smoke test")
+    args = parser.parse_args(argv)
+    users = [1, 4] if args.quick else [int(n) for n in args.users.split(",")]
+    chars = 40 if args.quick else args.chars
+    repeats = 1 if args.quick else args.repeats
+    models_dir = Path(args.models_dir).resolve()
+    model_dir = models_dir / f"{args.cell}-h{args.hidden_size}"
+
+    from gradio_client import Client
+
+    process = start_app(models_dir, free_port())
+    try:
+        url = f"http://127.0.0.1:{process.args[-1]}/"
+        client = Client(url, verbose=False, analytics_enabled=False)
+        arguments = dict(
+            prompt=PROMPT,
+            cell=args.cell,
+            hidden_size=args.hidden_size,
+            temperature=args.temperature,
+            max_new_chars=chars,
+            top_k=0,
+            top_p=1.0,
+        )
+        run_streams(client, 1, {**arguments, "max_new_chars": 20}, first_seed=0)  # loads the model
+        runs: dict[int, list[dict]] = {n: [] for n in users}
+        for repeat in range(repeats):
+            for n in users:
+                runs[n].append(run_streams(client, n, arguments, 1_000 * n + 100 * repeat, server_pid=process.pid))
+        rows = []
+        for n in users:
+            ordered = sorted(runs[n], key=lambda run: run["chars_per_second"])
+            median = ordered[len(ordered) // 2]
+            median["range"] = (ordered[0]["chars_per_second"], ordered[-1]["chars_per_second"])
+            rows.append((n, median))
+    finally:
+        process.terminate()
+        process.wait()
+
+    torch.set_num_threads(1)  # as the app serves
+    model = CharRNN.from_pretrained(model_dir).eval()
+    limit_batch = max(users)
+    limit = batched_step_limit(model, limit_batch, 50 if args.quick else 500)
+
+    single = rows[0][1]["chars_per_second"]
+    print(f"{args.cell}-h{args.hidden_size}, {chars} new characters per stream, temperature {args.temperature}, "
+          f"server and clients on this machine ({os.cpu_count()} CPUs); median of {repeats} runs")
+    print("| streams | aggregate chars/s | (range) | per stream chars/s | vs 1 stream | vs batched-step limit "
+          "| first update p50 / p95 | first characters p50 / p95 | wall | server CPU | client CPU |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, row in rows:
+        server_cpu = f"{row['server_cpu']:.2f} s" if row["server_cpu"] is not None else "n/a"
+        print(
+            f"| {n} | {row['chars_per_second']:,.0f} | {row['range'][0]:,.0f}–{row['range'][1]:,.0f} "
+            f"| {row['chars_per_second'] / n:,.0f} "
+            f"| {row['chars_per_second'] / single:.2f}x | {row['chars_per_second'] / limit:.2f}x "
+            f"| {row['first_update'][0]:.2f} / {row['first_update'][1]:.2f} s "
+            f"| {row['first_chars'][0]:.2f} / {row['first_chars'][1]:.2f} s "
+            f"| {row['seconds']:.2f} s | {server_cpu} | {row['client_cpu']:.2f} s |"
+        )
+    print(f"batched-step limit: {limit:,.0f} chars/s ({limit_batch} states stepped together, no sampling, no server)")
+
+
+if __name__ == "__main__":
+    main()

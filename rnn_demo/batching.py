@@ -1,0 +1,390 @@
+"""Continuous batching: the generations running at once on one model share each step.
+
+Stepping one stream costs almost as much as stepping sixteen (the weights are read once per
+step either way), so a server that steps each request alone serves many users at about the
+speed of one. A :class:`BatchScheduler` runs one background thread per model; each tick that
+thread
+
+1. takes in the requests that arrived since the last tick (their prompts were already run
+   through the model, "prefilled", in the caller's thread, exactly as ``rnn_demo.sampling``
+   does it) and drops the cancelled ones;
+2. turns every request's logits into its distribution with ``next_token_distribution``
+   (requests with the same settings in one call: rows are computed independently) and draws
+   its next character with its own seeded ``torch.Generator`` (``exponential_noise`` +
+   ``choose_tokens``, the draws ``sample_steps`` makes);
+3. hands each character to its request, and steps all unfinished requests together in one
+   ``Stepper.step``, which is batch-invariant (see "Batch invariance" in ``rnn_demo.engine``).
+
+So a request gives, bit for bit, the text that ``rnn_demo.sampling.generate`` gives for the same
+settings and seed, however many others share its steps. Requests join and leave between ticks.
+Characters wait in a per-request buffer; the consumer (the web handler) takes them in chunks.
+
+The thread sleeps on a condition variable while its model has no requests, and ends after
+``idle_seconds`` of that; the next request starts a new one. An error in one request (its
+sampling settings, its generator) ends that request with :class:`GenerationFailed` and the
+others go on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import torch
+
+from rnn_demo.engine import Stepper
+from rnn_demo.model import CharRNN, Hidden
+from rnn_demo.sampling import (
+    SamplingSettings,
+    check_length,
+    choose_tokens,
+    encode_prompt,
+    exponential_noise,
+    make_generator,
+    next_token_distribution,
+)
+
+MAX_ACTIVE_PER_MODEL = 64  # requests generating at once on one model; more are refused
+IDLE_SECONDS = 10.0  # a model's thread ends after this long without requests
+# A request is drawn at most this many characters ahead of what its consumer has taken: the
+# text streams at the pace the client reads it, Stop stops near what the user sees, and a
+# client that stops reading stops costing steps.
+MAX_AHEAD_CHARS = 64
+
+
+class SchedulerFull(RuntimeError):
+    """The model already has the most requests it takes at once."""
+
+
+class GenerationFailed(RuntimeError):
+    """The scheduler could not continue this request (the message says why)."""
+
+
+class Generation:
+    """One request in the scheduler. The consumer reads characters with :meth:`take` or
+    :meth:`chunks` and may :meth:`cancel` it; the scheduler's thread fills it."""
+
+    def __init__(
+        self,
+        settings: SamplingSettings,
+        generator: torch.Generator,
+        max_new_chars: int,
+        max_ahead: int = MAX_AHEAD_CHARS,
+    ):
+        self.settings = settings
+        self.generator = generator
+        self.max_new_chars = max_new_chars
+        self.max_ahead = max_ahead
+        self.remaining = max_new_chars  # characters still to draw (the scheduler's count)
+        self.logits: torch.Tensor | None = None  # (1, V): what the next character is drawn from
+        self.hidden: Hidden | None = None  # the state after the characters drawn so far
+        self._wake_scheduler: Callable[[], None] = lambda: None  # set when it joins a model's batch
+        self._condition = threading.Condition()
+        self._pieces: list[str] = []  # drawn, not yet taken
+        self._buffered = 0
+        self._wanted = 1  # the consumer waits for this many characters
+        self._finished = max_new_chars == 0
+        self._cancelled = False
+        self._error: str | None = None
+
+    # ---- the consumer's side ----------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        """All characters were drawn, or the request failed or was cancelled."""
+        with self._condition:
+            return self._finished
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Stop generating; the scheduler drops the request at its next tick."""
+        with self._condition:
+            self._cancelled = True
+            self._finished = True
+            self._condition.notify_all()
+        self._wake_scheduler()
+
+    def take(self, min_chars: int = 1, timeout: float | None = None) -> str:
+        """The characters drawn since the last take, once there are ``min_chars`` of them (or
+        ``max_ahead``, the most it holds), the request is finished, or ``timeout`` seconds have
+        passed (then possibly "").
+
+        Raises GenerationFailed when the request failed and nothing is left to take.
+        """
+        with self._condition:
+            self._wanted = max(1, min(min_chars, self.max_ahead))  # never more than it may hold
+            self._condition.wait_for(lambda: self._buffered >= self._wanted or self._finished, timeout)
+            text = "".join(self._pieces)
+            self._pieces.clear()
+            was_full = self._buffered >= self.max_ahead
+            self._buffered = 0
+            error = self._error
+        if was_full:
+            self._wake_scheduler()  # it may have been waiting for this request's buffer to drain
+        if not text and error is not None:
+            raise GenerationFailed(error)
+        return text
+
+    def chunks(
+        self, min_chars: int = 1, max_wait: float | None = None, pace: Callable[[], float] | None = None
+    ) -> Iterator[str]:
+        """Yield the text in pieces of at least ``min_chars`` characters (fewer when
+        ``max_wait`` seconds pass first, and at the end). Closing it cancels the request.
+
+        ``pace()``, when given, is asked before each piece for the least time between pieces now;
+        while it exceeds ``max_wait``, pieces come every ``pace()`` seconds, or when ``max_ahead``
+        characters wait (a server under load sends fewer, longer updates).
+        """
+        try:
+            while True:
+                interval = pace() if pace is not None else 0.0
+                if max_wait is not None and interval > max_wait:
+                    text = self.take(self.max_new_chars + 1, interval)  # whatever came in that time
+                else:
+                    text = self.take(min_chars, max_wait)
+                if text:
+                    yield text
+                elif self.finished:
+                    return
+        finally:
+            self.cancel()  # a no-op once finished
+
+    # ---- the scheduler's side ---------------------------------------------------------------
+
+    @property
+    def _ready(self) -> bool:
+        """Whether the next tick should draw for it (read without the lock: a hint)."""
+        return self._cancelled or self._buffered < self.max_ahead
+
+    def _deliver(self, character: str) -> None:
+        with self._condition:
+            self._pieces.append(character)
+            self._buffered += 1
+            self.remaining -= 1
+            if self.remaining == 0:
+                self._finished = True
+            if self._finished or self._buffered >= self._wanted:
+                self._condition.notify_all()
+
+    def _fail(self, error: BaseException) -> None:
+        with self._condition:
+            self._error = f"{type(error).__name__}: {error}"
+            self._finished = True
+            self._condition.notify_all()
+
+
+def _cat_states(states: list[Hidden]) -> Hidden:
+    """Join states (L, b_i, H) along the batch dimension."""
+    if isinstance(states[0], tuple):
+        return tuple(torch.cat(parts, dim=1) for parts in zip(*states))
+    return torch.cat(states, dim=1)
+
+
+def _state_row(hidden: Hidden, row: int) -> Hidden:
+    """Row ``row`` of a batched state, (L, 1, H)."""
+    if isinstance(hidden, tuple):
+        return tuple(part[:, row : row + 1] for part in hidden)
+    return hidden[:, row : row + 1]
+
+
+class _ModelWorker:
+    """The thread that steps every request of one model."""
+
+    def __init__(self, scheduler: BatchScheduler, model: CharRNN):
+        self.scheduler = scheduler
+        self.model = model
+        self.condition = threading.Condition()
+        self.joining: list[Generation] = []  # prefilled, not yet in the batch
+        self.active = 0  # requests in the batch (read under the condition)
+        self.thread = threading.Thread(
+            target=self._run, name=f"batching-{model.cell}-h{model.hidden_size}", daemon=True
+        )
+
+    def load(self) -> int:
+        return self.active + len(self.joining)
+
+    def wake(self) -> None:
+        with self.condition:
+            self.condition.notify()
+
+    def _run(self) -> None:
+        with torch.inference_mode():
+            stepper = Stepper(self.model)
+            requests: list[Generation] = []
+            while True:
+                with self.condition:
+                    if not requests:
+                        self.condition.wait_for(lambda: self.joining, timeout=self.scheduler.idle_seconds)
+                    elif not any(request._ready for request in requests):
+                        # Every buffer is full: wait for a consumer to take (or cancel), never spin.
+                        self.condition.wait_for(
+                            lambda: self.joining or any(request._ready for request in requests), timeout=1.0
+                        )
+                    joiners, self.joining = self.joining, []
+                    self.active += len(joiners)  # counted from now until they finish
+                if not requests and not joiners and self.scheduler._retire(self):
+                    return
+                requests += joiners
+                requests = self._tick(stepper, requests)
+                with self.condition:
+                    self.active = len(requests)
+
+    def _tick(self, stepper: Stepper, requests: list[Generation]) -> list[Generation]:
+        """Draw one character for every request whose consumer keeps up, step those that go on
+        together, and return the requests still generating."""
+        requests = [request for request in requests if not request.cancelled]
+        ready = [request for request in requests if request._ready]
+        if not ready:
+            return requests
+        logits = torch.cat([request.logits for request in ready])  # (R, V)
+        failed: set[int] = set()
+        # Distributions: one call per distinct setting (next_token_distribution works row by row).
+        groups: dict[SamplingSettings, list[int]] = {}
+        for i, request in enumerate(ready):
+            groups.setdefault(request.settings, []).append(i)
+        probs = torch.zeros_like(logits) if len(groups) > 1 else None  # (R, V)
+        for settings, rows in groups.items():
+            try:
+                if probs is None:
+                    probs = next_token_distribution(logits, settings)
+                else:
+                    probs[rows] = next_token_distribution(logits[rows], settings)
+            except Exception as error:  # noqa: BLE001 - ends these requests, not the loop
+                for i in rows:
+                    ready[i]._fail(error)
+                failed.update(rows)
+        noise = []
+        for i, request in enumerate(ready):
+            try:
+                noise.append(exponential_noise(logits.shape[1], request.generator) if i not in failed else None)
+            except Exception as error:  # noqa: BLE001
+                request._fail(error)
+                failed.add(i)
+                noise.append(None)
+        if failed:
+            if probs is None:
+                probs = torch.zeros_like(logits)
+            noise = [q if q is not None else torch.ones(logits.shape[1]) for q in noise]
+        tokens = choose_tokens(probs, torch.stack(noise))  # (R,)
+        token_ids = tokens.tolist()
+        vocab = self.model.vocab
+        going_on = []  # indices into ready
+        for i, request in enumerate(ready):
+            if i in failed:
+                continue
+            request._deliver(vocab[token_ids[i]])
+            if request.remaining > 0 and not request.cancelled:
+                going_on.append(i)
+        ended = {id(ready[i]) for i in range(len(ready)) if i not in going_on}
+        if going_on:
+            stepping = [ready[i] for i in going_on]
+            try:
+                new_logits, new_hidden = stepper.step(  # one character in for each, (R', V)
+                    tokens[going_on], _cat_states([request.hidden for request in stepping])
+                )
+            except Exception as error:  # noqa: BLE001 - cannot tell whose row broke it: end them all
+                for request in stepping:
+                    request._fail(error)
+                ended.update(id(request) for request in stepping)
+            else:
+                for row, request in enumerate(stepping):
+                    request.logits, request.hidden = new_logits[row : row + 1], _state_row(new_hidden, row)
+        return [request for request in requests if id(request) not in ended]
+
+
+class BatchScheduler:
+    """Continuous batching of generations, one thread per model (started on demand).
+
+    Args:
+        max_active: requests generating at once per model; :meth:`submit` refuses more.
+        idle_seconds: a model's thread ends after this long without requests.
+        max_ahead: characters a request may be drawn ahead of what its consumer has taken.
+    """
+
+    def __init__(
+        self,
+        max_active: int = MAX_ACTIVE_PER_MODEL,
+        idle_seconds: float = IDLE_SECONDS,
+        max_ahead: int = MAX_AHEAD_CHARS,
+    ):
+        self.max_active = max_active
+        self.idle_seconds = idle_seconds
+        self.max_ahead = max_ahead
+        self._lock = threading.Lock()
+        self._workers: dict[CharRNN, _ModelWorker] = {}
+
+    def submit(
+        self,
+        model: CharRNN,
+        prompt: str,
+        max_new_chars: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> Generation:
+        """Start generating; the arguments mean what they mean for ``rnn_demo.sampling.generate``,
+        and so does the text (bit for bit, for the same seed).
+
+        The prompt is run through the model here, in the caller's thread. Raises ValueError or
+        TypeError for bad arguments, SchedulerFull when the model has ``max_active`` requests.
+        """
+        settings = SamplingSettings(temperature, top_k, top_p)
+        check_length(max_new_chars)
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+        if model.training:
+            raise ValueError("the model must be in eval mode (dropout off) to be served")
+        device = model.decoder.weight.device
+        generation = Generation(settings, make_generator(seed, device), max_new_chars, self.max_ahead)
+        if max_new_chars == 0:
+            return generation
+        with torch.inference_mode():  # the same priming call as rnn_demo.sampling
+            idx = torch.tensor([encode_prompt(model, prompt).ids], dtype=torch.long, device=device)  # (1, P)
+            logits, hidden = model(idx)
+            generation.logits, generation.hidden = logits[:, -1], hidden  # (1, V), (L, 1, H)
+        with self._lock:
+            worker = self._workers.get(model)
+            if worker is None:
+                worker = self._workers[model] = _ModelWorker(self, model)
+                worker.thread.start()
+            with worker.condition:
+                if worker.load() >= self.max_active:
+                    raise SchedulerFull(
+                        f"{model.cell}-h{model.hidden_size} is already generating {self.max_active} texts"
+                    )
+                generation._wake_scheduler = worker.wake
+                worker.joining.append(generation)
+                worker.condition.notify()
+        return generation
+
+    def generate(self, model: CharRNN, prompt: str, max_new_chars: int, **settings) -> str:
+        """The whole continuation (a blocking convenience around :meth:`submit`)."""
+        return "".join(self.submit(model, prompt, max_new_chars, **settings).chunks())
+
+    def active_count(self) -> int:
+        """Requests generating or about to join, over all models."""
+        with self._lock:
+            workers = list(self._workers.values())
+        total = 0
+        for worker in workers:
+            with worker.condition:
+                total += worker.load()
+        return total
+
+    def running_threads(self) -> int:
+        """Model threads alive now (they end when idle)."""
+        with self._lock:
+            return sum(worker.thread.is_alive() for worker in self._workers.values())
+
+    def _retire(self, worker: _ModelWorker) -> bool:
+        """Called by an idle worker: remove it unless a request arrived meanwhile."""
+        with self._lock, worker.condition:
+            if worker.joining:
+                return False
+            if self._workers.get(worker.model) is worker:
+                del self._workers[worker.model]
+            return True

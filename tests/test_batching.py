@@ -1,0 +1,351 @@
+"""Continuous batching (rnn_demo/batching.py): many generations stepped together, each one giving
+exactly the text it gives alone; joins, leaves, cancels, errors and idling of the scheduler."""
+
+import itertools
+import threading
+import time
+
+import pytest
+import torch
+
+from rnn_demo import batching, engine
+from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
+from rnn_demo.engine import Stepper
+from rnn_demo.model import CharRNN
+from rnn_demo.sampling import SamplingSettings, draw_token, generate, next_token_distribution
+
+VOCAB = "".join(chr(c) for c in range(32, 97))  # 65 characters, like tiny shakespeare
+
+
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def thread_cpu_seconds(thread: threading.Thread) -> float:
+    """CPU time a thread has used (Linux: /proc), 0.0 where that cannot be read."""
+    import os
+
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def random_state(cell: str, layers: int, batch: int, hidden_size: int, generator: torch.Generator):
+    h = torch.randn(layers, batch, hidden_size, generator=generator)
+    return (h, torch.randn(layers, batch, hidden_size, generator=generator)) if cell == "lstm" else h
+
+
+def rows_of(state, rows: slice):
+    return tuple(part[:, rows] for part in state) if isinstance(state, tuple) else state[:, rows]
+
+
+def flat(state) -> torch.Tensor:
+    return torch.cat([part.flatten() for part in state]) if isinstance(state, tuple) else state.flatten()
+
+
+# ---- the arithmetic: batch-invariant steps, draws identical to torch.multinomial ----------------
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("hidden_size", [50, 64, 256, 512])  # 50: not a multiple of engine.ELEMENTWISE_BLOCK
+def test_a_stepped_row_is_bit_identical_whatever_the_batch_size(cell, hidden_size):
+    torch.manual_seed(0)
+    stepper = Stepper(CharRNN(VOCAB, cell=cell, hidden_size=hidden_size, num_layers=2).eval())
+    generator = torch.Generator().manual_seed(1)
+    for batch in (16, 3, 9, 64):
+        state = random_state(cell, 2, batch, hidden_size, generator)
+        tokens = torch.randint(0, len(VOCAB), (batch,), generator=generator)
+        logits, new_state = stepper.step(tokens, state)
+        for i in range(batch):
+            alone_logits, alone_state = stepper.step(tokens[i : i + 1], rows_of(state, slice(i, i + 1)))
+            assert torch.equal(alone_logits[0], logits[i]), (batch, i)
+            assert torch.equal(flat(alone_state), flat(rows_of(new_state, slice(i, i + 1)))), (batch, i)
+
+
+def test_draw_token_makes_the_draws_of_torch_multinomial():
+    # Texts generated before draw_token existed (with torch.multinomial) come out the same.
+    values = torch.Generator().manual_seed(1234)
+    for seed in range(50):
+        ours, torchs = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        for k in range(10):
+            settings = SamplingSettings(temperature=0.5 + k / 10, top_k=k % 4, top_p=0.6 + (k % 3) / 5)
+            probs = next_token_distribution(torch.randn(65, generator=values) * 3, settings)
+            assert draw_token(probs, ours) == int(torch.multinomial(probs, 1, generator=torchs))
+        assert torch.equal(ours.get_state(), torchs.get_state())
+
+
+def test_distributions_of_a_batch_equal_those_of_each_row():
+    logits = torch.randn(37, 65, generator=torch.Generator().manual_seed(0)) * 4
+    all_settings = [SamplingSettings(0.8), SamplingSettings(1.3, 10, 0.5), SamplingSettings(0), SamplingSettings(1e-3)]
+    for settings in all_settings:
+        batched = next_token_distribution(logits, settings)
+        for i in range(len(logits)):
+            assert torch.equal(batched[i], next_token_distribution(logits[i], settings))
+
+
+# ---- the scheduler ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scheduler():
+    return BatchScheduler(idle_seconds=0.3)
+
+
+REQUESTS = [
+    dict(prompt=prompt, max_new_chars=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    for seed, (prompt, length, temperature, top_k, top_p) in enumerate(
+        [("ROMEO:", 150, 0.8, 0, 1.0), ("KING:\n", 90, 1.0, 5, 1.0), ("", 120, 0.5, 0, 0.9), ("Thou", 60, 0.0, 0, 1.0)]
+        * 8
+    )
+]
+
+
+def test_32_concurrent_requests_each_give_the_text_they_give_alone(trained_model, scheduler):
+    alone = [generate(trained_model, **request) for request in REQUESTS]
+    texts = [None] * len(REQUESTS)
+
+    def run(i):
+        texts[i] = scheduler.generate(trained_model, **REQUESTS[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(REQUESTS))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert texts == alone
+    assert len(set(texts)) > len(REQUESTS) // 2  # different seeds, different texts
+
+
+def test_requests_join_and_leave_a_running_batch(trained_model, monkeypatch):
+    batch_sizes = []
+    original_step = engine.Stepper.step
+
+    def recording_step(self, tokens, hidden):
+        batch_sizes.append(len(tokens))
+        return original_step(self, tokens, hidden)
+
+    monkeypatch.setattr(engine.Stepper, "step", recording_step)
+    scheduler = BatchScheduler(idle_seconds=0.3, max_ahead=10_000)  # the long one runs on while unread
+    long = scheduler.submit(trained_model, "ROMEO:", 400, temperature=0.8, seed=1)
+    first = long.take(20, timeout=10)
+    short = scheduler.submit(trained_model, "JULIET:", 30, temperature=0.8, seed=2)  # joins mid-stream
+    short_text = "".join(short.chunks())  # and leaves while the long one goes on
+    long_text = first + "".join(long.chunks())
+    assert long_text == generate(trained_model, "ROMEO:", 400, temperature=0.8, seed=1)
+    assert short_text == generate(trained_model, "JULIET:", 30, temperature=0.8, seed=2)
+    assert 2 in batch_sizes and batch_sizes[-1] == 1  # stepped together, then alone again
+    assert wait_until(lambda: scheduler.active_count() == 0)
+
+
+def test_cancel_frees_the_slot_at_the_next_tick(trained_model):
+    scheduler = BatchScheduler(max_active=2, idle_seconds=0.3)
+    first = scheduler.submit(trained_model, "a", 2_000, seed=1)
+    second = scheduler.submit(trained_model, "b", 2_000, seed=2)
+    with pytest.raises(SchedulerFull, match="already generating 2 texts"):
+        scheduler.submit(trained_model, "c", 10, seed=3)
+    first.take(5, timeout=10)
+    first.cancel()
+    assert wait_until(lambda: scheduler.active_count() == 1)
+    drawn = first.remaining
+    time.sleep(0.05)
+    assert first.remaining == drawn and first.remaining > 0  # no more work for it
+    assert scheduler.generate(trained_model, "c", 10, seed=3) == generate(trained_model, "c", 10, seed=3)
+    second.cancel()
+    assert wait_until(lambda: scheduler.active_count() == 0)
+
+
+def test_a_request_is_drawn_only_a_little_ahead_of_its_reader(trained_model):
+    scheduler = BatchScheduler(idle_seconds=0.3, max_ahead=16)
+    generation = scheduler.submit(trained_model, "ROMEO:", 500, temperature=0.8, seed=21)
+    assert wait_until(lambda: generation.remaining == 500 - 16)
+    worker = next(iter(scheduler._workers.values())).thread
+    cpu_before = thread_cpu_seconds(worker)
+    time.sleep(0.2)  # nobody reads: no more steps, and no spinning while it waits
+    assert generation.remaining == 500 - 16 and thread_cpu_seconds(worker) - cpu_before < 0.03
+    text = "".join(generation.chunks(min_chars=100))  # more than it may hold: still served
+    assert text == generate(trained_model, "ROMEO:", 500, temperature=0.8, seed=21)
+
+
+def test_closing_the_chunks_iterator_cancels_the_generation(trained_model, scheduler):
+    chunks = scheduler.submit(trained_model, "ROMEO:", 2_000, seed=0).chunks(min_chars=8)
+    next(chunks)
+    assert scheduler.active_count() == 1
+    chunks.close()  # what gradio does to the handler on Stop, cancel or disconnect
+    assert wait_until(lambda: scheduler.active_count() == 0, timeout=2)
+
+
+def test_an_error_in_one_request_ends_it_with_a_clear_error_and_the_others_go_on(trained_model, scheduler, monkeypatch):
+    real_noise = batching.exponential_noise
+
+    def noise_that_breaks_for_seed_666(vocab_size, generator):
+        if generator.initial_seed() == 666:
+            raise RuntimeError("the generator broke")
+        return real_noise(vocab_size, generator)
+
+    monkeypatch.setattr(batching, "exponential_noise", noise_that_breaks_for_seed_666)
+    good = [scheduler.submit(trained_model, "ROMEO:", 200, temperature=0.8, seed=seed) for seed in (1, 2)]
+    bad = scheduler.submit(trained_model, "ROMEO:", 200, temperature=0.8, seed=666)
+    with pytest.raises(GenerationFailed, match="RuntimeError: the generator broke"):
+        "".join(bad.chunks())
+    for seed, generation in zip((1, 2), good):
+        assert "".join(generation.chunks()) == generate(trained_model, "ROMEO:", 200, temperature=0.8, seed=seed)
+    assert scheduler.generate(trained_model, "KING", 20, seed=5) == generate(trained_model, "KING", 20, seed=5)
+
+
+def test_the_thread_sleeps_without_work_and_ends_when_idle(trained_model, scheduler):
+    assert scheduler.running_threads() == 0  # nothing starts before the first request
+    scheduler.generate(trained_model, "a", 10, seed=0)
+    worker = next(iter(scheduler._workers.values())).thread
+    cpu_before = thread_cpu_seconds(worker)
+    time.sleep(0.15)  # idle but not yet retired: waiting on its condition, not spinning
+    assert thread_cpu_seconds(worker) - cpu_before < 0.03
+    assert wait_until(lambda: scheduler.running_threads() == 0 and not worker.is_alive(), timeout=5)
+    assert scheduler.generate(trained_model, "a", 10, seed=0) == generate(trained_model, "a", 10, seed=0)
+
+
+def test_submit_checks_its_arguments_like_generate(trained_model, scheduler):
+    with pytest.raises(ValueError, match="temperature"):
+        scheduler.submit(trained_model, "a", 10, temperature=-1)
+    with pytest.raises(ValueError, match="max_new_chars"):
+        scheduler.submit(trained_model, "a", -1)
+    with pytest.raises(TypeError, match="prompt must be a str"):
+        scheduler.submit(trained_model, None, 10)
+    assert scheduler.generate(trained_model, "a", 0) == ""
+    assert scheduler.running_threads() == 0
+
+
+# ---- the running app: /generate under load, and cancelled streams -----------------------------------
+
+API_REQUEST = dict(prompt="ROMEO:", cell="lstm", hidden_size=64, temperature=0.8, max_new_chars=150, top_k=0, top_p=1.0)
+
+
+def test_the_apps_text_for_a_seed_is_what_generate_gives(client, app_models):
+    model = CharRNN.from_pretrained(app_models / "lstm-h64")
+    for settings in (dict(seed=7), dict(seed=8, top_k=5, temperature=1.2), dict(seed=9, top_p=0.7, temperature=0.5)):
+        request = {**API_REQUEST, **settings}
+        expected = request["prompt"] + generate(
+            model,
+            request["prompt"],
+            request["max_new_chars"],
+            temperature=request["temperature"],
+            top_k=request["top_k"],
+            top_p=request["top_p"],
+            seed=request["seed"],
+        )
+        assert client.predict(**request, api_name="/generate") == expected
+
+
+@pytest.mark.slow
+def test_32_concurrent_api_streams_each_return_what_they_return_alone(client, app_models):
+    model = CharRNN.from_pretrained(app_models / "lstm-h64")
+    seeds = range(100, 132)
+    jobs = [client.submit(**{**API_REQUEST, "seed": seed}, api_name="/generate") for seed in seeds]
+    texts = [job.result(timeout=120) for job in jobs]
+    alone = ["ROMEO:" + generate(model, "ROMEO:", 150, temperature=0.8, seed=seed) for seed in seeds]
+    assert texts == alone
+    assert client.predict(**{**API_REQUEST, "seed": 100}, api_name="/generate") == alone[0]  # and alone, served
+
+
+class RecordingScheduler(BatchScheduler):
+    """A scheduler that keeps every Generation it starts, for the tests to look into."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.started = []
+
+    def submit(self, *args, **kwargs):
+        generation = super().submit(*args, **kwargs)
+        self.started.append(generation)
+        return generation
+
+
+@pytest.fixture(scope="module")
+def served(app_models, pick_free_port):
+    """Its own app, with a scheduler the tests can look into: (url, scheduler)."""
+    import app
+    from rnn_demo.zoo import ModelZoo
+
+    scheduler = RecordingScheduler(idle_seconds=1.0)
+    demo = app.build_demo(ModelZoo(app_models), scheduler=scheduler)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield url, scheduler
+    finally:
+        demo.close()
+
+
+def test_a_cancelled_stream_ends_its_generation_on_the_server(served):
+    from gradio_client import Client
+
+    url, scheduler = served
+    client = Client(url, verbose=False, analytics_enabled=False)
+    job = client.submit(**{**API_REQUEST, "hidden_size": 256, "max_new_chars": 2_000, "seed": 3}, api_name="/generate")
+    for update in job:
+        if len(update) > 40:
+            break
+    assert scheduler.active_count() == 1
+    job.cancel()
+    assert wait_until(lambda: scheduler.active_count() == 0, timeout=5)
+    generation = scheduler.started[-1]
+    assert generation.cancelled and generation.remaining > 0  # ended early, not run to its end
+
+
+def test_a_client_that_disconnects_mid_stream_ends_its_generation(served):
+    import httpx
+
+    url, scheduler = served
+    base = url.rstrip("/")
+    body = {"data": ["ROMEO:", "lstm", 256, 0.8, 2_000, 0, 1.0, 4]}
+    with httpx.Client(timeout=30) as http:
+        event_id = http.post(f"{base}/gradio_api/call/generate", json=body).json()["event_id"]
+        with http.stream("GET", f"{base}/gradio_api/call/generate/{event_id}") as response:
+            for line in response.iter_lines():
+                if line.startswith("data:") and len(line) > 60:
+                    break  # the connection closes here, mid-stream
+    assert wait_until(lambda: scheduler.active_count() == 0, timeout=10)
+    generation = scheduler.started[-1]
+    assert generation.cancelled and generation.remaining > 0  # ended early, not run to its end
+
+
+def test_under_load_pieces_come_at_the_pace_asked_not_every_few_characters(trained_model, scheduler):
+    generation = scheduler.submit(trained_model, "ROMEO:", 600, temperature=0.8, seed=11)
+    times, pieces = [], []
+    started = time.perf_counter()
+    for piece in generation.chunks(min_chars=8, max_wait=0.01, pace=lambda: 0.1):
+        times.append(time.perf_counter() - started)
+        pieces.append(piece)
+    assert "".join(pieces) == generate(trained_model, "ROMEO:", 600, temperature=0.8, seed=11)
+    assert len(pieces) < 600 / 8
+    # Each piece but the last (which comes at the end) waited 0.1 s, or filled what a request may hold.
+    for (earlier, later), piece in zip(itertools.pairwise(times[:-1]), pieces[1:-1]):
+        assert later - earlier > 0.09 or len(piece) >= batching.MAX_AHEAD_CHARS
+
+
+def test_a_lone_row_is_stepped_exactly_like_a_plain_matmul():
+    # So the texts of every seed are the ones generate() gave before steps were batch-invariant.
+    torch.manual_seed(0)
+    model = CharRNN(VOCAB, cell="lstm", hidden_size=64, num_layers=1).eval()
+    stepper = Stepper(model)
+    h, c = torch.randn(1, 1, 64), torch.randn(1, 1, 64)
+    token = torch.tensor([5])
+    logits, (new_h, new_c) = stepper.step(token, (h, c))
+    weights = dict(model.rnn.named_parameters())
+    with torch.inference_mode():
+        input_part = torch.addmm(
+            weights["bias_ih_l0"] + weights["bias_hh_l0"], model.encoder.weight, weights["weight_ih_l0"].t()
+        )[token]
+        gates = torch.addmm(input_part, h[0], weights["weight_hh_l0"].t().contiguous())
+        i, f, g, o = gates.split(64, dim=1)
+        expected_c = torch.addcmul(f.sigmoid() * c[0], i.sigmoid(), g.tanh())
+        expected_h = o.sigmoid() * expected_c.tanh()
+        expected_logits = torch.addmm(model.decoder.bias, expected_h, model.decoder.weight.t().contiguous())
+    assert torch.equal(new_c[0], expected_c) and torch.equal(new_h[0], expected_h)
+    assert torch.equal(logits, expected_logits)
