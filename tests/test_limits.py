@@ -91,7 +91,7 @@ def test_the_app_default_limits_are_the_documented_ones():
     limits = {fn.api_name: (fn.concurrency_limit, fn.concurrency_id) for fn in app.demo.fns.values()}
     # The page's Generate button and the API share one limit of CONCURRENCY_LIMIT generations.
     assert limits["generate"] == limits["generate_for_page"] == (app.CONCURRENCY_LIMIT, "generate")
-    assert app.CONCURRENCY_LIMIT == 2
+    assert app.CONCURRENCY_LIMIT == 32  # README, "Limits and safety"
 
 
 @pytest.mark.parametrize(
