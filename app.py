@@ -19,14 +19,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
-import torch
 
-from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
-from rnn_demo.model import CheckpointError
-from rnn_demo.sampling import MAX_SEED, encode_prompt, stream
+# Nothing imported here imports torch: the page is served first and torch (about 3 s to import
+# on a small CPU) is imported right after, by main()'s warm-up or the first request.
+from rnn_demo.checkpoint import CheckpointError
 from rnn_demo.zoo import MODELS_ENV, ModelInfo, ModelZoo, UnknownModelError
+
+if TYPE_CHECKING:
+    from rnn_demo.batching import BatchScheduler
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -47,6 +50,9 @@ DEFAULT_CELL = "lstm"  # preselected when the zoo has it
 # holds one of gradio's 40 worker threads while it waits for its next characters.
 CONCURRENCY_LIMIT = 32
 MAX_QUEUE_SIZE = 32
+# Gradio keeps per-session state for this many recent sessions (its default: 10,000); every API
+# call is a session, so the cap bounds the server's memory under traffic.
+STATE_SESSION_CAPACITY = 500
 # torch threads per process when served by main(): one step of these small models is too short to
 # share between cores (lstm-h128 on this 2-core CPU: 3,700 chars/s with 1 thread, 2,000 with 2).
 TORCH_THREADS = 1
@@ -172,6 +178,8 @@ def validate_request(
     if not 0 < top_p <= 1:
         raise gr.Error(f"top_p must be above 0 and at most 1 (1 = off), got {top_p}.")
     seed = _whole_number("seed", seed)
+    from rnn_demo.sampling import MAX_SEED
+
     if seed != RANDOM_SEED and not 0 <= seed <= MAX_SEED:
         raise gr.Error(f"seed must be {RANDOM_SEED} (random) or between 0 and {MAX_SEED}, got {seed}.")
     return GenerationRequest(
@@ -248,7 +256,7 @@ def generate_stream(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.perf_counter,
-    scheduler: BatchScheduler | None = None,
+    scheduler: "BatchScheduler | None" = None,
 ) -> Iterator[tuple[str, RunStatus]]:
     """Yield (prompt + continuation so far, RunStatus) every few characters, and once at the end.
 
@@ -259,6 +267,9 @@ def generate_stream(
     same model; the text is the same either way. Closing the iterator ends the generation.
     Raises gr.Error for bad arguments or a model that cannot be loaded.
     """
+    from rnn_demo.batching import GenerationFailed, SchedulerFull
+    from rnn_demo.sampling import encode_prompt, stream
+
     request = validate_request(zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed)
     info = request.model
     try:
@@ -406,9 +417,25 @@ MODEL_TABLE_HEADERS = [
 ]
 
 
+class _LazyScheduler:
+    """The demo's BatchScheduler, made on first use (importing it imports torch)."""
+
+    def __init__(self, scheduler: "BatchScheduler | None" = None):
+        self._scheduler = scheduler
+        self._lock = threading.Lock()
+
+    def get(self) -> "BatchScheduler":
+        with self._lock:
+            if self._scheduler is None:
+                from rnn_demo.batching import BatchScheduler
+
+                self._scheduler = BatchScheduler()
+            return self._scheduler
+
+
 def build_demo(
     zoo: ModelZoo,
-    scheduler: BatchScheduler | None = None,
+    scheduler: "BatchScheduler | None" = None,
     concurrency_limit: int = CONCURRENCY_LIMIT,
     max_queue_size: int = MAX_QUEUE_SIZE,
 ) -> gr.Blocks:
@@ -420,7 +447,7 @@ def build_demo(
     with Gradio's "Queue is full" error. Both are set by the server (tests use small ones); no
     request can change them.
     """
-    scheduler = BatchScheduler() if scheduler is None else scheduler
+    scheduler = _LazyScheduler(scheduler)
     cells = zoo.cells()
     initial_cell = DEFAULT_CELL if DEFAULT_CELL in cells else (cells[0] if cells else None)
     problems = zoo.problems()
@@ -544,7 +571,7 @@ def build_demo(
                 top_p,
                 seed,
                 should_stop=flag.is_set,
-                scheduler=scheduler,
+                scheduler=scheduler.get(),
             )
             try:
                 yield from page_updates(updates, STATUS_EVERY_SECONDS)
@@ -605,7 +632,7 @@ def build_demo(
             temperature: 0 (greedy) to 2; top_k: 0 = off; top_p: 1.0 = off; seed: -1 = random.
             """
             updates = generate_stream(
-                zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed, scheduler=scheduler
+                zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed, scheduler=scheduler.get()
             )
             try:
                 for text, _ in updates:
@@ -625,7 +652,25 @@ def build_demo(
     return demo
 
 
-demo = build_demo(ModelZoo.from_environment(DEFAULT_MODELS_DIR))
+ZOO = ModelZoo.from_environment(DEFAULT_MODELS_DIR)
+demo = build_demo(ZOO)
+
+
+def warm_up(zoo: ModelZoo) -> None:
+    """Import torch and the generation code and load the page's default model, so that the first
+    request does not pay for them. Requests that come earlier wait for the same imports."""
+    import torch
+
+    import rnn_demo.batching  # noqa: F401 - the import is the warm-up
+
+    torch.set_num_threads(TORCH_THREADS)
+    cell = DEFAULT_CELL if DEFAULT_CELL in zoo.cells() else next(iter(zoo.cells()), None)
+    size = default_hidden_size(zoo, cell)
+    if cell is not None and size is not None:
+        try:
+            zoo.load(cell, size)
+        except CheckpointError:
+            pass  # the page already lists the zoo's problems; a request for it says why
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -633,8 +678,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(TORCH_THREADS)
-    demo.launch(server_name=args.host, server_port=args.port)
+    # Serve the page first, then warm up in this (otherwise idle) main thread.
+    demo.launch(
+        server_name=args.host, server_port=args.port, prevent_thread_lock=True,
+        state_session_capacity=STATE_SESSION_CAPACITY,
+    )
+    warm_up(ZOO)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

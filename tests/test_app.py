@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -245,14 +246,37 @@ def test_model_table_rows_match_the_headers(zoo):
 
 def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     assert isinstance(app.demo, gr.Blocks)
-    launches = []
-    monkeypatch.setattr(app.demo, "launch", lambda **kwargs: launches.append(kwargs))
+    calls = []
+    monkeypatch.setattr(app.demo, "launch", lambda **kwargs: calls.append(("launch", kwargs)))
+    monkeypatch.setattr(app, "warm_up", lambda zoo: calls.append(("warm_up", zoo)))
+    monkeypatch.setattr(app.demo, "block_thread", lambda: calls.append(("block_thread", None)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
     app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
-    assert launches == [
-        {"server_name": "0.0.0.0", "server_port": 7999},
-        {"server_name": None, "server_port": None},
+    served = dict(prevent_thread_lock=True, state_session_capacity=app.STATE_SESSION_CAPACITY)
+    # The page is served first; the warm-up (torch, the default model) comes after it.
+    assert calls == [
+        ("launch", {"server_name": "0.0.0.0", "server_port": 7999, **served}),
+        ("warm_up", app.ZOO),
+        ("block_thread", None),
+        ("launch", {"server_name": None, "server_port": None, **served}),
+        ("warm_up", app.ZOO),
+        ("block_thread", None),
     ]
+
+
+def test_importing_the_app_imports_no_torch_and_the_warm_up_does():
+    code = (
+        "import sys, app\n"
+        "assert 'torch' not in sys.modules, 'app imported torch'\n"
+        "app.warm_up(app.ZOO)\n"
+        "import torch\n"
+        "assert torch.get_num_threads() == app.TORCH_THREADS\n"
+        "assert any(app.ZOO.is_loaded(info.cell, info.hidden_size) for info in app.ZOO.models())\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("RNN_DEMO_MODELS", None)
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
 
 
 # ---- the running app, through its public API ---------------------------------------------------------
