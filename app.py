@@ -50,9 +50,10 @@ DEFAULT_CELL = "lstm"  # preselected when the zoo has it
 # holds one of gradio's 40 worker threads while it waits for its next characters.
 CONCURRENCY_LIMIT = 32
 MAX_QUEUE_SIZE = 32
-# Gradio keeps per-session state for this many recent sessions (its default: 10,000); every API
-# call is a session, so the cap bounds the server's memory under traffic.
-STATE_SESSION_CAPACITY = 500
+# Gradio keeps a copy of the page's configuration (about 0.2 MB here) for each of this many recent
+# sessions (its default: 10,000), and every API call is a new session: the cap bounds the server's
+# memory under traffic (measured: +64 MiB per 300 calls uncapped, +8 MiB per 600 beyond the cap).
+STATE_SESSION_CAPACITY = 100
 # torch threads per process when served by main(): one step of these small models is too short to
 # share between cores (lstm-h128 on this 2-core CPU: 3,700 chars/s with 1 thread, 2,000 with 2).
 TORCH_THREADS = 1
@@ -488,6 +489,10 @@ def build_demo(
                             choices=hidden_size_choices(zoo, initial_cell) if initial_cell else [],
                             value=default_hidden_size(zoo, initial_cell),
                             elem_id="hidden-size",
+                            # The choices follow the cell in the browser; the server checks the
+                            # size itself (validate_request), so a session whose updated choices
+                            # Gradio has dropped (STATE_SESSION_CAPACITY) still works.
+                            allow_custom_value=True,
                         )
                     temperature = gr.Slider(
                         0,

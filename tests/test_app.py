@@ -457,3 +457,13 @@ def test_readme_javascript_example(app_url):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ROMEO:")
     assert len(result.stdout.rstrip("\n")) == len("ROMEO:") + 200
+
+
+def test_the_hidden_size_survives_gradio_dropping_a_sessions_updated_choices():
+    """Gradio keeps updated component state for STATE_SESSION_CAPACITY sessions only; after that a
+    page falls back to the initial choices, so the size must not be limited to them (the server
+    validates it against the zoo instead)."""
+    dropdown = next(b for b in app.demo.blocks.values() if getattr(b, "elem_id", None) == "hidden-size")
+    assert dropdown.preprocess(999) == 999  # not in the initial choices: passed on, not refused
+    with pytest.raises(gr.Error, match="hidden size 999"):
+        app.validate_request(app.ZOO, "x", "lstm", 999, 0.8, 10, 0, 1.0, 1)
