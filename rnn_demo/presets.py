@@ -55,6 +55,7 @@ PRESETS: dict[str, dict] = {
     "lstm-64": {**_CPU, "cell": "lstm", "hidden_size": 64, "max_steps": 9189},
     "lstm-128": {**_CPU, "cell": "lstm", "hidden_size": 128, "dropout": 0.1, "max_steps": 10249},
     "lstm-256": {**_CPU, "cell": "lstm", "hidden_size": 256, "dropout": 0.2, "batch_size": 32, "max_steps": 7684},
+    "lstm-512": {**_CPU, "cell": "lstm", "hidden_size": 512, "dropout": 0.25, "batch_size": 32, "max_steps": 5998},
 }
 
 
