@@ -27,10 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
-import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -42,9 +39,9 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.server import free_port, start_app
 from rnn_demo.arguments import whole_number
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_PROMPT_CHARS = 2_000  # app.MAX_PROMPT_CHARS (not imported: that would import gradio and torch here)
 MAX_NEW_CHARS = 2_000  # app.MAX_NEW_CHARS
 REQUEST_TIMEOUT = 120.0  # seconds for one request, queueing included
@@ -64,12 +61,6 @@ class Outcome:
     ok: bool  # completed (good, unusual) or refused with the expected message (bad)
     detail: str  # "completed", "refused as expected", or what went wrong
     seconds: float
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def body_of(*values, raw: str | None = None) -> str:
@@ -207,36 +198,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def start_app(port: int, timeout: float = 180.0) -> subprocess.Popen:
-    environment = dict(
-        os.environ,
-        HF_HUB_OFFLINE="1",
-        HF_HUB_DISABLE_TELEMETRY="1",
-        GRADIO_ANALYTICS_ENABLED="False",
-        OMP_NUM_THREADS="1",
-    )
-    environment.pop("RNN_DEMO_MODELS", None)  # the shipped models
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"python app.py exited with {process.returncode} before serving")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"python app.py did not serve within {timeout:.0f} s")
 
 
 def percentile(values: list[float], fraction: float) -> float:

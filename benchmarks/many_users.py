@@ -21,60 +21,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
 
+from benchmarks.server import PROJECT_ROOT, free_port, start_app
 from rnn_demo.engine import Stepper
 from rnn_demo.model import CharRNN
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
 PROMPT = "ROMEO:"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_app(models_dir: Path, port: int, timeout: float = 120.0) -> subprocess.Popen:
-    """``python app.py`` serving ``models_dir`` on loopback, once its page answers."""
-    environment = dict(
-        os.environ,
-        RNN_DEMO_MODELS=str(models_dir),
-        HF_HUB_OFFLINE="1",
-        HF_HUB_DISABLE_TELEMETRY="1",
-        GRADIO_ANALYTICS_ENABLED="False",
-        OMP_NUM_THREADS="1",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with {process.returncode} before serving")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
-                if response.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.1)
-    process.terminate()
-    raise RuntimeError(f"app.py did not serve within {timeout} s")
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -174,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from gradio_client import Client
 
-    process = start_app(models_dir, free_port())
+    process = start_app(free_port(), models_dir)
     try:
         url = f"http://127.0.0.1:{process.args[-1]}/"
         client = Client(url, verbose=False, analytics_enabled=False)

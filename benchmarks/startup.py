@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
+from benchmarks.server import OFFLINE, PROJECT_ROOT, free_port, page_answers
 from rnn_demo.arguments import whole_number
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BARE_APP = (
     "import sys, gradio as gr\n"
     "with gr.Blocks() as demo:\n"
@@ -30,14 +27,8 @@ BARE_APP = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def seconds_until_ready(command: list[str], port: int, timeout: float = 120.0) -> float:
-    environment = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
+    environment = dict(os.environ, **OFFLINE)
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=environment,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -45,12 +36,9 @@ def seconds_until_ready(command: list[str], port: int, timeout: float = 120.0) -
         while time.perf_counter() - started < timeout:
             if process.poll() is not None:
                 raise RuntimeError(f"{command} exited with {process.returncode} before serving")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
-                    if response.status == 200:
-                        return time.perf_counter() - started
-            except OSError:
-                time.sleep(0.05)
+            if page_answers(port):
+                return time.perf_counter() - started
+            time.sleep(0.05)
         raise RuntimeError(f"{command} did not serve within {timeout} s")
     finally:
         process.terminate()
