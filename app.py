@@ -52,7 +52,7 @@ CONCURRENCY_LIMIT = 32
 MAX_QUEUE_SIZE = 32
 # Gradio keeps a copy of the page's configuration (about 0.2 MB here) for each of this many recent
 # sessions (its default: 10,000), and every API call is a new session: the cap bounds the server's
-# memory under traffic (measured: +64 MiB per 300 calls uncapped, +8 MiB per 600 beyond the cap).
+# memory under traffic (README, "Load test").
 STATE_SESSION_CAPACITY = 100
 # torch threads per process when served by main(): one step of these small models is too short to
 # share between cores (lstm-h128 on this 2-core CPU: 3,700 chars/s with 1 thread, 2,000 with 2).
