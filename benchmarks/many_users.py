@@ -26,10 +26,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.server import PROJECT_ROOT, free_port, start_app
-from rnn_demo.engine import Stepper
+from rnn_demo.engine import Stepper, state_arrays
 from rnn_demo.model import CharRNN
 
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -100,17 +101,16 @@ def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid
     }
 
 
-@torch.inference_mode()
 def batched_step_limit(model: CharRNN, batch: int, steps: int) -> float:
     """Characters per second of ``batch`` states stepped together: the most a server can reach."""
     stepper = Stepper(model)
-    tokens = torch.zeros(batch, dtype=torch.long)
-    hidden = model.init_hidden(batch)
+    tokens = np.zeros(batch, dtype=np.int64)
+    state = state_arrays(model.init_hidden(batch))
     for _ in range(10):  # warm up
-        stepper.step(tokens, hidden)
+        stepper.step(tokens, state)
     started = time.perf_counter()
     for _ in range(steps):
-        _, hidden = stepper.step(tokens, hidden)
+        _, state = stepper.step(tokens, state)
     return batch * steps / (time.perf_counter() - started)
 
 

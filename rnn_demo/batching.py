@@ -10,7 +10,7 @@ thread
    does it) and drops the cancelled ones;
 2. turns every request's logits into its distribution with ``next_token_distribution``
    (requests with the same settings in one call: rows are computed independently) and draws
-   its next character with its own seeded ``torch.Generator`` (``exponential_noise`` +
+   its next character with its own seeded ``torch.Generator`` (``TokenDraws.noise`` +
    ``choose_tokens``, the draws ``sample_steps`` makes);
 3. hands each character to its request, and steps all unfinished requests together in one
    ``Stepper.step``, which is batch-invariant (see "Batch invariance" in ``rnn_demo.engine``).
@@ -30,18 +30,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
-import torch
+import numpy as np
 
-from rnn_demo.engine import Stepper
-from rnn_demo.model import CharRNN, Hidden
+from rnn_demo.engine import State, Stepper
+from rnn_demo.model import CharRNN
 from rnn_demo.sampling import (
     SamplingSettings,
     check_length,
+    TokenDraws,
     choose_tokens,
     encode_prompt,
-    exponential_noise,
-    make_generator,
     next_token_distribution,
+    prime,
 )
 
 MAX_ACTIVE_PER_MODEL = 64  # requests generating at once on one model; more are refused
@@ -67,17 +67,17 @@ class Generation:
     def __init__(
         self,
         settings: SamplingSettings,
-        generator: torch.Generator,
+        draws: TokenDraws,
         max_new_chars: int,
         max_ahead: int = MAX_AHEAD_CHARS,
     ):
         self.settings = settings
-        self.generator = generator
+        self.draws = draws
         self.max_new_chars = max_new_chars
         self.max_ahead = max_ahead
         self.remaining = max_new_chars  # characters still to draw (the scheduler's count)
-        self.logits: torch.Tensor | None = None  # (1, V): what the next character is drawn from
-        self.hidden: Hidden | None = None  # the state after the characters drawn so far
+        self.logits: np.ndarray | None = None  # (1, V): what the next character is drawn from
+        self.state: State | None = None  # the state after the characters drawn so far (engine arrays)
         self._wake_scheduler: Callable[[], None] = lambda: None  # set when it joins a model's batch
         self._condition = threading.Condition()
         self._pieces: list[str] = []  # drawn, not yet taken
@@ -176,18 +176,18 @@ class Generation:
             self._condition.notify_all()
 
 
-def _cat_states(states: list[Hidden]) -> Hidden:
+def _cat_states(states: list[State]) -> State:
     """Join states (L, b_i, H) along the batch dimension."""
     if isinstance(states[0], tuple):
-        return tuple(torch.cat(parts, dim=1) for parts in zip(*states))
-    return torch.cat(states, dim=1)
+        return tuple(np.concatenate(parts, axis=1) for parts in zip(*states))
+    return np.concatenate(states, axis=1)
 
 
-def _state_row(hidden: Hidden, row: int) -> Hidden:
+def _state_row(state: State, row: int) -> State:
     """Row ``row`` of a batched state, (L, 1, H)."""
-    if isinstance(hidden, tuple):
-        return tuple(part[:, row : row + 1] for part in hidden)
-    return hidden[:, row : row + 1]
+    if isinstance(state, tuple):
+        return tuple(part[:, row : row + 1] for part in state)
+    return state[:, row : row + 1]
 
 
 class _ModelWorker:
@@ -211,26 +211,25 @@ class _ModelWorker:
             self.condition.notify()
 
     def _run(self) -> None:
-        with torch.inference_mode():
-            stepper = Stepper(self.model)
-            requests: list[Generation] = []
-            while True:
-                with self.condition:
-                    if not requests:
-                        self.condition.wait_for(lambda: self.joining, timeout=self.scheduler.idle_seconds)
-                    elif not any(request._ready for request in requests):
-                        # Every buffer is full: wait for a consumer to take (or cancel), never spin.
-                        self.condition.wait_for(
-                            lambda: self.joining or any(request._ready for request in requests), timeout=1.0
-                        )
-                    joiners, self.joining = self.joining, []
-                    self.active += len(joiners)  # counted from now until they finish
-                if not requests and not joiners and self.scheduler._retire(self):
-                    return
-                requests += joiners
-                requests = self._tick(stepper, requests)
-                with self.condition:
-                    self.active = len(requests)
+        stepper = Stepper(self.model)
+        requests: list[Generation] = []
+        while True:
+            with self.condition:
+                if not requests:
+                    self.condition.wait_for(lambda: self.joining, timeout=self.scheduler.idle_seconds)
+                elif not any(request._ready for request in requests):
+                    # Every buffer is full: wait for a consumer to take (or cancel), never spin.
+                    self.condition.wait_for(
+                        lambda: self.joining or any(request._ready for request in requests), timeout=1.0
+                    )
+                joiners, self.joining = self.joining, []
+                self.active += len(joiners)  # counted from now until they finish
+            if not requests and not joiners and self.scheduler._retire(self):
+                return
+            requests += joiners
+            requests = self._tick(stepper, requests)
+            with self.condition:
+                self.active = len(requests)
 
     def _tick(self, stepper: Stepper, requests: list[Generation]) -> list[Generation]:
         """Draw one character for every request whose consumer keeps up, step those that go on
@@ -239,13 +238,13 @@ class _ModelWorker:
         ready = [request for request in requests if request._ready]
         if not ready:
             return requests
-        logits = torch.cat([request.logits for request in ready])  # (R, V)
+        logits = np.concatenate([request.logits for request in ready])  # (R, V)
         failed: set[int] = set()
         # Distributions: one call per distinct setting (next_token_distribution works row by row).
         groups: dict[SamplingSettings, list[int]] = {}
         for i, request in enumerate(ready):
             groups.setdefault(request.settings, []).append(i)
-        probs = torch.zeros_like(logits) if len(groups) > 1 else None  # (R, V)
+        probs = np.zeros_like(logits) if len(groups) > 1 else None  # (R, V)
         for settings, rows in groups.items():
             try:
                 if probs is None:
@@ -259,16 +258,16 @@ class _ModelWorker:
         noise = []
         for i, request in enumerate(ready):
             try:
-                noise.append(exponential_noise(logits.shape[1], request.generator) if i not in failed else None)
+                noise.append(request.draws.noise() if i not in failed else None)
             except Exception as error:  # noqa: BLE001
                 request._fail(error)
                 failed.add(i)
                 noise.append(None)
         if failed:
             if probs is None:
-                probs = torch.zeros_like(logits)
-            noise = [q if q is not None else torch.ones(logits.shape[1]) for q in noise]
-        tokens = choose_tokens(probs, torch.stack(noise))  # (R,)
+                probs = np.zeros_like(logits)
+            noise = [q if q is not None else np.ones(logits.shape[1], np.float32) for q in noise]
+        tokens = choose_tokens(probs, np.stack(noise))  # (R,)
         token_ids = tokens.tolist()
         vocab = self.model.vocab
         going_on = []  # indices into ready
@@ -282,8 +281,8 @@ class _ModelWorker:
         if going_on:
             stepping = [ready[i] for i in going_on]
             try:
-                new_logits, new_hidden = stepper.step(  # one character in for each, (R', V)
-                    tokens[going_on], _cat_states([request.hidden for request in stepping])
+                new_logits, new_state = stepper.step(  # one character in for each, (R', V)
+                    tokens[going_on], _cat_states([request.state for request in stepping])
                 )
             except Exception as error:  # noqa: BLE001 - cannot tell whose row broke it: end them all
                 for request in stepping:
@@ -291,7 +290,7 @@ class _ModelWorker:
                 ended.update(id(request) for request in stepping)
             else:
                 for row, request in enumerate(stepping):
-                    request.logits, request.hidden = new_logits[row : row + 1], _state_row(new_hidden, row)
+                    request.logits, request.state = new_logits[row : row + 1], _state_row(new_state, row)
         return [request for request in requests if id(request) not in ended]
 
 
@@ -338,14 +337,11 @@ class BatchScheduler:
             raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
         if model.training:
             raise ValueError("the model must be in eval mode (dropout off) to be served")
-        device = model.decoder.weight.device
-        generation = Generation(settings, make_generator(seed, device), max_new_chars, self.max_ahead)
+        generation = Generation(settings, TokenDraws(seed, model.vocab_size), max_new_chars, self.max_ahead)
         if max_new_chars == 0:
             return generation
-        with torch.inference_mode():  # the same priming call as rnn_demo.sampling
-            idx = torch.tensor([encode_prompt(model, prompt).ids], dtype=torch.long, device=device)  # (1, P)
-            logits, hidden = model(idx)
-            generation.logits, generation.hidden = logits[:, -1], hidden  # (1, V), (L, 1, H)
+        # The same priming call as rnn_demo.sampling: (1, V) and (L, 1, H).
+        generation.logits, generation.state = prime(model, encode_prompt(model, prompt).ids)
         with self._lock:
             worker = self._workers.get(model)
             if worker is None:

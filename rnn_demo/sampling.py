@@ -21,13 +21,17 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from rnn_demo.engine import Stepper
+from rnn_demo.engine import State, Stepper, state_arrays, state_tensors
 from rnn_demo.model import CharRNN, Hidden
 from rnn_demo.tokenizer import Encoding
 
 MAX_SEED = 2**63 - 1
+# Below this temperature, logits / temperature may overflow float64 (to -inf, as intended): the
+# shifted float32 logits are at most ~6.8e38 apart, and 6.8e38 / 1e-200 is still finite.
+TINY_TEMPERATURE = 1e-200
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,13 @@ class Step:
 
     char: str
     token_id: int
-    probs: torch.Tensor  # (vocab_size,) the distribution it was drawn from, after temperature/top-k/top-p
-    hidden: Hidden  # the state after feeding this character back in
+    probs: np.ndarray  # (vocab_size,) float32: the distribution it was drawn from, after temperature/top-k/top-p
+    state: State  # the state after feeding this character back in (engine arrays, (L, 1, H))
+
+    @property
+    def hidden(self) -> Hidden:
+        """:attr:`state` as torch tensors, the form ``CharRNN.forward`` takes."""
+        return state_tensors(self.state)
 
 
 def encode_prompt(model: CharRNN, prompt: str) -> Encoding:
@@ -87,9 +96,9 @@ def check_length(max_new_chars) -> None:
         raise ValueError(f"max_new_chars must be an integer >= 0, got {max_new_chars!r}")
 
 
-def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
-    """A private random generator: seeded from ``seed``, or from the OS when it is None."""
-    generator = torch.Generator(device=device)
+def make_generator(seed: int | None) -> torch.Generator:
+    """A private random generator (CPU): seeded from ``seed``, or from the OS when it is None."""
+    generator = torch.Generator()
     if seed is None:
         generator.seed()
         return generator
@@ -99,52 +108,82 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     return generator
 
 
-def next_token_distribution(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
+def next_token_distribution(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
     """Probabilities (..., vocab), float32, to draw from after temperature, top-k and top-p.
 
-    With temperature 0 all the mass sits on the most likely token.
+    Each row is computed on its own: a row comes out the same alone or in a batch. With
+    temperature 0 all the mass sits on the most likely token.
     """
     # float64: any positive temperature a Python float can hold stays positive when divided by
     # (in float32, 1e-300 would become 0 and the division 0/0).
-    logits = logits.double()
+    logits = np.asarray(logits, dtype=np.float64)
     if settings.temperature == 0:
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(torch.float32)
+        probs = np.zeros(logits.shape, np.float32)
+        np.put_along_axis(probs, logits.argmax(-1)[..., None], 1.0, axis=-1)
+        return probs
     # Shifted so the largest is 0 before dividing: a tiny temperature then gives -inf, never inf - inf.
-    logits = (logits - logits.max(dim=-1, keepdim=True).values) / settings.temperature
-    if 0 < settings.top_k < logits.shape[-1]:
-        kth_largest = torch.topk(logits, settings.top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth_largest, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
+    shifted = logits - logits.max(-1, keepdims=True)
+    if settings.temperature >= TINY_TEMPERATURE:
+        logits = shifted / settings.temperature
+    else:
+        with np.errstate(over="ignore"):  # -inf is the intended result of the overflow
+            logits = shifted / settings.temperature
+    vocab_size = logits.shape[-1]
+    if 0 < settings.top_k < vocab_size:
+        kth_largest = np.partition(logits, vocab_size - settings.top_k, axis=-1)[..., -settings.top_k, None]
+        logits = np.where(logits < kth_largest, -np.inf, logits)
+    probs = np.exp(logits)
+    probs /= probs.sum(-1, keepdims=True)
     if settings.top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+        order = np.argsort(-probs, axis=-1, kind="stable")  # most likely first
+        sorted_probs = np.take_along_axis(probs, order, axis=-1)
         mass_before = sorted_probs.cumsum(-1) - sorted_probs  # probability of the more likely tokens
-        sorted_probs = sorted_probs.masked_fill(mass_before >= settings.top_p, 0.0)  # keeps at least the top one
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-        probs = probs / probs.sum(-1, keepdim=True)
-    return probs.to(torch.float32)
+        sorted_probs[mass_before >= settings.top_p] = 0.0  # keeps at least the top one
+        probs = np.zeros_like(probs)
+        np.put_along_axis(probs, order, sorted_probs, axis=-1)
+        probs /= probs.sum(-1, keepdims=True)
+    return probs.astype(np.float32)
 
 
-def exponential_noise(vocab_size: int, generator: torch.Generator) -> torch.Tensor:
-    """The random numbers one draw takes from ``generator``: (vocab_size,) float32, Exp(1)."""
-    return torch.empty(vocab_size, dtype=torch.float32, device=generator.device).exponential_(1, generator=generator)
+class TokenDraws:
+    """The random draws of one generation: a private seeded ``torch.Generator`` (see
+    :func:`make_generator`) and a buffer its noise is drawn into, reused at every draw."""
+
+    def __init__(self, seed: int | None, vocab_size: int):
+        self.generator = make_generator(seed)
+        self._buffer = torch.empty(vocab_size, dtype=torch.float32)
+        self._noise = self._buffer.numpy()
+
+    def noise(self) -> np.ndarray:
+        """The random numbers of the next draw: (V,) float32, Exp(1). The next call overwrites them."""
+        self._buffer.exponential_(1, generator=self.generator)
+        return self._noise
+
+    def draw(self, probs: np.ndarray) -> int:
+        """One token id drawn from probs (V,)."""
+        return int(choose_tokens(probs[None], self.noise()[None])[0])
 
 
-def choose_tokens(probs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """One token per row: probs (B, V) and noise (B, V) from :func:`exponential_noise` -> (B,).
+def choose_tokens(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """One token per row: probs (B, V) and noise (B, V) from :meth:`TokenDraws.noise` -> (B,).
 
     argmax(p / q) with q ~ Exp(1) picks token i with probability p_i (the exponential race; the
     Gumbel-max trick with exp applied). It is what ``torch.multinomial(p, 1)`` computes on CPU,
-    draw for draw (tests/test_sampling.py checks that the same seeds give the same tokens);
+    draw for draw (tests/test_batching.py checks that the same seeds give the same tokens);
     written out here so that a batch of streams, each with its own generator, can share the
     division and the argmax, and every stream still draws exactly what it draws alone.
     """
-    return (probs / noise).argmax(dim=-1)
+    return (probs / noise).argmax(axis=-1)
 
 
-def draw_token(probs: torch.Tensor, generator: torch.Generator) -> int:
-    """One token id drawn from probs (V,) with ``generator``."""
-    noise = exponential_noise(probs.shape[-1], generator)
-    return int(choose_tokens(probs.unsqueeze(0), noise.unsqueeze(0))[0])
+def prime(model: CharRNN, prompt_ids: list[int]) -> tuple[np.ndarray, State]:
+    """Run the prompt through the model in one call: the logits after its last character (1, V)
+    and the state after it, as arrays for :class:`rnn_demo.engine.Stepper`. The model must be in
+    eval mode (dropout off)."""
+    with torch.inference_mode():
+        idx = torch.tensor([prompt_ids], dtype=torch.long, device=model.decoder.weight.device)  # (1, P)
+        logits, hidden = model(idx)
+        return logits[:, -1].to("cpu", torch.float32).numpy(), state_arrays(hidden)
 
 
 def sample_steps(
@@ -161,37 +200,31 @@ def sample_steps(
     check_length(max_new_chars)
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
-    device = model.decoder.weight.device
-    generator = make_generator(seed, device)
-    return _sample_steps(model, encode_prompt(model, prompt).ids, max_new_chars, settings, generator)
+    draws = TokenDraws(seed, model.vocab_size)
+    return _sample_steps(model, encode_prompt(model, prompt).ids, max_new_chars, settings, draws)
 
 
-def _sample_steps(model, prompt_ids, max_new_chars, settings, generator) -> Iterator[Step]:
+def _sample_steps(model, prompt_ids, max_new_chars, settings, draws: TokenDraws) -> Iterator[Step]:
     # A generator function of its own, so that argument errors above are raised at call time.
+    # It holds no torch mode across a yield (modes are per thread, and a server may resume or
+    # close this generator in another thread): the steps are NumPy.
     if max_new_chars == 0:
         return
     was_training = model.training
     if was_training:  # dropout must be off while sampling
         model.eval()
     try:
-        # Inference mode is entered per step and never held across a yield: torch's modes are
-        # per thread, and a server may resume (or close) this generator in another thread.
-        with torch.inference_mode():
-            device = model.decoder.weight.device
-            idx = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # (1, P)
-            logits, hidden = model(idx)  # prime the state on the whole prompt at once
-            logits = logits[:, -1]  # (1, V)
-            stepper = Stepper(model)
-        for _ in range(max_new_chars):
-            with torch.inference_mode():
-                probs = next_token_distribution(logits[0], settings)  # (V,)
-                token_id = draw_token(probs, generator)
-                token = torch.tensor([token_id], device=device)  # (1,)
-                logits, hidden = stepper.step(token, hidden)  # (1, V), one character in
-            yield Step(model.vocab[token_id], token_id, probs, hidden)
+        logits, state = prime(model, prompt_ids)  # (1, V)
+        stepper = Stepper(model)
     finally:
         if was_training:
             model.train()
+    vocab = model.vocab
+    for _ in range(max_new_chars):
+        probs = next_token_distribution(logits, settings)  # (1, V)
+        token_id = draws.draw(probs[0])
+        logits, state = stepper.step(np.array([token_id]), state)  # (1, V), one character in
+        yield Step(vocab[token_id], token_id, probs[0], state)
 
 
 def stream(

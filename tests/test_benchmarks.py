@@ -32,7 +32,7 @@ def test_sampling_speed_quick_prints_a_row_per_model(capsys, trained_run, tmp_pa
     shutil.copytree(trained_run[0], tmp_path / "models" / "lstm-h64")
     sampling_speed.main(["--quick", "--models-dir", str(tmp_path / "models")])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[3].startswith("| lstm-h64 |") and lines[3].count("|") == 9
+    assert lines[3].startswith("| lstm-h64 |") and lines[3].count("|") == 10
 
 
 @pytest.mark.slow

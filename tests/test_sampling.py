@@ -1,5 +1,8 @@
 """Sampling: stream joins to generate, seeds reproduce, the state is carried (never O(T^2))."""
 
+import warnings
+
+import numpy as np
 import pytest
 import torch
 
@@ -57,6 +60,23 @@ def test_temperature_zero_is_greedy(trained_model):
     assert greedy == "".join(expected)
 
 
+@pytest.mark.parametrize("settings", [dict(temperature=0.8), dict(temperature=1.2, top_k=5), dict(temperature=0.6, top_p=0.9)])
+def test_texts_are_those_of_the_plain_torch_loop(trained_model, settings):
+    """The fast path (engine.Stepper, NumPy) changes no text: a seed gives what calling the torch
+    module per character and drawing with torch.multinomial gives, the loop a tutorial writes."""
+    for seed in range(3):
+        generator = torch.Generator().manual_seed(seed)
+        expected = []
+        with torch.inference_mode():
+            logits, hidden = trained_model(torch.tensor([trained_model.tokenizer.encode("ROMEO:")]))
+            for _ in range(200):
+                probs = next_token_distribution(logits[0, -1].numpy(), SamplingSettings(**settings))
+                token = int(torch.multinomial(torch.from_numpy(probs), 1, generator=generator))
+                expected.append(trained_model.vocab[token])
+                logits, hidden = trained_model(torch.tensor([[token]]), hidden)
+        assert generate(trained_model, "ROMEO:", 200, seed=seed, **settings) == "".join(expected)
+
+
 def test_top_k_one_and_tiny_top_p_are_greedy(trained_model):
     greedy = generate(trained_model, "Thou", 50, temperature=0)
     assert generate(trained_model, "Thou", 50, temperature=1.3, top_k=1, seed=5) == greedy
@@ -64,21 +84,26 @@ def test_top_k_one_and_tiny_top_p_are_greedy(trained_model):
 
 
 def test_next_token_distribution_filters():
-    logits = torch.tensor([2.0, 1.0, 0.5, -1.0])
+    logits = np.array([2.0, 1.0, 0.5, -1.0], np.float32)
     top2 = next_token_distribution(logits, SamplingSettings(temperature=1.0, top_k=2))
-    assert top2[2] == 0 and top2[3] == 0 and torch.isclose(top2.sum(), torch.tensor(1.0))
-    full = torch.softmax(logits, -1)
+    assert top2.dtype == np.float32
+    assert top2[2] == 0 and top2[3] == 0 and np.isclose(top2.sum(), 1.0)
+    full = torch.softmax(torch.from_numpy(logits), -1)
+    assert np.allclose(next_token_distribution(logits, SamplingSettings(temperature=1.0)), full.numpy())
     nucleus = next_token_distribution(logits, SamplingSettings(temperature=1.0, top_p=float(full[0]) + 0.01))
     assert nucleus[0] > 0 and nucleus[1] > 0 and nucleus[2] == 0 and nucleus[3] == 0
-    assert torch.equal(next_token_distribution(logits, SamplingSettings(temperature=0)), torch.tensor([1.0, 0, 0, 0]))
+    assert np.array_equal(next_token_distribution(logits, SamplingSettings(temperature=0)), [1.0, 0, 0, 0])
     hot = next_token_distribution(logits, SamplingSettings(temperature=100.0))
     assert hot.max() - hot.min() < 0.05
 
 
 def test_a_tiny_positive_temperature_is_greedy_not_nan(trained_model):
     assert generate(trained_model, "Thou", 30, temperature=1e-40, seed=3) == generate(trained_model, "Thou", 30, temperature=0)
-    probs = next_token_distribution(torch.tensor([3.0, 1.0, 3.0]), SamplingSettings(temperature=1e-45))
-    assert torch.equal(probs, torch.tensor([0.5, 0.0, 0.5]))
+    for temperature in (1e-45, 1e-300, 5e-324):  # the last two overflow float64: to -inf, silently
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            probs = next_token_distribution(np.array([3.0, 1.0, 3.0], np.float32), SamplingSettings(temperature))
+        assert np.array_equal(probs, [0.5, 0.0, 0.5])
 
 
 def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypatch):
@@ -113,7 +138,7 @@ def test_stepper_matches_the_models_forward_for_every_cell():
             expected_logits, expected_hidden = model(tokens)
         stepper, hidden, logits = Stepper(model), model.init_hidden(4), []
         for t in range(12):
-            step_logits, hidden = stepper.step(tokens[:, t], hidden)
+            step_logits, hidden = stepper.step_tensors(tokens[:, t], hidden)
             logits.append(step_logits)
         assert torch.allclose(torch.stack(logits, dim=1), expected_logits, atol=1e-5), cell
         pairs = zip(hidden, expected_hidden) if cell == "lstm" else [(hidden, expected_hidden)]
@@ -157,7 +182,7 @@ def test_steps_expose_probabilities_and_state(trained_model):
     assert len(steps) == 5
     for step in steps:
         assert step.probs.shape == (trained_model.vocab_size,)
-        assert torch.isclose(step.probs.sum(), torch.tensor(1.0), atol=1e-5)
+        assert np.isclose(step.probs.sum(), 1.0, atol=1e-5)
         assert step.probs[step.token_id] > 0 and trained_model.vocab[step.token_id] == step.char
         assert isinstance(step.hidden, tuple)
 
