@@ -36,8 +36,8 @@ from rnn_demo.engine import State, Stepper
 from rnn_demo.model import CharRNN
 from rnn_demo.sampling import (
     SamplingSettings,
-    check_length,
     TokenDraws,
+    check_length,
     choose_tokens,
     encode_prompt,
     next_token_distribution,

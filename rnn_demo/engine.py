@@ -131,6 +131,7 @@ class Stepper:
         if self.cell == "gru":  # GRU keeps its recurrent part apart (the reset gate scales it)
             self.recurrent_bias = [gates(weights[f"bias_hh_l{k}"]) for k in range(self.num_layers)]
             self.upper_recurrent = [gates(weights[f"weight_hh_l{k}"].T) for k in range(1, self.num_layers)]
+        self._lstm_parts = [slice(k * size, (k + 1) * size) for k in range(4)]  # columns of i, f, o, g
         self.decoder_weight = np.ascontiguousarray(_array(model.decoder.weight).T)  # (H, V)
         self.decoder_bias = _array(model.decoder.bias)
 
@@ -169,12 +170,11 @@ class Stepper:
 
     def _lstm_update(self, gates: np.ndarray, c: np.ndarray, h_out: np.ndarray, c_out: np.ndarray) -> None:
         """c' = f * c + i * g, h' = o * tanh(c'), from the gates (i/2, f/2, o/2, g) before activation."""
-        size = self.hidden_size
         np.tanh(gates, out=gates)
-        sigmoids = gates[:, : 3 * size]
+        sigmoids = gates[:, : 3 * self.hidden_size]
         sigmoids *= 0.5
         sigmoids += 0.5
-        input_gate, forget_gate, output_gate, cell_gate = (gates[:, k * size : (k + 1) * size] for k in range(4))
+        input_gate, forget_gate, output_gate, cell_gate = (gates[:, part] for part in self._lstm_parts)
         np.multiply(forget_gate, c, out=c_out)
         c_out += input_gate * cell_gate
         np.multiply(output_gate, np.tanh(c_out), out=h_out)
