@@ -28,6 +28,7 @@ others go on.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -211,7 +212,7 @@ class _ModelWorker:
             self.condition.notify()
 
     def _run(self) -> None:
-        stepper = Stepper(self.model)
+        stepper = self.scheduler.stepper(self.model)
         requests: list[Generation] = []
         while True:
             with self.condition:
@@ -314,6 +315,19 @@ class BatchScheduler:
         self.max_ahead = max_ahead
         self._lock = threading.Lock()
         self._workers: dict[CharRNN, _ModelWorker] = {}
+        self._steppers: weakref.WeakKeyDictionary[CharRNN, Stepper] = weakref.WeakKeyDictionary()
+
+    def stepper(self, model: CharRNN) -> Stepper:
+        """The Stepper this scheduler uses for ``model``: made when the model is first served, so
+        it holds the weights the model had then (serve a model whose weights change with a new
+        scheduler). Stepping is thread-safe: it writes only new arrays."""
+        with self._lock:
+            stepper = self._steppers.get(model)
+        if stepper is None:
+            made = Stepper(model)  # outside the lock: a few ms
+            with self._lock:
+                stepper = self._steppers.setdefault(model, made)
+        return stepper
 
     def submit(
         self,
@@ -340,8 +354,8 @@ class BatchScheduler:
         generation = Generation(settings, TokenDraws(seed, model.vocab_size), max_new_chars, self.max_ahead)
         if max_new_chars == 0:
             return generation
-        # The same priming call as rnn_demo.sampling: (1, V) and (L, 1, H).
-        generation.logits, generation.state = prime(model, encode_prompt(model, prompt).ids)
+        # The same priming as rnn_demo.sampling's, in the caller's thread: (1, V) and (L, 1, H).
+        generation.logits, generation.state = prime(model, self.stepper(model), encode_prompt(model, prompt).ids)
         with self._lock:
             worker = self._workers.get(model)
             if worker is None:

@@ -135,6 +135,13 @@ class Stepper:
         self.decoder_weight = np.ascontiguousarray(_array(model.decoder.weight).T)  # (H, V)
         self.decoder_bias = _array(model.decoder.bias)
 
+    def zero_state(self, batch: int) -> State:
+        """The zero state of ``batch`` streams (what ``CharRNN.init_hidden`` gives)."""
+        shape = (self.num_layers, batch, self.hidden_size)
+        if self.cell == "lstm":
+            return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        return np.zeros(shape, np.float32)
+
     def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """Feed one character per stream: tokens (B,) integers -> logits (B, V) and the new state
         (new arrays; the given state is left as it was).

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,6 +33,11 @@ MAX_SEED = 2**63 - 1
 # Below this temperature, logits / temperature may overflow float64 (to -inf, as intended): the
 # shifted float32 logits are at most ~6.8e38 apart, and 6.8e38 / 1e-200 is still finite.
 TINY_TEMPERATURE = 1e-200
+# Prompts up to this many characters are primed step by step (a few NumPy calls a character),
+# longer ones by one CharRNN.forward call, whose fused layers win on long inputs. Measured on this
+# CPU (one thread), forward vs steps: lstm-h256, 6 characters 2.0 vs 0.9 ms, 32: 4.1 vs 4.1 ms,
+# 128: 9.7 vs 14.6 ms; lstm-h512, 6: 8.7 vs 4.2 ms, 32: 15.9 vs 21.0 ms.
+PRIME_BY_STEPS_MAX = 32
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,7 @@ class SamplingSettings:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One sampled character with what the model saw when choosing it."""
 
     char: str
@@ -160,8 +165,8 @@ class TokenDraws:
         return self._noise
 
     def draw(self, probs: np.ndarray) -> int:
-        """One token id drawn from probs (V,)."""
-        return int(choose_tokens(probs[None], self.noise()[None])[0])
+        """One token id drawn from probs (V,): what :func:`choose_tokens` picks for this row."""
+        return int((probs / self.noise()).argmax())
 
 
 def choose_tokens(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -176,10 +181,22 @@ def choose_tokens(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return (probs / noise).argmax(axis=-1)
 
 
-def prime(model: CharRNN, prompt_ids: list[int]) -> tuple[np.ndarray, State]:
-    """Run the prompt through the model in one call: the logits after its last character (1, V)
-    and the state after it, as arrays for :class:`rnn_demo.engine.Stepper`. The model must be in
-    eval mode (dropout off)."""
+def prime(model: CharRNN, stepper: Stepper, prompt_ids: list[int]) -> tuple[np.ndarray, State]:
+    """Run the prompt through the model (in eval mode; ``stepper`` made from it): the logits after
+    its last character (1, V) and the state after it, as arrays for ``stepper``.
+
+    A prompt of up to :data:`PRIME_BY_STEPS_MAX` characters is stepped through one character at a
+    time, a longer one goes through ``CharRNN.forward`` in one call. Both give the same state to
+    float rounding, and the way depends on the prompt's length alone, so a prompt always primes
+    the same way, bit for bit.
+    """
+    if not prompt_ids:
+        raise ValueError("the prompt must have at least one token (see encode_prompt)")
+    if len(prompt_ids) <= PRIME_BY_STEPS_MAX:
+        state = stepper.zero_state(1)
+        for token in prompt_ids:
+            logits, state = stepper.step(np.array([token]), state)
+        return logits, state
     with torch.inference_mode():
         idx = torch.tensor([prompt_ids], dtype=torch.long, device=model.decoder.weight.device)  # (1, P)
         logits, hidden = model(idx)
@@ -214,8 +231,8 @@ def _sample_steps(model, prompt_ids, max_new_chars, settings, draws: TokenDraws)
     if was_training:  # dropout must be off while sampling
         model.eval()
     try:
-        logits, state = prime(model, prompt_ids)  # (1, V)
         stepper = Stepper(model)
+        logits, state = prime(model, stepper, prompt_ids)  # (1, V)
     finally:
         if was_training:
             model.train()

@@ -106,9 +106,12 @@ def test_a_tiny_positive_temperature_is_greedy_not_nan(trained_model):
         assert np.array_equal(probs, [0.5, 0.0, 0.5])
 
 
-def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypatch):
-    """Never re-running the prefix: the model reads the prompt once, then single characters."""
+@pytest.mark.parametrize("prompt", ["Good morrow, cousin", "Good morrow, cousin. " * 3])
+def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypatch, prompt):
+    """Never re-running the prefix: the model reads the prompt once (a short one step by step, a
+    long one in one forward call), then one character a step."""
     from rnn_demo import engine
+    from rnn_demo.sampling import PRIME_BY_STEPS_MAX
 
     forward_lengths, step_sizes = [], []
     handle = trained_model.register_forward_hook(lambda module, args, output: forward_lengths.append(args[0].shape))
@@ -120,11 +123,29 @@ def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypat
 
     monkeypatch.setattr(engine.Stepper, "step", counting_step)
     try:
-        generate(trained_model, "Good morrow, cousin", 30, seed=0)
+        generate(trained_model, prompt, 30, seed=0)
     finally:
         handle.remove()
-    assert forward_lengths == [(1, len("Good morrow, cousin"))]
-    assert step_sizes == [(1,)] * 30
+    if len(prompt) <= PRIME_BY_STEPS_MAX:
+        assert forward_lengths == [] and step_sizes == [(1,)] * (len(prompt) + 30)
+    else:
+        assert forward_lengths == [(1, len(prompt))] and step_sizes == [(1,)] * 30
+
+
+def test_priming_by_steps_gives_the_state_of_one_forward_call():
+    from rnn_demo.engine import Stepper, state_arrays
+    from rnn_demo.sampling import PRIME_BY_STEPS_MAX, prime
+
+    for cell in ("rnn", "gru", "lstm"):
+        torch.manual_seed(0)
+        model = CharRNN("abcdefghij", cell=cell, hidden_size=32, num_layers=2).eval()
+        ids = torch.randint(0, 10, (PRIME_BY_STEPS_MAX,)).tolist()
+        logits, state = prime(model, Stepper(model), ids)  # by steps
+        with torch.no_grad():
+            expected_logits, expected_hidden = model(torch.tensor([ids]))
+        assert np.allclose(logits, expected_logits[:, -1].numpy(), atol=1e-5), cell
+        pairs = zip(state, state_arrays(expected_hidden)) if cell == "lstm" else [(state, state_arrays(expected_hidden))]
+        assert all(np.allclose(a, b, atol=1e-5) for a, b in pairs), cell
 
 
 def test_stepper_matches_the_models_forward_for_every_cell():
