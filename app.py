@@ -25,6 +25,7 @@ import gradio as gr
 
 # Nothing imported here imports torch: the page is served first and torch (about 3 s to import
 # on a small CPU) is imported right after, by main()'s warm-up or the first request.
+from rnn_demo.allocator import limit_malloc_arenas
 from rnn_demo.checkpoint import CheckpointError
 from rnn_demo.zoo import MODELS_ENV, ModelInfo, ModelZoo, UnknownModelError
 
@@ -54,6 +55,11 @@ MAX_QUEUE_SIZE = 32
 # sessions (its default: 10,000), and every API call is a new session: the cap bounds the server's
 # memory under traffic (README, "Load test").
 STATE_SESSION_CAPACITY = 100
+# glibc malloc arenas when served by main() (glibc's default: 8 per core). Each arena keeps what
+# its threads freed, and Gradio's many worker threads spread over them: under load the free
+# memory held in 16 arenas (2 cores) came to about 150 MiB more than with 2 (README, "Load test";
+# rnn_demo/allocator.py). $MALLOC_ARENA_MAX, when set, wins.
+MALLOC_ARENAS = 2
 # torch threads per process when served by main(): one step of these small models is too short to
 # share between cores (lstm-h128 on this 2-core CPU: 3,700 chars/s with 1 thread, 2,000 with 2).
 TORCH_THREADS = 1
@@ -683,6 +689,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
+    limit_malloc_arenas(MALLOC_ARENAS)  # before gradio starts its threads
     # Serve the page first, then warm up in this (otherwise idle) main thread.
     demo.launch(
         server_name=args.host, server_port=args.port, prevent_thread_lock=True,

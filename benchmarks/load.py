@@ -18,8 +18,11 @@ shuffled mix of three kinds:
 
 It prints the outcome by kind (an "unexpected" outcome is a good request that failed, or a bad
 one refused with the wrong message, or any timeout), the latency of good requests, and the
-server's resident memory (VmRSS) after a warm-up that loads every model, and at the end.
+server's resident memory (VmRSS) after a warm-up that loads every model and after each of
+``--parts`` equal parts of the requests (default 4), so that one can see whether it levels off.
 Exit status 1 when anything unexpected happened. Only loopback is used.
+
+    python -m benchmarks.load --requests 1500 --parts 5   # the README's memory figures
 """
 
 from __future__ import annotations
@@ -205,7 +208,19 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
 
 
-def report(outcomes: list[Outcome], clients: int, wall: float, rss_before: int, rss_middle: int, rss_after: int) -> None:
+def memory_line(rss_before: int, readings: list[tuple[int, int]]) -> str:
+    """The server's VmRSS after warm-up and after each part: ``readings`` holds (requests sent
+    so far, VmRSS in KiB) pairs."""
+    steps, previous = [], rss_before
+    for sent, rss in readings:
+        steps.append(f"{rss / 1024:.1f} MiB after {sent:,} requests ({(rss - previous) / 1024:+.1f})")
+        previous = rss
+    return f"server memory (VmRSS): {rss_before / 1024:.1f} MiB after warm-up, " + ", ".join(steps)
+
+
+def report(
+    outcomes: list[Outcome], clients: int, wall: float, rss_before: int, readings: list[tuple[int, int]]
+) -> None:
     print(f"{len(outcomes)} requests from {clients} clients in {wall:.1f} s")
     print("| kind | requests | as expected | unexpected |")
     print("|---|---:|---:|---:|")
@@ -225,11 +240,7 @@ def report(outcomes: list[Outcome], clients: int, wall: float, rss_before: int, 
             f"good-request latency (queueing included): p50 {percentile(good, 0.5):.2f} s, "
             f"p95 {percentile(good, 0.95):.2f} s, max {max(good):.2f} s"
         )
-    print(
-        f"server memory (VmRSS): {rss_before / 1024:.1f} MiB after warm-up, {rss_middle / 1024:.1f} MiB after the "
-        f"first half of the requests ({(rss_middle - rss_before) / 1024:+.1f} MiB), {rss_after / 1024:.1f} MiB at "
-        f"the end ({(rss_after - rss_middle) / 1024:+.1f} MiB over the second half)"
-    )
+    print(memory_line(rss_before, readings))
     for outcome in [o for o in outcomes if not o.ok][:10]:
         print(f"unexpected: {outcome.request.kind} / {outcome.request.label}: {outcome.detail}")
 
@@ -239,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=whole_number(10, 5_000), default=500, help="requests in all")
     parser.add_argument("--clients", type=whole_number(1, 64), default=16, help="concurrent clients")
     parser.add_argument("--seed", type=whole_number(0), default=0, help="seed of the request mix")
+    parser.add_argument(
+        "--parts", type=whole_number(1, 20), default=4, help="read the server's memory after each of this many parts"
+    )
     parser.add_argument("--quick", action="store_true", help="48 requests from 4 clients (a smoke test)")
     args = parser.parse_args(argv)
     total, clients = (48, 4) if args.quick else (args.requests, args.clients)
@@ -277,19 +291,19 @@ def main(argv: list[str] | None = None) -> int:
                 local.http = httpx.Client(timeout=REQUEST_TIMEOUT)
             return run_one(local.http, base, request)
 
-        # Memory is read after each half: the first half also fills the server's thread pool (each
-        # worker thread keeps its own allocator caches); growth over the second half is what a leak
-        # would show.
+        # Memory is read after each part: the first ones also fill the server's thread pool and
+        # its allocator's free lists; a leak would keep growing part after part.
         started = time.perf_counter()
         outcomes = []
         readings = []
         with ThreadPoolExecutor(max_workers=clients) as pool:
-            for half in (requests[: len(requests) // 2], requests[len(requests) // 2 :]):
-                outcomes += pool.map(send, half)
+            for part in range(args.parts):
+                outcomes += pool.map(
+                    send, requests[part * len(requests) // args.parts : (part + 1) * len(requests) // args.parts]
+                )
                 time.sleep(1.0)  # let the server settle before reading its memory
-                readings.append(rss_kib(process.pid))
+                readings.append((len(outcomes), rss_kib(process.pid)))
         wall = time.perf_counter() - started
-        rss_middle, rss_after = readings
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode} during the test")
     finally:
@@ -298,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
-    report(outcomes, clients, wall, rss_before, rss_middle, rss_after)
+    report(outcomes, clients, wall, rss_before, readings)
     return 0 if all(o.ok for o in outcomes) else 1
 
 

@@ -250,14 +250,18 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     monkeypatch.setattr(app.demo, "launch", lambda **kwargs: calls.append(("launch", kwargs)))
     monkeypatch.setattr(app, "warm_up", lambda zoo: calls.append(("warm_up", zoo)))
     monkeypatch.setattr(app.demo, "block_thread", lambda: calls.append(("block_thread", None)))
+    monkeypatch.setattr(app, "limit_malloc_arenas", lambda arenas: calls.append(("malloc arenas", arenas)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
     app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
     served = dict(prevent_thread_lock=True, state_session_capacity=app.STATE_SESSION_CAPACITY)
-    # The page is served first; the warm-up (torch, the default model) comes after it.
+    # The allocator is set before gradio starts its threads; the page is served first; the
+    # warm-up (torch, the default model) comes after it.
     assert calls == [
+        ("malloc arenas", app.MALLOC_ARENAS),
         ("launch", {"server_name": "0.0.0.0", "server_port": 7999, **served}),
         ("warm_up", app.ZOO),
         ("block_thread", None),
+        ("malloc arenas", app.MALLOC_ARENAS),
         ("launch", {"server_name": None, "server_port": None, **served}),
         ("warm_up", app.ZOO),
         ("block_thread", None),
