@@ -83,12 +83,18 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
 
 def _halve_sigmoid_columns(matrix: np.ndarray, cell: str, size: int) -> np.ndarray:
     """Columns (last dim, torch's gate order) reordered and scaled for :class:`Stepper`:
-    LSTM i, f, g, o -> i/2, f/2, o/2, g; GRU r, z, n -> r/2, z/2, n; RNN unchanged."""
+    LSTM i, f, g, o -> i/2, f/2, o/2, g; GRU r, z, n -> r/2, z/2, n; RNN unchanged.
+
+    The result is C-contiguous (row-major (K, N)): np.concatenate of transposed views would keep
+    their column-major layout, and with it a lstm-h512 step took 820 µs instead of 500 µs here
+    (a step reads 12 MB of weights, more than the caches keep between steps, and OpenBLAS streams
+    the row-major layout faster).
+    """
     if cell == "lstm":
         i, f, g, o = np.split(matrix, 4, axis=-1)
-        return np.concatenate([i / 2, f / 2, o / 2, g], axis=-1)
-    if cell == "gru":
-        return np.concatenate([matrix[..., : 2 * size] / 2, matrix[..., 2 * size :]], axis=-1)
+        matrix = np.concatenate([i / 2, f / 2, o / 2, g], axis=-1)
+    elif cell == "gru":
+        matrix = np.concatenate([matrix[..., : 2 * size] / 2, matrix[..., 2 * size :]], axis=-1)
     return np.ascontiguousarray(matrix)
 
 

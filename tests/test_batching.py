@@ -329,3 +329,13 @@ def test_under_load_pieces_come_at_the_pace_asked_not_every_few_characters(train
     # Each piece but the last (which comes at the end) waited 0.1 s, or filled what a request may hold.
     for (earlier, later), piece in zip(itertools.pairwise(times[:-1]), pieces[1:-1]):
         assert later - earlier > 0.09 or len(piece) >= batching.MAX_AHEAD_CHARS
+
+
+def test_the_stepper_keeps_its_matrices_float32_and_row_major():
+    # Row-major is the layout OpenBLAS streams fastest here (see engine._halve_sigmoid_columns);
+    # a transposed view, or a concatenation of them, would be column-major.
+    for cell in ("rnn", "gru", "lstm"):
+        stepper = Stepper(CharRNN(VOCAB, cell=cell, hidden_size=32, num_layers=3).eval())
+        matrices = [stepper.first_input, stepper.first_recurrent, stepper.decoder_weight]
+        matrices += [weight for weight, _ in stepper.upper] + getattr(stepper, "upper_recurrent", [])
+        assert all(matrix.flags.c_contiguous and matrix.dtype == np.float32 for matrix in matrices), cell
