@@ -67,10 +67,12 @@ TORCH_THREADS = 1
 # so the browser repaints smoothly; the status line is refreshed less often still.
 YIELD_EVERY_CHARS = 8
 YIELD_EVERY_SECONDS = 0.05
-# Under load, fewer and longer updates: every update costs the server (and each client) a few ms
-# of Python whatever its length, so the streams together get at most about this many a second
-# (each stream one every max(YIELD_EVERY_SECONDS, running streams / this) seconds).
-MAX_UPDATES_PER_SECOND = 160
+# Under load, fewer and longer updates: every update costs the server (and each client) about a
+# millisecond of Python whatever its length, so the streams together get at most about this many
+# a second (each stream one every max(YIELD_EVERY_SECONDS, running streams / this) seconds; the
+# first characters of a stream go at once). 16 streams of lstm-h256 on this 2-core machine
+# (benchmarks.many_users): 4,192 chars/s in all with 80, 4,960 with 40 (one update each 0.4 s).
+MAX_UPDATES_PER_SECOND = 40
 STATUS_EVERY_SECONDS = 0.25
 GENERATING, DONE, STOPPED = "generating…", "done", "stopped"  # states shown in the status line
 STOP_GRACE_MS = 500  # Stop waits this long for the generator to end by itself before cancelling it

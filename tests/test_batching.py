@@ -339,3 +339,18 @@ def test_the_stepper_keeps_its_matrices_float32_and_row_major():
         matrices = [stepper.first_input, stepper.first_recurrent, stepper.decoder_weight]
         matrices += [weight for weight, _ in stepper.upper] + getattr(stepper, "upper_recurrent", [])
         assert all(matrix.flags.c_contiguous and matrix.dtype == np.float32 for matrix in matrices), cell
+
+
+def test_the_first_characters_are_not_held_back_by_the_pace(trained_model, scheduler):
+    # Under load the pace spaces the pieces out, but the first characters go as soon as they are there.
+    pieces, asked_after = [], []
+
+    def pace():
+        asked_after.append(len(pieces))
+        return 0.2
+
+    generation = scheduler.submit(trained_model, "ROMEO:", 100, temperature=0.8, seed=3)
+    for piece in generation.chunks(min_chars=8, max_wait=0.01, pace=pace):
+        pieces.append(piece)
+    assert "".join(pieces) == generate(trained_model, "ROMEO:", 100, temperature=0.8, seed=3)
+    assert asked_after and min(asked_after) == 1  # first asked once the first piece was out
