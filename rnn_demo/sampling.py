@@ -38,6 +38,8 @@ TINY_TEMPERATURE = 1e-200
 # CPU (one thread), forward vs steps: lstm-h256, 6 characters 2.0 vs 0.9 ms, 32: 4.1 vs 4.1 ms,
 # 128: 9.7 vs 14.6 ms; lstm-h512, 6: 8.7 vs 4.2 ms, 32: 15.9 vs 21.0 ms.
 PRIME_BY_STEPS_MAX = 32
+# Draws whose random numbers are drawn in one call (see TokenDraws).
+NOISE_BLOCK = 64
 
 
 @dataclass(frozen=True)
@@ -152,17 +154,26 @@ def next_token_distribution(logits: np.ndarray, settings: SamplingSettings) -> n
 
 class TokenDraws:
     """The random draws of one generation: a private seeded ``torch.Generator`` (see
-    :func:`make_generator`) and a buffer its noise is drawn into, reused at every draw."""
+    :func:`make_generator`), from which the noise of ``block`` draws at a time is drawn in one
+    call. torch fills a tensor from its CPU generator in order, so a block holds exactly the
+    numbers that as many draws one at a time would take (tests/test_batching.py checks the draws
+    against torch.multinomial's); one call instead of one per character saves ~5 µs a draw."""
 
-    def __init__(self, seed: int | None, vocab_size: int):
+    def __init__(self, seed: int | None, vocab_size: int, block: int = NOISE_BLOCK):
+        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+            raise ValueError(f"block must be a whole number of at least 1, got {block!r}")
         self.generator = make_generator(seed)
-        self._buffer = torch.empty(vocab_size, dtype=torch.float32)
+        self._buffer = torch.empty(block, vocab_size, dtype=torch.float32)
         self._noise = self._buffer.numpy()
+        self._next = block  # the row to hand out next; the block is drawn when it is used up
 
     def noise(self) -> np.ndarray:
-        """The random numbers of the next draw: (V,) float32, Exp(1). The next call overwrites them."""
-        self._buffer.exponential_(1, generator=self.generator)
-        return self._noise
+        """The random numbers of the next draw: (V,) float32, Exp(1). A later call may overwrite them."""
+        if self._next == len(self._noise):
+            self._buffer.exponential_(1, generator=self.generator)
+            self._next = 0
+        self._next += 1
+        return self._noise[self._next - 1]
 
     def draw(self, probs: np.ndarray) -> int:
         """One token id drawn from probs (V,): what :func:`choose_tokens` picks for this row."""
@@ -217,7 +228,7 @@ def sample_steps(
     check_length(max_new_chars)
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
-    draws = TokenDraws(seed, model.vocab_size)
+    draws = TokenDraws(seed, model.vocab_size, block=max(1, min(NOISE_BLOCK, max_new_chars)))
     return _sample_steps(model, encode_prompt(model, prompt).ids, max_new_chars, settings, draws)
 
 
