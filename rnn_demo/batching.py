@@ -36,7 +36,6 @@ import numpy as np
 from rnn_demo.engine import State, Stepper
 from rnn_demo.model import CharRNN
 from rnn_demo.sampling import (
-    NOISE_BLOCK,
     SamplingSettings,
     TokenDraws,
     check_length,
@@ -356,7 +355,7 @@ class BatchScheduler:
             raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
         if model.training:
             raise ValueError("the model must be in eval mode (dropout off) to be served")
-        generation = Generation(settings, TokenDraws(seed, model.vocab_size, block=max(1, min(NOISE_BLOCK, max_new_chars))), max_new_chars, self.max_ahead)
+        generation = Generation(settings, TokenDraws(seed, model.vocab_size, max_new_chars), max_new_chars, self.max_ahead)
         if max_new_chars == 0:
             return generation
         # The same priming as rnn_demo.sampling's, in the caller's thread: (1, V) and (L, 1, H).

@@ -154,18 +154,20 @@ def next_token_distribution(logits: np.ndarray, settings: SamplingSettings) -> n
 
 class TokenDraws:
     """The random draws of one generation: a private seeded ``torch.Generator`` (see
-    :func:`make_generator`), from which the noise of ``block`` draws at a time is drawn in one
-    call. torch fills a tensor from its CPU generator in order, so a block holds exactly the
-    numbers that as many draws one at a time would take (tests/test_batching.py checks the draws
-    against torch.multinomial's); one call instead of one per character saves ~5 µs a draw."""
+    :func:`make_generator`), from which the noise of several draws is drawn in one call:
+    ``min(draws, NOISE_BLOCK)`` at a time, ``draws`` being how many the generation will make (it
+    may make more). torch fills a tensor from its CPU generator in order, so a block holds
+    exactly the numbers that as many draws one at a time would take (tests/test_batching.py
+    checks the draws against torch.multinomial's); one call instead of one per character saves
+    ~5 µs a draw."""
 
-    def __init__(self, seed: int | None, vocab_size: int, block: int = NOISE_BLOCK):
-        if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-            raise ValueError(f"block must be a whole number of at least 1, got {block!r}")
+    def __init__(self, seed: int | None, vocab_size: int, draws: int = NOISE_BLOCK):
+        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
+            raise ValueError(f"draws must be a whole number >= 0, got {draws!r}")
         self.generator = make_generator(seed)
-        self._buffer = torch.empty(block, vocab_size, dtype=torch.float32)
+        self._buffer = torch.empty(max(1, min(draws, NOISE_BLOCK)), vocab_size, dtype=torch.float32)
         self._noise = self._buffer.numpy()
-        self._next = block  # the row to hand out next; the block is drawn when it is used up
+        self._next = len(self._buffer)  # the row to hand out next; a block is drawn when it is used up
 
     def noise(self) -> np.ndarray:
         """The random numbers of the next draw: (V,) float32, Exp(1). A later call may overwrite them."""
@@ -228,7 +230,7 @@ def sample_steps(
     check_length(max_new_chars)
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
-    draws = TokenDraws(seed, model.vocab_size, block=max(1, min(NOISE_BLOCK, max_new_chars)))
+    draws = TokenDraws(seed, model.vocab_size, max_new_chars)
     return _sample_steps(model, encode_prompt(model, prompt).ids, max_new_chars, settings, draws)
 
 

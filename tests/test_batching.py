@@ -71,19 +71,19 @@ def test_a_stepped_row_is_bit_identical_whatever_the_batch_size(cell, hidden_siz
             assert np.array_equal(flat(alone_state), flat(rows_of(new_state, slice(i, i + 1)))), (batch, i)
 
 
-@pytest.mark.parametrize("block", [1, 3, 64])
-def test_draws_are_those_of_torch_multinomial(block):
+@pytest.mark.parametrize("draws", [0, 3, 64, 1000])  # noise drawn 1, 3, 64 and 64 draws at a time
+def test_draws_are_those_of_torch_multinomial(draws):
     # Texts generated with torch.multinomial (a tutorial's loop, this project's first versions) come
     # out the same, however many draws' noise is drawn at once.
     values = torch.Generator().manual_seed(1234)
     for seed in range(50):
-        ours, torchs = TokenDraws(seed, 65, block=block), torch.Generator().manual_seed(seed)
+        ours, torchs = TokenDraws(seed, 65, draws), torch.Generator().manual_seed(seed)
         for k in range(10):
             settings = SamplingSettings(temperature=0.5 + k / 10, top_k=k % 4, top_p=0.6 + (k % 3) / 5)
             probs = next_token_distribution(torch.randn(65, generator=values).numpy() * 3, settings)
             assert ours.draw(probs) == int(torch.multinomial(torch.from_numpy(probs), 1, generator=torchs))
-    with pytest.raises(ValueError, match="block must be a whole number"):
-        TokenDraws(0, 65, block=0)
+    with pytest.raises(ValueError, match="draws must be a whole number"):
+        TokenDraws(0, 65, -1)
 
 
 def test_distributions_of_a_batch_equal_those_of_each_row():
