@@ -1,10 +1,10 @@
 """Sampling text from a CharRNN, one character at a time with the state carried.
 
-The prompt primes the hidden state in one forward call; after that every step feeds only the
-character just sampled (through :class:`rnn_demo.engine.Stepper`), so the cost per character
-is flat however long the text grows (never re-running the prefix). Each call owns its random generator, seeded from ``seed``:
-no global RNG is touched, so concurrent calls cannot disturb each other and the same seed
-always gives the same text.
+The prompt primes the hidden state once (see :func:`prime`); after that every step feeds only
+the character just sampled (through :class:`rnn_demo.engine.Stepper`), so the cost per
+character is flat however long the text grows (never re-running the prefix). Each call owns its
+random generator, seeded from ``seed`` (see :class:`TokenDraws`): no global RNG is touched, so
+concurrent calls cannot disturb each other and the same seed always gives the same text.
 
 ``sample_steps`` is the core and yields a :class:`Step` per character (the character, its
 probability distribution and the state after it), for views inside the network;
