@@ -18,6 +18,7 @@ import time
 PERFORMANCE = [
     ("rnn_vs_torch", False, True),
     ("sampling_speed", False, True),
+    ("engine_choices", False, True),
     ("trainer_throughput", True, True),
     ("many_users", False, True),
     ("startup", False, True),

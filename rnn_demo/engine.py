@@ -8,8 +8,9 @@ does the arithmetic of each cell directly:
 
 * in NumPy, not torch: at these sizes a step is dozens of small calls, and a NumPy call costs
   about 1 µs where a torch call costs 3-5 µs. The products are faster too on this machine's
-  CPU (AMD EPYC, where torch's MKL takes a slow path): one thread of NumPy's OpenBLAS does a
-  (1, 512) @ (512, 2048) product in ~84 µs, torch.mm in ~130 µs;
+  CPU (AMD EPYC): one thread of NumPy's OpenBLAS does a (1, 512) @ (512, 2048) product in
+  ~88 µs, torch.mm in ~112 µs (``python -m benchmarks.engine_choices`` measures this and the
+  figures below);
 * the first layer's input part, ``W_ih embed(c) + b``, depends only on the character, so it
   is precomputed for the whole vocabulary: a step starts with a row lookup, not a product;
 * above the first layer, the input and recurrent parts are one product over ``[x, h]``;
@@ -86,7 +87,7 @@ def _halve_sigmoid_columns(matrix: np.ndarray, cell: str, size: int) -> np.ndarr
     LSTM i, f, g, o -> i/2, f/2, o/2, g; GRU r, z, n -> r/2, z/2, n; RNN unchanged.
 
     The result is C-contiguous (row-major (K, N)): np.concatenate of transposed views would keep
-    their column-major layout, and with it a lstm-h512 step took 820 µs instead of 500 µs here
+    their column-major layout, and with it a lstm-h512 step took 656 µs instead of 377 µs here
     (a step reads 12 MB of weights, more than the caches keep between steps, and OpenBLAS streams
     the row-major layout faster).
     """

@@ -35,6 +35,16 @@ def test_sampling_speed_quick_prints_a_row_per_model(capsys, trained_run, tmp_pa
     assert lines[3].startswith("| lstm-h64 |") and lines[3].count("|") == 10
 
 
+def test_engine_choices_quick_measures_each_choice(capsys):
+    from benchmarks import engine_choices
+
+    engine_choices.main(["--quick"])
+    out = capsys.readouterr().out
+    assert "| the engine's row-by-row stack | 0 of 63 |" in out
+    for row in ("| torch.mm |", "| NumPy matmul |", "| 16 rows, one gemm |", "| matrices column-major |"):
+        assert row in out
+
+
 @pytest.mark.slow
 def test_startup_quick_times_both_servers(capsys):
     from benchmarks import startup
