@@ -31,6 +31,9 @@ from rnn_demo.zoo import MODELS_ENV, ModelInfo, ModelZoo, UnknownModelError
 
 if TYPE_CHECKING:
     from rnn_demo.batching import BatchScheduler
+    from rnn_demo.process_batching import ProcessScheduler
+
+    Scheduler = BatchScheduler | ProcessScheduler
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
 
@@ -47,8 +50,8 @@ RANDOM_SEED = -1  # the seed value that means "draw a fresh random seed"
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: not text, refused in prompts
 DEFAULT_CELL = "lstm"  # preselected when the zoo has it
 # Serving: generations running at once and waiting at most. The running ones of each model are
-# stepped together by one thread (rnn_demo.batching), so many cost little more than one; each
-# holds one of gradio's 40 worker threads while it waits for its next characters.
+# stepped together in a process of their own (rnn_demo.process_batching), so many cost little
+# more than one; each holds one of gradio's 40 worker threads while it waits for its characters.
 CONCURRENCY_LIMIT = 32
 MAX_QUEUE_SIZE = 32
 # Gradio keeps a copy of the page's configuration (about 0.2 MB here) for each of this many recent
@@ -60,7 +63,7 @@ STATE_SESSION_CAPACITY = 100
 # memory held in 16 arenas (2 cores) came to about 150 MiB more than with 2 (README, "Load test";
 # rnn_demo/allocator.py). $MALLOC_ARENA_MAX, when set, wins.
 MALLOC_ARENAS = 2
-# torch threads per process when served by main(): one step of these small models is too short to
+# torch threads of the generation process: one step of these small models is too short to
 # share between cores (lstm-h128 on this 2-core CPU: 3,700 chars/s with 1 thread, 2,000 with 2).
 TORCH_THREADS = 1
 # Streaming: send the text every few characters (or after a short while), not every character,
@@ -265,7 +268,7 @@ def generate_stream(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.perf_counter,
-    scheduler: "BatchScheduler | None" = None,
+    scheduler: "Scheduler | None" = None,
 ) -> Iterator[tuple[str, RunStatus]]:
     """Yield (prompt + continuation so far, RunStatus) every few characters, and once at the end.
 
@@ -426,37 +429,39 @@ MODEL_TABLE_HEADERS = [
 ]
 
 
-class _LazyScheduler:
-    """The demo's BatchScheduler, made on first use (importing it imports torch)."""
+class LazyScheduler:
+    """The demo's scheduler, made on first use (importing one imports torch): the one given, or a
+    ProcessScheduler, which steps the generations in a process of its own."""
 
-    def __init__(self, scheduler: "BatchScheduler | None" = None):
+    def __init__(self, scheduler: "Scheduler | None" = None):
         self._scheduler = scheduler
         self._lock = threading.Lock()
 
-    def get(self) -> "BatchScheduler":
+    def get(self) -> "Scheduler":
         with self._lock:
             if self._scheduler is None:
-                from rnn_demo.batching import BatchScheduler
+                from rnn_demo.process_batching import ProcessScheduler
 
-                self._scheduler = BatchScheduler()
+                self._scheduler = ProcessScheduler(torch_threads=TORCH_THREADS)
             return self._scheduler
 
 
 def build_demo(
     zoo: ModelZoo,
-    scheduler: "BatchScheduler | None" = None,
+    scheduler: "Scheduler | LazyScheduler | None" = None,
     concurrency_limit: int = CONCURRENCY_LIMIT,
     max_queue_size: int = MAX_QUEUE_SIZE,
 ) -> gr.Blocks:
     """The whole UI for one zoo; nothing is loaded until the first request.
 
-    Every generation (page and API) goes through ``scheduler`` (a new one by default), which
-    steps the concurrent generations of each model together. ``concurrency_limit`` generations
+    Every generation (page and API) goes through ``scheduler`` (a new ProcessScheduler, made on
+    first use, by default), which steps the concurrent generations of each model together. ``concurrency_limit`` generations
     run at once and at most ``max_queue_size`` wait; a request beyond that is refused at once
     with Gradio's "Queue is full" error. Both are set by the server (tests use small ones); no
     request can change them.
     """
-    scheduler = _LazyScheduler(scheduler)
+    if not isinstance(scheduler, LazyScheduler):
+        scheduler = LazyScheduler(scheduler)
     cells = zoo.cells()
     initial_cell = DEFAULT_CELL if DEFAULT_CELL in cells else (cells[0] if cells else None)
     problems = zoo.problems()
@@ -666,22 +671,23 @@ def build_demo(
 
 
 ZOO = ModelZoo.from_environment(DEFAULT_MODELS_DIR)
-demo = build_demo(ZOO)
+SCHEDULER = LazyScheduler()
+demo = build_demo(ZOO, SCHEDULER)
 
 
-def warm_up(zoo: ModelZoo) -> None:
-    """Import torch and the generation code and load the page's default model, so that the first
-    request does not pay for them. Requests that come earlier wait for the same imports."""
+def warm_up(zoo: ModelZoo, scheduler: LazyScheduler) -> None:
+    """Import torch and the generation code, start the scheduler (the generation process) and load
+    the page's default model into both, so that the first request does not pay for them.
+    Requests that come earlier wait for the same imports."""
     import torch
 
-    import rnn_demo.batching  # noqa: F401 - the import is the warm-up
-
     torch.set_num_threads(TORCH_THREADS)
+    scheduler = scheduler.get()
     cell = DEFAULT_CELL if DEFAULT_CELL in zoo.cells() else next(iter(zoo.cells()), None)
     size = default_hidden_size(zoo, cell)
     if cell is not None and size is not None:
         try:
-            zoo.load(cell, size)
+            scheduler.prepare(zoo.load(cell, size))
         except CheckpointError:
             pass  # the page already lists the zoo's problems; a request for it says why
 
@@ -697,7 +703,7 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host, server_port=args.port, prevent_thread_lock=True,
         state_session_capacity=STATE_SESSION_CAPACITY,
     )
-    warm_up(ZOO)
+    warm_up(ZOO, SCHEDULER)
     demo.block_thread()
 
 

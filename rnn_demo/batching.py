@@ -39,6 +39,7 @@ from rnn_demo.sampling import (
     SamplingSettings,
     TokenDraws,
     check_length,
+    check_seed,
     choose_tokens,
     encode_prompt,
     next_token_distribution,
@@ -69,7 +70,7 @@ class Generation:
     def __init__(
         self,
         settings: SamplingSettings,
-        draws: TokenDraws,
+        draws: TokenDraws | None,
         max_new_chars: int,
         max_ahead: int = MAX_AHEAD_CHARS,
     ):
@@ -104,10 +105,12 @@ class Generation:
     def cancel(self) -> None:
         """Stop generating; the scheduler drops the request at its next tick."""
         with self._condition:
+            was_finished = self._finished
             self._cancelled = True
             self._finished = True
             self._condition.notify_all()
-        self._wake_scheduler()
+        if not was_finished:
+            self._consumer_cancelled()
 
     def take(self, min_chars: int = 1, timeout: float | None = None) -> str:
         """The characters drawn since the last take, once there are ``min_chars`` of them (or
@@ -124,8 +127,8 @@ class Generation:
             was_full = self._buffered >= self.max_ahead
             self._buffered = 0
             error = self._error
-        if was_full:
-            self._wake_scheduler()  # it may have been waiting for this request's buffer to drain
+        if text:
+            self._consumer_took(len(text), was_full)
         if not text and error is not None:
             raise GenerationFailed(error)
         return text
@@ -159,24 +162,35 @@ class Generation:
 
     # ---- the scheduler's side ---------------------------------------------------------------
 
+    def _consumer_took(self, count: int, was_full: bool) -> None:
+        """The consumer took ``count`` characters (``was_full``: the buffer held ``max_ahead``)."""
+        if was_full:
+            self._wake_scheduler()  # it may have been waiting for this request's buffer to drain
+
+    def _consumer_cancelled(self) -> None:
+        """The consumer cancelled the unfinished request."""
+        self._wake_scheduler()
+
     @property
     def _ready(self) -> bool:
         """Whether the next tick should draw for it (read without the lock: a hint)."""
         return self._cancelled or self._buffered < self.max_ahead
 
-    def _deliver(self, character: str) -> None:
+    def _deliver(self, text: str) -> None:
+        """Hand over the next character(s)."""
         with self._condition:
-            self._pieces.append(character)
-            self._buffered += 1
-            self.remaining -= 1
-            if self.remaining == 0:
+            self._pieces.append(text)
+            self._buffered += len(text)
+            self.remaining -= len(text)
+            if self.remaining <= 0:
                 self._finished = True
             if self._finished or self._buffered >= self._wanted:
                 self._condition.notify_all()
 
-    def _fail(self, error: BaseException) -> None:
+    def _fail(self, error: BaseException | str) -> None:
+        """End the request with ``error`` (an exception, or what to say)."""
         with self._condition:
-            self._error = f"{type(error).__name__}: {error}"
+            self._error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
             self._finished = True
             self._condition.notify_all()
 
@@ -299,6 +313,26 @@ class _ModelWorker:
         return [request for request in requests if id(request) not in ended]
 
 
+def check_request(
+    model: CharRNN, prompt: str, max_new_chars: int, temperature: float, top_k: int, top_p: float, seed: int | None
+) -> SamplingSettings:
+    """The settings of a request, once its arguments are what ``rnn_demo.sampling.generate``
+    takes; ValueError or TypeError otherwise (and for a model in training mode)."""
+    settings = SamplingSettings(temperature, top_k, top_p)
+    check_length(max_new_chars)
+    check_seed(seed)
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    if model.training:
+        raise ValueError("the model must be in eval mode (dropout off) to be served")
+    return settings
+
+
+def generate_with(scheduler, model: CharRNN, prompt: str, max_new_chars: int, **settings) -> str:
+    """The whole continuation from ``scheduler.submit`` (blocking)."""
+    return "".join(scheduler.submit(model, prompt, max_new_chars, **settings).chunks())
+
+
 class BatchScheduler:
     """Continuous batching of generations, one thread per model (started on demand).
 
@@ -333,6 +367,10 @@ class BatchScheduler:
                 stepper = self._steppers.setdefault(model, made)
         return stepper
 
+    def prepare(self, model: CharRNN) -> None:
+        """Make ``model``'s Stepper now, so that its first request does not wait for it."""
+        self.stepper(model)
+
     def submit(
         self,
         model: CharRNN,
@@ -349,16 +387,19 @@ class BatchScheduler:
         The prompt is run through the model here, in the caller's thread. Raises ValueError or
         TypeError for bad arguments, SchedulerFull when the model has ``max_active`` requests.
         """
-        settings = SamplingSettings(temperature, top_k, top_p)
-        check_length(max_new_chars)
-        if not isinstance(prompt, str):
-            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
-        if model.training:
-            raise ValueError("the model must be in eval mode (dropout off) to be served")
-        generation = Generation(settings, TokenDraws(seed, model.vocab_size, max_new_chars), max_new_chars, self.max_ahead)
-        if max_new_chars == 0:
-            return generation
-        # The same priming as rnn_demo.sampling's, in the caller's thread: (1, V) and (L, 1, H).
+        settings = check_request(model, prompt, max_new_chars, temperature, top_k, top_p, seed)
+        draws = TokenDraws(seed, model.vocab_size, max_new_chars)
+        generation = Generation(settings, draws, max_new_chars, self.max_ahead)
+        self.start(model, generation, prompt)
+        return generation
+
+    def start(self, model: CharRNN, generation: Generation, prompt: str) -> None:
+        """Run ``prompt`` through ``model`` (in the caller's thread) and add the new ``generation``
+        (made for this model, with its draws) to the model's batch. Raises SchedulerFull when the
+        model has ``max_active`` requests."""
+        if generation.max_new_chars == 0:
+            return
+        # The same priming as rnn_demo.sampling's: (1, V) and (L, 1, H).
         generation.logits, generation.state = prime(model, self.stepper(model), encode_prompt(model, prompt).ids)
         with self._lock:
             worker = self._workers.get(model)
@@ -373,11 +414,10 @@ class BatchScheduler:
                 generation._wake_scheduler = worker.wake
                 worker.joining.append(generation)
                 worker.condition.notify()
-        return generation
 
     def generate(self, model: CharRNN, prompt: str, max_new_chars: int, **settings) -> str:
         """The whole continuation (a blocking convenience around :meth:`submit`)."""
-        return "".join(self.submit(model, prompt, max_new_chars, **settings).chunks())
+        return generate_with(self, model, prompt, max_new_chars, **settings)
 
     def active_count(self) -> int:
         """Requests generating or about to join, over all models."""

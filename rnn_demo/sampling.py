@@ -103,15 +103,20 @@ def check_length(max_new_chars) -> None:
         raise ValueError(f"max_new_chars must be an integer >= 0, got {max_new_chars!r}")
 
 
+def check_seed(seed) -> None:
+    """Raise ValueError unless ``seed`` is None (random) or an int in 0..MAX_SEED."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED} (or None for random), got {seed!r}")
+
+
 def make_generator(seed: int | None) -> torch.Generator:
     """A private random generator (CPU): seeded from ``seed``, or from the OS when it is None."""
+    check_seed(seed)
     generator = torch.Generator()
     if seed is None:
         generator.seed()
-        return generator
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be an integer in 0..{MAX_SEED} (or None for random), got {seed!r}")
-    generator.manual_seed(seed)
+    else:
+        generator.manual_seed(seed)
     return generator
 
 

@@ -248,7 +248,7 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     assert isinstance(app.demo, gr.Blocks)
     calls = []
     monkeypatch.setattr(app.demo, "launch", lambda **kwargs: calls.append(("launch", kwargs)))
-    monkeypatch.setattr(app, "warm_up", lambda zoo: calls.append(("warm_up", zoo)))
+    monkeypatch.setattr(app, "warm_up", lambda zoo, scheduler: calls.append(("warm_up", zoo, scheduler)))
     monkeypatch.setattr(app.demo, "block_thread", lambda: calls.append(("block_thread", None)))
     monkeypatch.setattr(app, "limit_malloc_arenas", lambda arenas: calls.append(("malloc arenas", arenas)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
@@ -259,11 +259,11 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     assert calls == [
         ("malloc arenas", app.MALLOC_ARENAS),
         ("launch", {"server_name": "0.0.0.0", "server_port": 7999, **served}),
-        ("warm_up", app.ZOO),
+        ("warm_up", app.ZOO, app.SCHEDULER),
         ("block_thread", None),
         ("malloc arenas", app.MALLOC_ARENAS),
         ("launch", {"server_name": None, "server_port": None, **served}),
-        ("warm_up", app.ZOO),
+        ("warm_up", app.ZOO, app.SCHEDULER),
         ("block_thread", None),
     ]
 
@@ -272,10 +272,14 @@ def test_importing_the_app_imports_no_torch_and_the_warm_up_does():
     code = (
         "import sys, app\n"
         "assert 'torch' not in sys.modules, 'app imported torch'\n"
-        "app.warm_up(app.ZOO)\n"
+        "app.warm_up(app.ZOO, app.SCHEDULER)\n"
         "import torch\n"
         "assert torch.get_num_threads() == app.TORCH_THREADS\n"
         "assert any(app.ZOO.is_loaded(info.cell, info.hidden_size) for info in app.ZOO.models())\n"
+        "scheduler = app.SCHEDULER.get()\n"
+        "assert scheduler.child_pid() is not None, 'the generation process was not started'\n"
+        "assert scheduler.torch_threads == app.TORCH_THREADS\n"
+        "scheduler.close()\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("RNN_DEMO_MODELS", None)

@@ -259,32 +259,40 @@ def test_32_concurrent_api_streams_each_return_what_they_return_alone(client, ap
     assert client.predict(**{**API_REQUEST, "seed": 100}, api_name="/generate") == alone[0]  # and alone, served
 
 
-class RecordingScheduler(BatchScheduler):
-    """A scheduler that keeps every Generation it starts, for the tests to look into."""
+def recording(scheduler_class):
+    """A scheduler class that keeps every Generation it starts, for the tests to look into."""
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.started = []
+    class Recording(scheduler_class):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.started = []
 
-    def submit(self, *args, **kwargs):
-        generation = super().submit(*args, **kwargs)
-        self.started.append(generation)
-        return generation
+        def submit(self, *args, **kwargs):
+            generation = super().submit(*args, **kwargs)
+            self.started.append(generation)
+            return generation
+
+    return Recording
 
 
-@pytest.fixture(scope="module")
-def served(app_models, pick_free_port):
-    """Its own app, with a scheduler the tests can look into: (url, scheduler)."""
+@pytest.fixture(scope="module", params=["in this process", "in a child process"])
+def served(request, app_models, pick_free_port):
+    """Its own app, with a scheduler the tests can look into: (url, scheduler). Once with each kind
+    of scheduler."""
     import app
+    from rnn_demo.process_batching import ProcessScheduler
     from rnn_demo.zoo import ModelZoo
 
-    scheduler = RecordingScheduler(idle_seconds=1.0)
+    scheduler_class = BatchScheduler if request.param == "in this process" else ProcessScheduler
+    scheduler = recording(scheduler_class)(idle_seconds=1.0)
     demo = app.build_demo(ModelZoo(app_models), scheduler=scheduler)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield url, scheduler
     finally:
         demo.close()
+        if isinstance(scheduler, ProcessScheduler):
+            scheduler.close()
 
 
 def test_a_cancelled_stream_ends_its_generation_on_the_server(served):

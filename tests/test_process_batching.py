@@ -1,0 +1,226 @@
+"""Continuous batching in a child process (rnn_demo/process_batching.py): the texts of
+rnn_demo.sampling.generate, back-pressure across the processes, cancel, a child that dies or is
+closed, and a parent that dies."""
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing import Pipe
+
+import pytest
+
+from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
+from rnn_demo.model import CharRNN
+from rnn_demo.process_batching import ProcessScheduler, serve
+from rnn_demo.sampling import TokenDraws, generate
+
+from conftest import REPO_ROOT
+
+
+def wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def process_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    scheduler = ProcessScheduler(idle_seconds=1.0)
+    yield scheduler
+    scheduler.close()
+
+
+REQUESTS = [
+    dict(prompt=prompt, max_new_chars=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    for seed, (prompt, length, temperature, top_k, top_p) in enumerate(
+        [("ROMEO:", 150, 0.8, 0, 1.0), ("KING:\n", 90, 1.0, 5, 1.0), ("", 120, 0.5, 0, 0.9), ("Thou", 60, 0.0, 0, 1.0)]
+        * 4
+    )
+]
+
+
+def test_concurrent_requests_each_give_the_text_they_give_alone(trained_model, scheduler):
+    alone = [generate(trained_model, **request) for request in REQUESTS]
+    long_prompt = "ROMEO: " * 10  # longer than PRIME_BY_STEPS_MAX: primed by a forward call in the child
+    texts = [None] * (len(REQUESTS) + 1)
+
+    def run(i):
+        request = REQUESTS[i] if i < len(REQUESTS) else dict(prompt=long_prompt, max_new_chars=80, seed=9)
+        texts[i] = scheduler.generate(trained_model, **request)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(texts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert texts == alone + [generate(trained_model, long_prompt, 80, seed=9)]
+    assert wait_until(lambda: scheduler.active_count() == 0)
+
+
+def test_two_models_are_served_apart_and_a_model_gone_here_is_forgotten_there(trained_model, scheduler):
+    other = CharRNN(trained_model.vocab, cell="gru", hidden_size=48, num_layers=2).eval()
+    both = [scheduler.submit(model, "ROMEO:", 100, temperature=0.9, seed=4) for model in (trained_model, other)]
+    texts = ["".join(generation.chunks()) for generation in both]
+    assert texts == [generate(model, "ROMEO:", 100, temperature=0.9, seed=4) for model in (trained_model, other)]
+    assert texts[0] != texts[1]
+    child = scheduler._child
+    assert len(child.models_sent) == 2
+    del other, both
+    gc.collect()
+    assert len(child.models_sent) == 1  # the child was told to drop its copy
+
+
+def test_a_request_is_drawn_only_a_little_ahead_of_its_reader(trained_model):
+    scheduler = ProcessScheduler(idle_seconds=1.0, max_ahead=16)
+    try:
+        generation = scheduler.submit(trained_model, "ROMEO:", 500, temperature=0.8, seed=21)
+        assert wait_until(lambda: generation.remaining == 500 - 16, timeout=60)  # the child starts first
+        cpu_before = process_cpu_seconds(scheduler.child_pid())
+        time.sleep(0.3)  # nobody reads: no more steps, and no spinning while it waits
+        assert generation.remaining == 500 - 16
+        assert process_cpu_seconds(scheduler.child_pid()) - cpu_before < 0.05
+        text = "".join(generation.chunks(min_chars=100))  # more than it may hold: still served
+        assert text == generate(trained_model, "ROMEO:", 500, temperature=0.8, seed=21)
+    finally:
+        scheduler.close()
+
+
+def test_cancel_frees_the_slot_at_once_and_stops_the_work(trained_model):
+    scheduler = ProcessScheduler(max_active=2, idle_seconds=1.0, max_ahead=10_000)
+    try:
+        first = scheduler.submit(trained_model, "a", 5_000, seed=1)
+        second = scheduler.submit(trained_model, "b", 5_000, seed=2)
+        with pytest.raises(SchedulerFull, match="already generating 2 texts"):
+            scheduler.submit(trained_model, "c", 10, seed=3)
+        first.take(5, timeout=60)
+        first.cancel()
+        assert scheduler.active_count() == 1
+        second.cancel()
+        assert scheduler.active_count() == 0
+        time.sleep(0.1)  # a tick under way ends
+        cpu_before = process_cpu_seconds(scheduler.child_pid())
+        time.sleep(0.3)
+        assert process_cpu_seconds(scheduler.child_pid()) - cpu_before < 0.05  # the child stopped stepping them
+        assert first.remaining > 0 and second.remaining > 0
+        assert scheduler.generate(trained_model, "c", 10, seed=3) == generate(trained_model, "c", 10, seed=3)
+    finally:
+        scheduler.close()
+
+
+def test_a_child_that_dies_fails_its_requests_clearly_and_the_next_request_starts_a_new_one(trained_model):
+    scheduler = ProcessScheduler(idle_seconds=1.0)
+    try:
+        generation = scheduler.submit(trained_model, "ROMEO:", 5_000, seed=5)
+        first = generation.take(10, timeout=60)
+        pid = scheduler.child_pid()
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(GenerationFailed, match=r"the generation process stopped \(exit code -9\); try again"):
+            first += "".join(generation.chunks())
+        assert generate(trained_model, "ROMEO:", 5_000, seed=5).startswith(first)  # what came, came right
+        assert wait_until(lambda: scheduler.child_pid() is None)
+        assert scheduler.active_count() == 0
+        assert scheduler.generate(trained_model, "KING", 30, seed=6) == generate(trained_model, "KING", 30, seed=6)
+        assert scheduler.child_pid() not in (None, pid)
+    finally:
+        scheduler.close()
+
+
+def test_close_ends_the_child_and_its_requests(trained_model):
+    scheduler = ProcessScheduler(idle_seconds=1.0)
+    generation = scheduler.submit(trained_model, "ROMEO:", 5_000, seed=7)
+    generation.take(10, timeout=60)
+    pid = scheduler.child_pid()
+    scheduler.close()
+    assert scheduler.child_pid() is None and not process_exists(pid)
+    with pytest.raises(GenerationFailed, match=r"the generation process stopped \(exit code 0\)"):
+        "".join(generation.chunks())
+    scheduler.close()  # twice is fine
+
+
+def test_the_child_ends_when_its_parent_dies():
+    code = (
+        "import os, sys\n"
+        "from rnn_demo.process_batching import ProcessScheduler\n"
+        "scheduler = ProcessScheduler()\n"
+        "scheduler.start()\n"
+        "print(scheduler.child_pid(), flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"  # no clean-up of any kind
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    pid = int(completed.stdout.split()[0])
+    assert wait_until(lambda: not process_exists(pid), timeout=30)
+
+
+def test_submit_checks_its_arguments_here_before_starting_anything(trained_model):
+    scheduler = ProcessScheduler()
+    with pytest.raises(ValueError, match="temperature"):
+        scheduler.submit(trained_model, "a", 10, temperature=-1)
+    with pytest.raises(ValueError, match="max_new_chars"):
+        scheduler.submit(trained_model, "a", -1)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        scheduler.submit(trained_model, "a", 10, seed=-5)
+    with pytest.raises(TypeError, match="prompt must be a str"):
+        scheduler.submit(trained_model, None, 10)
+    trained_model.train()
+    try:
+        with pytest.raises(ValueError, match="eval mode"):
+            scheduler.submit(trained_model, "a", 10)
+    finally:
+        trained_model.eval()
+    assert scheduler.generate(trained_model, "a", 0) == ""
+    assert scheduler.child_pid() is None  # none of it needed the child
+
+
+def test_the_childs_loop_reports_a_failed_request_and_goes_on(trained_model, monkeypatch):
+    # The child's side, run here in a thread: a request that breaks comes back as a failure with its
+    # reason, and the others are served.
+    real_noise = TokenDraws.noise
+
+    def noise_that_breaks_for_seed_666(draws):
+        if draws.generator.initial_seed() == 666:
+            raise RuntimeError("the generator broke")
+        return real_noise(draws)
+
+    monkeypatch.setattr(TokenDraws, "noise", noise_that_breaks_for_seed_666)
+    parent, child = Pipe()
+    loop = threading.Thread(target=serve, args=(child, BatchScheduler(idle_seconds=0.3)), daemon=True)
+    loop.start()
+    from rnn_demo.process_batching import _model_message
+
+    parent.send(("model", 0, *_model_message(trained_model)))
+    parent.send(("submit", 1, 0, "ROMEO:", 50, 0.8, 0, 1.0, 666))
+    parent.send(("submit", 2, 0, "ROMEO:", 50, 0.8, 0, 1.0, 1))
+    parent.send(("submit", 3, 7, "ROMEO:", 50, 0.8, 0, 1.0, 1))  # a model it was never sent
+    texts, failures = {}, {}
+    while len(failures) < 2 or len(texts.get(2, "")) < 50:
+        assert parent.poll(30)
+        _, new_texts, new_failures = parent.recv()
+        for request, text in new_texts:
+            texts[request] = texts.get(request, "") + text
+        failures.update(new_failures)
+    assert failures == {1: "RuntimeError: the generator broke", 3: "LookupError: the generation process has no model 7"}
+    assert texts[2] == generate(trained_model, "ROMEO:", 50, temperature=0.8, seed=1)
+    parent.close()
+    loop.join(timeout=10)
+    assert not loop.is_alive()  # the loop ends with its connection
