@@ -18,7 +18,7 @@ shuffled mix of three kinds:
 
 It prints the outcome by kind (an "unexpected" outcome is a good request that failed, or a bad
 one refused with the wrong message, or any timeout), the latency of good requests, and the
-server's resident memory (VmRSS) after a warm-up that loads every model and after each of
+server's resident memory (VmRSS of its process and its generation process) after a warm-up that loads every model and after each of
 ``--parts`` equal parts of the requests (default 4), so that one can see whether it levels off.
 Exit status 1 when anything unexpected happened. Only loopback is used.
 
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.server import free_port, start_app
+from benchmarks.server import child_processes, free_port, start_app
 from rnn_demo.arguments import whole_number
 
 MAX_PROMPT_CHARS = 2_000  # app.MAX_PROMPT_CHARS (not imported: that would import gradio and torch here)
@@ -203,6 +203,11 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def server_rss_kib(pid: int) -> int:
+    """Resident memory of the server: its process and its child processes (the generation process)."""
+    return rss_kib(pid) + sum(rss_kib(child) for child in child_processes(pid))
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
@@ -215,7 +220,7 @@ def memory_line(rss_before: int, readings: list[tuple[int, int]]) -> str:
     for sent, rss in readings:
         steps.append(f"{rss / 1024:.1f} MiB after {sent:,} requests ({(rss - previous) / 1024:+.1f})")
         previous = rss
-    return f"server memory (VmRSS): {rss_before / 1024:.1f} MiB after warm-up, " + ", ".join(steps)
+    return f"server memory (VmRSS, with its generation process): {rss_before / 1024:.1f} MiB after warm-up, " + ", ".join(steps)
 
 
 def report(
@@ -272,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 warm = body_of("ROMEO:", model["cell"], model["hidden_size"], 0.8, 5, 0, 1.0, 0)
                 if call(http, base, "generate", warm)[0] != "complete":
                     raise RuntimeError(f"warm-up of {model['name']} failed")
-        rss_before = rss_kib(process.pid)
+        rss_before = server_rss_kib(process.pid)
 
         rng = random.Random(args.seed)
         n_bad, n_unusual = max(total // 4, len(bad_cases(models[0]))), total // 8  # every bad kind at least once
@@ -302,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                     send, requests[part * len(requests) // args.parts : (part + 1) * len(requests) // args.parts]
                 )
                 time.sleep(1.0)  # let the server settle before reading its memory
-                readings.append((len(outcomes), rss_kib(process.pid)))
+                readings.append((len(outcomes), server_rss_kib(process.pid)))
         wall = time.perf_counter() - started
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode} during the test")

@@ -9,7 +9,8 @@ then for each number of users submits that many /generate streams at once throug
 aggregate new characters per second (all streams, first submit to last end); the median and
 95th percentile of the time from submit to the first update (the app sends the prompt alone
 first) and to the first update holding generated characters; and the CPU seconds the server
-process and this (client) process used meanwhile. The clients run on the same machine as the
+(its process and its generation process, the latter also alone) and this (client) process used
+meanwhile. The clients run on the same machine as the
 server and take CPU from it. Each row is run ``--repeats`` times (interleaved: 1, 4, 16, 1, 4,
 16, ...) and the run with the median aggregate speed is shown, with the range of all runs.
 
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.server import PROJECT_ROOT, free_port, start_app
+from benchmarks.server import PROJECT_ROOT, child_processes, free_port, start_app
 from rnn_demo.engine import Stepper, state_arrays
 from rnn_demo.model import CharRNN
 
@@ -45,6 +46,14 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(pid: int) -> tuple[float, float] | None:
+    """CPU seconds of the server's process and of its child processes (the generation process)."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    return own, sum(cpu_seconds(child) or 0.0 for child in child_processes(pid))
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -71,7 +80,7 @@ def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
-    server_before = cpu_seconds(server_pid) if server_pid else None
+    server_before = server_cpu_seconds(server_pid) if server_pid else None
     client_before = time.process_time()
     started = time.perf_counter()
     threads = []
@@ -84,8 +93,10 @@ def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid
         thread.join()
     seconds = time.perf_counter() - started
     client_cpu = time.process_time() - client_before
-    server_after = cpu_seconds(server_pid) if server_pid else None
-    server_cpu = server_after - server_before if server_before is not None and server_after is not None else None
+    server_after = server_cpu_seconds(server_pid) if server_pid else None
+    server_cpu = None
+    if server_before is not None and server_after is not None:
+        server_cpu = tuple(after - before for after, before in zip(server_after, server_before))
     if errors:
         raise RuntimeError(f"{len(errors)} of {users} streams failed: {errors[0]}")
     expected = arguments["max_new_chars"]
@@ -173,10 +184,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.cell}-h{args.hidden_size}, {chars} new characters per stream, temperature {args.temperature}, "
           f"server and clients on this machine ({os.cpu_count()} CPUs); median of {repeats} runs")
     print("| streams | aggregate chars/s | (range) | per stream chars/s | vs 1 stream | vs batched-step limit "
-          "| first update p50 / p95 | first characters p50 / p95 | wall | server CPU | client CPU |")
+          "| first update p50 / p95 | first characters p50 / p95 | wall | server CPU (generation process) | client CPU |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, row in rows:
-        server_cpu = f"{row['server_cpu']:.2f} s" if row["server_cpu"] is not None else "n/a"
+        server_cpu = "n/a"
+        if row["server_cpu"] is not None:
+            server_cpu = f"{sum(row['server_cpu']):.2f} s ({row['server_cpu'][1]:.2f} s)"
         print(
             f"| {n} | {row['chars_per_second']:,.0f} | {row['range'][0]:,.0f}–{row['range'][1]:,.0f} "
             f"| {row['chars_per_second'] / n:,.0f} "

@@ -21,6 +21,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def child_processes(pid: int) -> list[int]:
+    """The child processes of a process (Linux /proc; the app's is its generation process), []
+    where unknown."""
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as listed:
+                found += [int(child) for child in listed.read().split()]
+    except OSError:
+        return []
+    return found
+
+
 def page_answers(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:

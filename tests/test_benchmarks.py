@@ -68,7 +68,7 @@ def test_load_quick_sends_every_kind_of_request_and_reports_no_surprises(capsys)
         assert int(requests) > 0 and int(as_expected) == int(requests) and int(unexpected) == 0
     assert "lone surrogate" in out and "temperature NaN" in out
     assert "p50" in out and "p95" in out
-    memory = next(line for line in lines if line.startswith("server memory (VmRSS):"))
+    memory = next(line for line in lines if line.startswith("server memory (VmRSS, with its generation process):"))
     assert [f"after {n} requests" in memory for n in (12, 24, 36, 48)] == [True] * 4  # --parts 4 by default
 
 
@@ -134,4 +134,7 @@ def test_many_users_quick_serves_concurrent_streams_and_prints_a_table(capsys):
     rows = [line.split("|") for line in lines[header + 2 : header + 4]]
     assert [row[1].strip() for row in rows] == ["1", "4"]
     assert all(float(row[2].replace(",", "")) > 0 for row in rows)
+    # The server's CPU, "total s (generation process s)": the steps ran in the app's child process.
+    generation_process_cpu = float(rows[1][-3].split("(")[1].rstrip(" s)"))
+    assert generation_process_cpu > 0
     assert lines[-1].startswith("batched-step limit:")
