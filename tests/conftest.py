@@ -18,6 +18,35 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    """Poll ``condition()`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def cpu_seconds(stat_path: str) -> float:
+    """User + system CPU seconds from a Linux /proc .../stat file (a process's or a thread's)."""
+    with open(stat_path) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# Requests with every kind of setting (and distinct seeds), for the schedulers' tests.
+MIXED_REQUESTS = [
+    dict(prompt=prompt, max_new_chars=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    for seed, (prompt, length, temperature, top_k, top_p) in enumerate(
+        [("ROMEO:", 150, 0.8, 0, 1.0), ("KING:\n", 90, 1.0, 5, 1.0), ("", 120, 0.5, 0, 0.9), ("Thou", 60, 0.0, 0, 1.0)]
+        * 8
+    )
+]
 TINY_SHAKESPEARE = Path(
     os.environ.get("TINY_SHAKESPEARE", REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")
 )

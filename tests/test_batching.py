@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import MIXED_REQUESTS, cpu_seconds, wait_until
 
 from rnn_demo import batching, engine
 from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
@@ -18,25 +19,12 @@ from rnn_demo.sampling import SamplingSettings, TokenDraws, generate, next_token
 VOCAB = "".join(chr(c) for c in range(32, 97))  # 65 characters, like tiny shakespeare
 
 
-def wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def thread_cpu_seconds(thread: threading.Thread) -> float:
     """CPU time a thread has used (Linux: /proc), 0.0 where that cannot be read."""
-    import os
-
     try:
-        with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+        return cpu_seconds(f"/proc/self/task/{thread.native_id}/stat")
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def random_state(cell: str, layers: int, batch: int, hidden_size: int, generator: torch.Generator):
@@ -104,13 +92,7 @@ def scheduler():
     return BatchScheduler(idle_seconds=0.3)
 
 
-REQUESTS = [
-    dict(prompt=prompt, max_new_chars=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    for seed, (prompt, length, temperature, top_k, top_p) in enumerate(
-        [("ROMEO:", 150, 0.8, 0, 1.0), ("KING:\n", 90, 1.0, 5, 1.0), ("", 120, 0.5, 0, 0.9), ("Thou", 60, 0.0, 0, 1.0)]
-        * 8
-    )
-]
+REQUESTS = MIXED_REQUESTS
 
 
 def test_32_concurrent_requests_each_give_the_text_they_give_alone(trained_model, scheduler):

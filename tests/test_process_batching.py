@@ -12,28 +12,16 @@ import time
 from multiprocessing import Pipe
 
 import pytest
+from conftest import MIXED_REQUESTS, REPO_ROOT, cpu_seconds, wait_until
 
 from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
 from rnn_demo.model import CharRNN
 from rnn_demo.process_batching import ProcessScheduler, serve
 from rnn_demo.sampling import TokenDraws, generate
 
-from conftest import REPO_ROOT
-
-
-def wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
 
 def process_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(f"/proc/{pid}/stat")
 
 
 def process_exists(pid: int) -> bool:
@@ -51,13 +39,7 @@ def scheduler():
     scheduler.close()
 
 
-REQUESTS = [
-    dict(prompt=prompt, max_new_chars=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    for seed, (prompt, length, temperature, top_k, top_p) in enumerate(
-        [("ROMEO:", 150, 0.8, 0, 1.0), ("KING:\n", 90, 1.0, 5, 1.0), ("", 120, 0.5, 0, 0.9), ("Thou", 60, 0.0, 0, 1.0)]
-        * 4
-    )
-]
+REQUESTS = MIXED_REQUESTS[:16]
 
 
 def test_concurrent_requests_each_give_the_text_they_give_alone(trained_model, scheduler):
