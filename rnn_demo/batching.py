@@ -209,6 +209,13 @@ def _state_row(state: State, row: int) -> State:
     return state[:, row : row + 1]
 
 
+def _state_rows(state: State, rows: list[int]) -> State:
+    """The given rows of a batched state, (L, len(rows), H)."""
+    if isinstance(state, tuple):
+        return tuple(part[:, rows] for part in state)
+    return state[:, rows]
+
+
 class _ModelWorker:
     """The thread that steps every request of one model."""
 
@@ -218,6 +225,10 @@ class _ModelWorker:
         self.condition = threading.Condition()
         self.joining: list[Generation] = []  # prefilled, not yet in the batch
         self.active = 0  # requests in the batch (read under the condition)
+        # The requests the last tick stepped, in row order, with their logits (R, V) and state
+        # (L, R, H) as the step left them: while the next tick steps the same requests (the usual
+        # case), it takes these as they are instead of joining the requests' own rows again.
+        self._stacked: tuple[list[Generation], np.ndarray, State] | None = None
         self.thread = threading.Thread(
             target=self._run, name=f"batching-{model.cell}-h{model.hidden_size}", daemon=True
         )
@@ -256,8 +267,9 @@ class _ModelWorker:
         requests = [request for request in requests if not request.cancelled]
         ready = [request for request in requests if request._ready]
         if not ready:
+            self._unstack()
             return requests
-        logits = np.concatenate([request.logits for request in ready])  # (R, V)
+        logits, state = self._stack(ready)  # (R, V), (L, R, H)
         failed: set[int] = set()
         # Distributions: one call per distinct setting (next_token_distribution works row by row).
         groups: dict[SamplingSettings, list[int]] = {}
@@ -296,21 +308,37 @@ class _ModelWorker:
             request._deliver(vocab[token_ids[i]])
             if request.remaining > 0 and not request.cancelled:
                 going_on.append(i)
-        ended = {id(ready[i]) for i in range(len(ready)) if i not in going_on}
-        if going_on:
-            stepping = [ready[i] for i in going_on]
-            try:
-                new_logits, new_state = stepper.step(  # one character in for each, (R', V)
-                    tokens[going_on], _cat_states([request.state for request in stepping])
-                )
+        if len(going_on) < len(ready):
+            state = _state_rows(state, going_on)
+        stepping = [ready[i] for i in going_on]
+        ended = {id(request) for request in ready} - {id(request) for request in stepping}
+        if stepping:
+            try:  # one character in for each: (R', V) and (L, R', H)
+                self._stacked = (stepping, *stepper.step(tokens[going_on], state))
             except Exception as error:  # noqa: BLE001 - cannot tell whose row broke it: end them all
                 for request in stepping:
                     request._fail(error)
                 ended.update(id(request) for request in stepping)
-            else:
-                for row, request in enumerate(stepping):
-                    request.logits, request.state = new_logits[row : row + 1], _state_row(new_state, row)
         return [request for request in requests if id(request) not in ended]
+
+    def _stack(self, ready: list[Generation]) -> tuple[np.ndarray, State]:
+        """The logits (R, V) and state (L, R, H) of ``ready``, row i being request i's; it takes
+        them out of the last step's arrays when it stepped the same requests."""
+        if self._stacked is not None:
+            stepped, logits, state = self._stacked
+            if stepped == ready:  # the same requests in the same order (Generation compares by identity)
+                self._stacked = None
+                return logits, state
+        self._unstack()
+        return np.concatenate([request.logits for request in ready]), _cat_states([request.state for request in ready])
+
+    def _unstack(self) -> None:
+        """Give each request of the last step its own rows again."""
+        if self._stacked is not None:
+            stepped, logits, state = self._stacked
+            for row, request in enumerate(stepped):
+                request.logits, request.state = logits[row : row + 1], _state_row(state, row)
+            self._stacked = None
 
 
 def check_request(
