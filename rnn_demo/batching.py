@@ -51,8 +51,9 @@ IDLE_SECONDS = 10.0  # a model's thread ends after this long without requests
 # A request is drawn at most this many characters ahead of what its consumer has taken: the
 # text streams at the pace the client reads it, Stop stops near what the user sees, and a
 # client that stops reading stops costing steps. It also bounds a paced update (see
-# Generation.chunks): 256 lets 16 streams updated every 0.4 s each run at ~640 chars/s.
-MAX_AHEAD_CHARS = 256
+# Generation.chunks): 512 lets 16 streams updated every 0.4 s each run at ~1,280 chars/s (256
+# held the 16 streams of benchmarks.many_users back once the steps had a process of their own).
+MAX_AHEAD_CHARS = 512
 
 
 class SchedulerFull(RuntimeError):
