@@ -23,6 +23,8 @@ The thread sleeps on a condition variable while its model has no requests, and e
 ``idle_seconds`` of that; the next request starts a new one. An error in one request (its
 sampling settings, its generator) ends that request with :class:`GenerationFailed` and the
 others go on.
+
+The web app runs this scheduler in a process of its own: see ``rnn_demo.process_batching``.
 """
 
 from __future__ import annotations
@@ -80,8 +82,11 @@ class Generation:
         self.max_new_chars = max_new_chars
         self.max_ahead = max_ahead
         self.remaining = max_new_chars  # characters still to draw (the scheduler's count)
-        self.logits: np.ndarray | None = None  # (1, V): what the next character is drawn from
-        self.state: State | None = None  # the state after the characters drawn so far (engine arrays)
+        # (1, V): what the next character is drawn from, and the state after the characters drawn
+        # so far (engine arrays). Set by the priming; while the worker steps the same requests tick
+        # after tick it keeps their rows stacked, and writes them back here when the batch changes.
+        self.logits: np.ndarray | None = None
+        self.state: State | None = None
         self._wake_scheduler: Callable[[], None] = lambda: None  # set when it joins a model's batch
         self._condition = threading.Condition()
         self._pieces: list[str] = []  # drawn, not yet taken
