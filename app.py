@@ -297,6 +297,8 @@ def generate_stream(
             generation = scheduler.submit(model, request.prompt, request.max_new_chars, **settings)
         except SchedulerFull as error:
             raise gr.Error(f"The server is busy ({error}); try again in a moment.") from None
+        except GenerationFailed as error:  # the generation process could not be started
+            raise gr.Error(f"The generation failed: {error}") from None
         pieces_out = generation.chunks(
             min_chars=YIELD_EVERY_CHARS,
             max_wait=YIELD_EVERY_SECONDS,

@@ -64,7 +64,6 @@ from rnn_demo.sampling import SamplingSettings, TokenDraws
 # The child sends what its steps drew at most this often: each message costs both processes some
 # Python, and 16 streams step ~700 times a second.
 SEND_EVERY_SECONDS = 0.002
-STARTUP_SECONDS = 60.0  # a child that has not answered by then is reported as failed to start
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)  # on the child's path
 
 
@@ -125,17 +124,11 @@ class ProcessScheduler:
         settings = check_request(model, prompt, max_new_chars, temperature, top_k, top_p, seed)
         if max_new_chars == 0:
             return Generation(settings, None, 0, self.max_ahead)
-        number = self._model_number(model)
-        for attempt in range(2):  # a child that ended just now is replaced once
-            child = self._running_child()
-            generation = _RemoteGeneration(child, next(self._request_numbers), settings, max_new_chars, self.max_ahead)
-            try:
-                child.submit(model, number, generation, prompt, seed, self.max_active)
-                return generation
-            except GenerationFailed:
-                if attempt == 1:
-                    raise
-        raise AssertionError("unreachable")
+        request = (model, self._model_number(model), prompt, settings, max_new_chars, seed)
+        try:
+            return self._submit_to_child(*request)
+        except GenerationFailed:  # the child ended just now: once more, with a new one
+            return self._submit_to_child(*request)
 
     def generate(self, model: CharRNN, prompt: str, max_new_chars: int, **settings) -> str:
         """The whole continuation (a blocking convenience around :meth:`submit`)."""
@@ -159,10 +152,20 @@ class ProcessScheduler:
         if child is not None:
             child.close()
 
+    def _submit_to_child(self, model, number, prompt, settings, max_new_chars, seed) -> Generation:
+        child = self._running_child()
+        generation = _RemoteGeneration(child, next(self._request_numbers), settings, max_new_chars, self.max_ahead)
+        child.submit(model, number, generation, prompt, seed, self.max_active)
+        return generation
+
     def _running_child(self) -> _Child:
+        """The child, started if there is none. Raises GenerationFailed when it cannot be started."""
         with self._lock:
             if self._child is None or self._child.ended is not None:
-                self._child = _Child(self)
+                try:
+                    self._child = _Child(self)
+                except OSError as error:  # no memory, no processes or files left, ...
+                    raise GenerationFailed(f"could not start the generation process: {error}") from None
             return self._child
 
     def _child_ended(self, child: _Child) -> None:

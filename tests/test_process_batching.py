@@ -206,3 +206,23 @@ def test_the_childs_loop_reports_a_failed_request_and_goes_on(trained_model, mon
     parent.close()
     loop.join(timeout=10)
     assert not loop.is_alive()  # the loop ends with its connection
+
+
+def test_a_child_that_cannot_be_started_is_a_clear_error_here_and_in_the_app(trained_model, app_models, monkeypatch):
+    import gradio as gr
+
+    import app
+    from rnn_demo import process_batching
+    from rnn_demo.zoo import ModelZoo
+
+    def no_processes_left(*args, **kwargs):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(process_batching.subprocess, "Popen", no_processes_left)
+    scheduler = ProcessScheduler()
+    with pytest.raises(GenerationFailed, match="could not start the generation process: .*Resource temporarily"):
+        scheduler.submit(trained_model, "a", 10)
+    assert scheduler.child_pid() is None
+    request = dict(prompt="ROMEO:", cell="lstm", hidden_size=64, temperature=0.8, max_new_chars=20, top_k=0, top_p=1.0, seed=1)
+    with pytest.raises(gr.Error, match="The generation failed: could not start the generation process"):
+        list(app.generate_stream(ModelZoo(app_models), **request, scheduler=scheduler))
