@@ -140,6 +140,7 @@ def test_close_ends_the_child_and_its_requests(trained_model):
     scheduler.close()  # twice is fine
 
 
+@pytest.mark.slow
 def test_the_child_ends_when_its_parent_dies():
     code = (
         "import os, sys\n"
