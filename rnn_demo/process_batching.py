@@ -487,6 +487,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.torch_threads)
     scheduler = BatchScheduler(args.max_active, args.idle_seconds, args.max_ahead)
     serve(Connection(args.fd), scheduler)
+    # The parent is gone or closed the socket: nothing is left to do or to save. Exit at once,
+    # without the interpreter's shutdown, which could meet a model thread in the middle of a step
+    # (seen: SIGABRT from finalizing while a daemon thread ran a torch call).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
