@@ -457,10 +457,10 @@ def build_demo(
     """The whole UI for one zoo; nothing is loaded until the first request.
 
     Every generation (page and API) goes through ``scheduler`` (a new ProcessScheduler, made on
-    first use, by default), which steps the concurrent generations of each model together. ``concurrency_limit`` generations
-    run at once and at most ``max_queue_size`` wait; a request beyond that is refused at once
-    with Gradio's "Queue is full" error. Both are set by the server (tests use small ones); no
-    request can change them.
+    first use, by default), which steps the concurrent generations of each model together.
+    ``concurrency_limit`` generations run at once and at most ``max_queue_size`` wait; a request
+    beyond that is refused at once with Gradio's "Queue is full" error. Both are set by the
+    server (tests use small ones); no request can change them.
     """
     if not isinstance(scheduler, LazyScheduler):
         scheduler = LazyScheduler(scheduler)

@@ -3,8 +3,8 @@
 :class:`rnn_demo.batching.BatchScheduler` steps the concurrent generations of a model together in
 one thread. In a web server that thread shares the interpreter (and its lock) with the server's
 event loop and request threads: measured with 16 streams through Gradio on 2 cores, the process
-kept one core busy, the steps took a quarter of it less than they could, and ran 1.4x slower per
-row than alone (README, "Many users at once"). A :class:`ProcessScheduler` runs the same
+kept one core busy, the model's thread got three quarters of it, and its steps ran 1.4x slower
+per row than alone (README, "Many users at once"). A :class:`ProcessScheduler` runs the same
 BatchScheduler in a child process (``python -m rnn_demo.process_batching``), which has a core and
 an interpreter to itself, and keeps the consumer's side here: :meth:`ProcessScheduler.submit`
 takes the arguments of ``BatchScheduler.submit`` and returns a
@@ -23,7 +23,7 @@ parent -> child
     ``("cancel", request)``.
 child -> parent
     ``("out", [(request, text), ...], [(request, error message), ...])``: new characters and
-    failed requests, gathered for a few milliseconds.
+    failed requests, gathered for up to SEND_EVERY_SECONDS.
 
 The child's messages are read by one thread here, which hands the characters to the requests'
 Generation objects. When the child ends (killed, out of memory, a crash), every unfinished request
@@ -34,6 +34,7 @@ new child. When this process ends, the child reads the end of its socket and end
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import os
 import socket
@@ -99,6 +100,10 @@ class ProcessScheduler:
         self._model_numbers: weakref.WeakKeyDictionary[CharRNN, int] = weakref.WeakKeyDictionary()
         self._numbers = itertools.count()  # model numbers
         self._request_numbers = itertools.count()
+        # Numbers of models gone here, for the child to drop at the next request. A finalizer only
+        # appends to it: it runs when the garbage collector does, in whatever thread, perhaps
+        # while that thread holds one of the locks here.
+        self._models_gone: collections.deque[int] = collections.deque()
 
     def start(self) -> None:
         """Start the child now (a server does it while it waits for its first request)."""
@@ -106,7 +111,9 @@ class ProcessScheduler:
 
     def prepare(self, model: CharRNN) -> None:
         """Send ``model``'s weights to the child now, so that its first request does not wait for them."""
-        self._running_child().send_model(model, self._model_number(model))
+        child = self._running_child()
+        self._forget_models_gone(child)
+        child.send_model(model, self._model_number(model))
 
     def submit(
         self,
@@ -156,6 +163,7 @@ class ProcessScheduler:
 
     def _submit_to_child(self, model, number, prompt, settings, max_new_chars, seed) -> Generation:
         child = self._running_child()
+        self._forget_models_gone(child)
         generation = _RemoteGeneration(child, next(self._request_numbers), settings, max_new_chars, self.max_ahead)
         child.submit(model, number, generation, prompt, seed, self.max_active)
         return generation
@@ -180,13 +188,15 @@ class ProcessScheduler:
             number = self._model_numbers.get(model)
             if number is None:
                 number = self._model_numbers[model] = next(self._numbers)
-                weakref.finalize(model, self._forget_model, number)
+                weakref.finalize(model, self._models_gone.append, number)
             return number
 
-    def _forget_model(self, number: int) -> None:
-        with self._lock:
-            child = self._child
-        if child is not None:
+    def _forget_models_gone(self, child: _Child) -> None:
+        while True:
+            try:
+                number = self._models_gone.popleft()
+            except IndexError:  # none left (another thread may have taken the last one)
+                return
             child.forget_model(number)
 
 
