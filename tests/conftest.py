@@ -39,6 +39,21 @@ def cpu_seconds(stat_path: str) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.fixture
+def noise_breaks_for_seed_666(monkeypatch):
+    """TokenDraws.noise raises RuntimeError("the generator broke") for a generator seeded 666."""
+    from rnn_demo.sampling import TokenDraws
+
+    real_noise = TokenDraws.noise
+
+    def noise(draws):
+        if draws.generator.initial_seed() == 666:
+            raise RuntimeError("the generator broke")
+        return real_noise(draws)
+
+    monkeypatch.setattr(TokenDraws, "noise", noise)
+
+
 # Requests with every kind of setting (and distinct seeds), for the schedulers' tests.
 MIXED_REQUESTS = [
     dict(prompt=prompt, max_new_chars=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)

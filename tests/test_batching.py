@@ -169,15 +169,9 @@ def test_closing_the_chunks_iterator_cancels_the_generation(trained_model, sched
     assert wait_until(lambda: scheduler.active_count() == 0, timeout=2)
 
 
-def test_an_error_in_one_request_ends_it_with_a_clear_error_and_the_others_go_on(trained_model, scheduler, monkeypatch):
-    real_noise = TokenDraws.noise
-
-    def noise_that_breaks_for_seed_666(draws):
-        if draws.generator.initial_seed() == 666:
-            raise RuntimeError("the generator broke")
-        return real_noise(draws)
-
-    monkeypatch.setattr(TokenDraws, "noise", noise_that_breaks_for_seed_666)
+def test_an_error_in_one_request_ends_it_with_a_clear_error_and_the_others_go_on(
+    trained_model, scheduler, noise_breaks_for_seed_666
+):
     good = [scheduler.submit(trained_model, "ROMEO:", 200, temperature=0.8, seed=seed) for seed in (1, 2)]
     bad = scheduler.submit(trained_model, "ROMEO:", 200, temperature=0.8, seed=666)
     with pytest.raises(GenerationFailed, match="RuntimeError: the generator broke"):

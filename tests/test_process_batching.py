@@ -17,7 +17,7 @@ from conftest import MIXED_REQUESTS, REPO_ROOT, cpu_seconds, wait_until
 from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
 from rnn_demo.model import CharRNN
 from rnn_demo.process_batching import ProcessScheduler, serve
-from rnn_demo.sampling import TokenDraws, generate
+from rnn_demo.sampling import generate
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -176,17 +176,9 @@ def test_submit_checks_its_arguments_here_before_starting_anything(trained_model
     assert scheduler.child_pid() is None  # none of it needed the child
 
 
-def test_the_childs_loop_reports_a_failed_request_and_goes_on(trained_model, monkeypatch):
+def test_the_childs_loop_reports_a_failed_request_and_goes_on(trained_model, noise_breaks_for_seed_666):
     # The child's side, run here in a thread: a request that breaks comes back as a failure with its
     # reason, and the others are served.
-    real_noise = TokenDraws.noise
-
-    def noise_that_breaks_for_seed_666(draws):
-        if draws.generator.initial_seed() == 666:
-            raise RuntimeError("the generator broke")
-        return real_noise(draws)
-
-    monkeypatch.setattr(TokenDraws, "noise", noise_that_breaks_for_seed_666)
     parent, child = Pipe()
     loop = threading.Thread(target=serve, args=(child, BatchScheduler(idle_seconds=0.3)), daemon=True)
     loop.start()
