@@ -312,14 +312,16 @@ def test_view_api_shows_exactly_the_public_endpoints(client):
 
 
 def test_generate_streams_growing_text_and_predict_returns_the_final_text(client):
-    job = client.submit(**{**GOOD, "max_new_chars": 80}, api_name="/generate")
-    updates = list(job)
+    # Long enough to stream in several pieces: the generation process sends what it drew every
+    # 10 ms, and this small model draws 80 characters in less.
+    request = {**GOOD, "max_new_chars": 1_000}
+    updates = list(client.submit(**request, api_name="/generate"))
     assert len(updates) > 3
     assert updates[0].startswith("ROMEO:")
     for before, after in itertools.pairwise(updates):
         assert after.startswith(before)
-    assert len(updates[-1]) == len("ROMEO:") + 80
-    assert client.predict(**{**GOOD, "max_new_chars": 80}, api_name="/generate") == updates[-1]
+    assert len(updates[-1]) == len("ROMEO:") + 1_000
+    assert client.predict(**request, api_name="/generate") == updates[-1]
 
 
 def test_same_seed_same_text_other_hidden_size_other_text(client):
