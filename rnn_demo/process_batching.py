@@ -482,6 +482,7 @@ def serve(connection: Connection, scheduler: BatchScheduler) -> None:
                 requests[request] = generation
         elif kind == "model":
             models[request] = _rebuild(*message[2:])
+            scheduler.prepare(models[request])  # its Stepper now, not in its first request
         elif kind == "forget":
             models.pop(request, None)
 
