@@ -63,9 +63,8 @@ from rnn_demo.model import CharRNN
 from rnn_demo.sampling import SamplingSettings, TokenDraws
 
 # The child sends what its steps drew at most this often: each message costs both processes some
-# Python, and 16 streams step ~700 times a second. 10 ms halved the parent's CPU time against
-# 2 ms with 16 paced streams (0.03-0.04 s against 0.06-0.08 s per 8,000 characters), and adds at
-# most 10 ms to an update that comes every 0.05-0.4 s.
+# Python, and 16 streams step ~700 times a second. 10 ms adds at most 10 ms to an update that
+# comes every 0.05-0.4 s.
 SEND_EVERY_SECONDS = 0.01
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)  # on the child's path
 
