@@ -5,13 +5,15 @@
 
 Prints, one thread each for torch and NumPy's OpenBLAS:
 
-1. one row's product, (1, H) @ (H, 4H): ``torch.mm`` against NumPy's matmul;
-2. batch invariance of a plain batched product: for batch sizes 2 to 64, how many give row i
-   bits other than row i stepped alone (torch.mm, and NumPy's 2-D matmul, which calls gemm);
-3. 16 rows of the model's two layer products: one row, one gemm of 16 rows, and the row-by-row
-   stack the engine uses (``np.matmul`` of (16, 1, K) rows);
-4. a whole ``Stepper.step`` with its matrices row-major (as the engine keeps them) and
-   column-major (what a concatenation of transposed views gives).
+1. one row's product, (1, H) @ (H, 4H): ``torch.mm``, NumPy's matmul and the engine's compiled
+   product (``rnn_demo.kernels.accumulate``);
+2. batch invariance of a batched product: for batch sizes 2 to 64, how many give row i bits
+   other than row i alone (torch.mm, NumPy's 2-D matmul, which calls gemm, a stack of one-row
+   products, and the engine's compiled product);
+3. 16 rows of the model's products (layer 0's h @ W_hh, layer 1's x @ W_ih and h @ W_hh): one
+   row, one gemm of 16 rows, NumPy row by row (``np.matmul`` of (16, 1, K) rows, what the
+   engine did before it was compiled), and the engine's compiled product;
+4. a whole ``Stepper.step`` at batch 1 and 16.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import numpy as np
 import torch
 
 from rnn_demo.arguments import existing_folder, whole_number
-from rnn_demo.engine import Stepper, _rowwise, use_one_blas_thread
+from rnn_demo import kernels
+from rnn_demo.engine import Stepper, use_one_blas_thread
 from rnn_demo.model import CharRNN
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -37,6 +40,18 @@ def microseconds(function, repeats: int) -> float:
     for _ in range(repeats):
         function()
     return (time.perf_counter() - started) / repeats * 1e6
+
+
+def rowwise(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """rows (B, K) @ weight (K, N) as one NumPy vector-matrix product per row."""
+    return np.matmul(rows[:, None, :], weight)[:, 0]
+
+
+def compiled(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """rows (B, K) @ weight (K, N) by the engine's compiled product."""
+    out = np.zeros((len(rows), weight.shape[1]), np.float32)
+    kernels.accumulate(np.ascontiguousarray(rows), weight, out)
+    return out
 
 
 def batch_sizes_that_differ(product, rows: np.ndarray, weight: np.ndarray) -> int:
@@ -72,38 +87,46 @@ def main(argv: list[str] | None = None) -> None:
     torch_weight, torch_row = torch.from_numpy(weight), torch.from_numpy(row)
     print(f"| one row, (1, {size}) @ ({size}, {4 * size}) | µs |\n|---|---:|")
     print(f"| torch.mm | {microseconds(lambda: torch.mm(torch_row, torch_weight), repeats):.0f} |")
-    print(f"| NumPy matmul | {microseconds(lambda: row @ weight, repeats):.0f} |\n")
+    print(f"| NumPy matmul | {microseconds(lambda: row @ weight, repeats):.0f} |")
+    print(f"| the engine's compiled product | {microseconds(lambda: compiled(row, weight), repeats):.0f} |\n")
 
     rows = rng.standard_normal((64, size), dtype=np.float32)
-    differing_torch = batch_sizes_that_differ(
-        lambda x, w: torch.mm(torch.from_numpy(x), torch.from_numpy(w)).numpy(), rows, weight
-    )
-    differing_numpy = batch_sizes_that_differ(np.matmul, rows, weight)
-    differing_rowwise = batch_sizes_that_differ(_rowwise, rows, weight)
+    differing = {
+        "torch.mm": batch_sizes_that_differ(
+            lambda x, w: torch.mm(torch.from_numpy(x), torch.from_numpy(w)).numpy(), rows, weight
+        ),
+        "NumPy 2-D matmul (gemm)": batch_sizes_that_differ(np.matmul, rows, weight),
+        "NumPy row by row": batch_sizes_that_differ(rowwise, rows, weight),
+        "the engine's compiled product": batch_sizes_that_differ(compiled, rows, weight),
+    }
     print("| batched product | batch sizes 2-64 where a row differs from the row alone |\n|---|---:|")
-    print(f"| torch.mm | {differing_torch} of 63 |\n| NumPy 2-D matmul (gemm) | {differing_numpy} of 63 |")
-    print(f"| the engine's row-by-row stack | {differing_rowwise} of 63 |\n")
+    for label, count in differing.items():
+        print(f"| {label} | {count} of 63 |")
+    print()
 
-    products = [(stepper.first_recurrent, size), (stepper.upper[0][0], 2 * size)]
-    inputs = {batch: [rng.standard_normal((batch, k), dtype=np.float32) for _, k in products] for batch in (1, 16)}
+    products = [stepper.recurrent_weights[0], stepper.input_weights[0], stepper.recurrent_weights[1]]
+    inputs = {batch: rng.standard_normal((batch, size), dtype=np.float32) for batch in (1, 16)}
 
     def layers(product, batch):
-        return lambda: [product(x, w) for x, (w, _) in zip(inputs[batch], products)]
+        return lambda: [product(inputs[batch], weight) for weight in products]
 
     one = microseconds(layers(np.matmul, 1), repeats)
-    gemm = microseconds(layers(np.matmul, 16), repeats)
-    rowwise = microseconds(layers(_rowwise, 16), repeats)
-    print(f"| {name}'s two layer products | µs | x one row |\n|---|---:|---:|")
-    print(f"| one row | {one:.0f} | 1.0 |\n| 16 rows, one gemm | {gemm:.0f} | {gemm / one:.1f} |")
-    print(f"| 16 rows, row by row (the engine) | {rowwise:.0f} | {rowwise / one:.1f} |\n")
+    timings = {
+        "one row": one,
+        "16 rows, one gemm": microseconds(layers(np.matmul, 16), repeats),
+        "16 rows, NumPy row by row": microseconds(layers(rowwise, 16), repeats),
+        "16 rows, the engine's compiled product": microseconds(layers(compiled, 16), repeats),
+    }
+    print(f"| {name}'s three layer products | µs | x one row |\n|---|---:|---:|")
+    for label, time_taken in timings.items():
+        print(f"| {label} | {time_taken:.0f} | {time_taken / one:.1f} |")
+    print()
 
-    tokens, state = np.array([3]), stepper.zero_state(1)
-    row_major = microseconds(lambda: stepper.step(tokens, state), repeats)
-    stepper.first_recurrent = np.asfortranarray(stepper.first_recurrent)
-    stepper.upper = [(np.asfortranarray(w), b) for w, b in stepper.upper]
-    column_major = microseconds(lambda: stepper.step(tokens, state), repeats)
-    print(f"| one Stepper.step of {name} | µs |\n|---|---:|")
-    print(f"| matrices row-major (the engine) | {row_major:.0f} |\n| matrices column-major | {column_major:.0f} |")
+    print(f"| one Stepper.step of {name} | µs | characters/s |\n|---|---:|---:|")
+    for batch in (1, 16):
+        tokens, state = np.arange(batch) % model.vocab_size, stepper.zero_state(batch)
+        time_taken = microseconds(lambda: stepper.step(tokens, state), repeats)
+        print(f"| batch {batch} | {time_taken:.0f} | {batch / time_taken * 1e6:,.0f} |")
 
 
 if __name__ == "__main__":

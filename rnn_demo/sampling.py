@@ -2,9 +2,14 @@
 
 The prompt primes the hidden state once (see :func:`prime`); after that every step feeds only
 the character just sampled (through :class:`rnn_demo.engine.Stepper`), so the cost per
-character is flat however long the text grows (never re-running the prefix). Each call owns its
-random generator, seeded from ``seed`` (see :class:`TokenDraws`): no global RNG is touched, so
-concurrent calls cannot disturb each other and the same seed always gives the same text.
+character is flat however long the text grows (never re-running the prefix). One stream's
+characters are drawn and stepped several at a time in one compiled call
+(:meth:`~rnn_demo.engine.Stepper.sample`); the distributions and draws are those of
+:func:`next_token_distribution` and :func:`choose_tokens`, which the server uses for a batch of
+streams (both run the same code, ``rnn_demo.kernels``), so a seed gives the same text either
+way. Each call owns its random generator, seeded from ``seed`` (see :class:`TokenDraws`): no
+global RNG is touched, so concurrent calls cannot disturb each other and the same seed always
+gives the same text.
 
 ``sample_steps`` is the core and yields a :class:`Step` per character (the character, its
 probability distribution and the state after it), for views inside the network;
@@ -25,14 +30,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from rnn_demo import kernels
 from rnn_demo.engine import State, Stepper, state_arrays, state_tensors
 from rnn_demo.model import CharRNN, Hidden
 from rnn_demo.tokenizer import Encoding
 
 MAX_SEED = 2**63 - 1
-# Below this temperature, logits / temperature may overflow float64 (to -inf, as intended): the
-# shifted float32 logits are at most ~6.8e38 apart, and 6.8e38 / 1e-200 is still finite.
-TINY_TEMPERATURE = 1e-200
 # Prompts up to this many characters are primed step by step (a few NumPy calls a character),
 # longer ones by one CharRNN.forward call, whose fused layers win on long inputs. Measured on this
 # CPU (one thread), forward vs steps: lstm-h256, 6 characters 2.0 vs 0.9 ms, 32: 4.1 vs 4.1 ms,
@@ -123,38 +126,15 @@ def make_generator(seed: int | None) -> torch.Generator:
 def next_token_distribution(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
     """Probabilities (..., vocab), float32, to draw from after temperature, top-k and top-p.
 
-    Each row is computed on its own: a row comes out the same alone or in a batch. With
+    Computed in float64 (any positive temperature a Python float can hold stays positive when
+    divided by; in float32, 1e-300 would become 0 and the division 0/0), each row on its own by
+    :func:`rnn_demo.kernels.distribution`: a row comes out the same alone or in a batch. With
     temperature 0 all the mass sits on the most likely token.
     """
-    # float64: any positive temperature a Python float can hold stays positive when divided by
-    # (in float32, 1e-300 would become 0 and the division 0/0).
     logits = np.asarray(logits, dtype=np.float64)
-    if settings.temperature == 0:
-        probs = np.zeros(logits.shape, np.float32)
-        np.put_along_axis(probs, logits.argmax(-1)[..., None], 1.0, axis=-1)
-        return probs
-    # Shifted so the largest is 0 before dividing: a tiny temperature then gives -inf, never inf - inf.
-    shifted = logits - logits.max(-1, keepdims=True)
-    if settings.temperature >= TINY_TEMPERATURE:
-        logits = shifted / settings.temperature
-    else:
-        with np.errstate(over="ignore"):  # -inf is the intended result of the overflow
-            logits = shifted / settings.temperature
-    vocab_size = logits.shape[-1]
-    if 0 < settings.top_k < vocab_size:
-        kth_largest = np.partition(logits, vocab_size - settings.top_k, axis=-1)[..., -settings.top_k, None]
-        logits = np.where(logits < kth_largest, -np.inf, logits)
-    probs = np.exp(logits)
-    probs /= probs.sum(-1, keepdims=True)
-    if settings.top_p < 1.0:
-        order = np.argsort(-probs, axis=-1, kind="stable")  # most likely first
-        sorted_probs = np.take_along_axis(probs, order, axis=-1)
-        mass_before = sorted_probs.cumsum(-1) - sorted_probs  # probability of the more likely tokens
-        sorted_probs[mass_before >= settings.top_p] = 0.0  # keeps at least the top one
-        probs = np.zeros_like(probs)
-        np.put_along_axis(probs, order, sorted_probs, axis=-1)
-        probs /= probs.sum(-1, keepdims=True)
-    return probs.astype(np.float32)
+    rows = np.ascontiguousarray(logits.reshape(-1, logits.shape[-1]))  # (R, V)
+    probs = kernels.distribution(rows, float(settings.temperature), settings.top_k, float(settings.top_p))
+    return probs.reshape(logits.shape)
 
 
 class TokenDraws:
@@ -176,15 +156,21 @@ class TokenDraws:
 
     def noise(self) -> np.ndarray:
         """The random numbers of the next draw: (V,) float32, Exp(1). A later call may overwrite them."""
+        return self.noise_rows(1)[0]
+
+    def noise_rows(self, count: int) -> np.ndarray:
+        """The random numbers of the next draws, (n, V): ``count`` (>= 1) of them, or fewer, as
+        many as are left of the block drawn last (a new block is drawn when it is used up). A
+        later call may overwrite them."""
         if self._next == len(self._noise):
             self._buffer.exponential_(1, generator=self.generator)
             self._next = 0
-        self._next += 1
-        return self._noise[self._next - 1]
+        start, self._next = self._next, min(len(self._noise), self._next + count)
+        return self._noise[start : self._next]
 
     def draw(self, probs: np.ndarray) -> int:
         """One token id drawn from probs (V,): what :func:`choose_tokens` picks for this row."""
-        return int((probs / self.noise()).argmax())
+        return int(kernels.choose(np.ascontiguousarray(probs, np.float32)[None], self.noise()[None])[0])
 
 
 def choose_tokens(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -193,10 +179,10 @@ def choose_tokens(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
     argmax(p / q) with q ~ Exp(1) picks token i with probability p_i (the exponential race; the
     Gumbel-max trick with exp applied). It is what ``torch.multinomial(p, 1)`` computes on CPU,
     draw for draw (tests/test_batching.py checks that the same seeds give the same tokens);
-    written out here so that a batch of streams, each with its own generator, can share the
-    division and the argmax, and every stream still draws exactly what it draws alone.
+    written out (:func:`rnn_demo.kernels.choose`) so that a batch of streams, each with its own
+    generator, can share one call, and every stream still draws exactly what it draws alone.
     """
-    return (probs / noise).argmax(axis=-1)
+    return kernels.choose(np.ascontiguousarray(probs, np.float32), np.ascontiguousarray(noise, np.float32))
 
 
 def prime(model: CharRNN, stepper: Stepper, prompt_ids: list[int]) -> tuple[np.ndarray, State]:
@@ -255,11 +241,18 @@ def _sample_steps(model, prompt_ids, max_new_chars, settings, draws: TokenDraws)
         if was_training:
             model.train()
     vocab = model.vocab
-    for _ in range(max_new_chars):
-        probs = next_token_distribution(logits, settings)  # (1, V)
-        token_id = draws.draw(probs[0])
-        logits, state = stepper.step(np.array([token_id]), state)  # (1, V), one character in
-        yield Step(vocab[token_id], token_id, probs[0], state)
+    made = 0
+    while made < max_new_chars:
+        # Characters are drawn and stepped in one compiled call for as many as the noise block
+        # has left, up to as many as were made so far (1, 1, 2, 4, ... 64): the first character
+        # comes after one step, and a stream closed early has stepped at most twice what it took.
+        noise = draws.noise_rows(min(max_new_chars - made, max(1, made)))
+        tokens, probs, logits, states = stepper.sample(
+            logits, state, noise, settings.temperature, settings.top_k, settings.top_p
+        )
+        for token_id, token_probs, state in zip(tokens.tolist(), probs, states):
+            yield Step(vocab[token_id], token_id, token_probs, state)
+        made += len(tokens)
 
 
 def stream(

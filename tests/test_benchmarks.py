@@ -40,8 +40,8 @@ def test_engine_choices_quick_measures_each_choice(capsys):
 
     engine_choices.main(["--quick"])
     out = capsys.readouterr().out
-    assert "| the engine's row-by-row stack | 0 of 63 |" in out
-    for row in ("| torch.mm |", "| NumPy matmul |", "| 16 rows, one gemm |", "| matrices column-major |"):
+    assert "| NumPy row by row | 0 of 63 |" in out and "| the engine's compiled product | 0 of 63 |" in out
+    for row in ("| torch.mm |", "| NumPy matmul |", "| 16 rows, one gemm |", "| batch 16 |"):
         assert row in out
 
 

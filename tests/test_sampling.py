@@ -113,23 +113,30 @@ def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypat
     from rnn_demo import engine
     from rnn_demo.sampling import PRIME_BY_STEPS_MAX
 
-    forward_lengths, step_sizes = [], []
+    forward_lengths, step_sizes, sample_sizes = [], [], []
     handle = trained_model.register_forward_hook(lambda module, args, output: forward_lengths.append(args[0].shape))
-    original_step = engine.Stepper.step
+    original_step, original_sample = engine.Stepper.step, engine.Stepper.sample
 
     def counting_step(self, tokens, hidden):
         step_sizes.append(tuple(tokens.shape))
         return original_step(self, tokens, hidden)
 
+    def counting_sample(self, logits, state, noise, *settings):
+        sample_sizes.append(len(noise))  # characters drawn and stepped in this call
+        return original_sample(self, logits, state, noise, *settings)
+
     monkeypatch.setattr(engine.Stepper, "step", counting_step)
+    monkeypatch.setattr(engine.Stepper, "sample", counting_sample)
     try:
         generate(trained_model, prompt, 30, seed=0)
     finally:
         handle.remove()
     if len(prompt) <= PRIME_BY_STEPS_MAX:
-        assert forward_lengths == [] and step_sizes == [(1,)] * (len(prompt) + 30)
+        assert forward_lengths == [] and step_sizes == [(1,)] * len(prompt)
     else:
-        assert forward_lengths == [(1, len(prompt))] and step_sizes == [(1,)] * 30
+        assert forward_lengths == [(1, len(prompt))] and step_sizes == []
+    # Then each new character stepped once, the first one alone (it is not held back).
+    assert sum(sample_sizes) == 30 and sample_sizes[0] == 1
 
 
 def test_priming_by_steps_gives_the_state_of_one_forward_call():

@@ -1,0 +1,364 @@
+"""The compiled arithmetic of generation (numba): a whole step of the recurrent stack, the
+distribution of the next character, and the draw.
+
+Each entry point is one call from Python however many layers, gates and streams there are, so a
+step costs its products and little else (see ``rnn_demo/engine.py`` for the design, and
+``rnn_demo/sampling.py`` for the two sampling entry points' callers). They release the GIL,
+allocate what they return (and their scratch) on every call, and write nothing else: any number
+of threads may run them at once, on the same weights.
+
+Batch invariance: every function below computes row b of its results from row b of its inputs,
+in the same order of operations whatever the number of rows: the products sum over k in a fixed
+order for every column (see :func:`accumulate`), the activations are computed element by element
+with no vector library (so no lane-dependent rounding), and numba is not allowed to fuse or
+reorder floating-point operations (no ``fastmath``).
+
+Compiled code is cached on disk (numba's ``cache=True``): in ``rnn_demo/__pycache__`` when that
+is writable, else in numba's per-user cache directory (``$NUMBA_CACHE_DIR`` overrides both);
+where neither is writable the functions are compiled in memory in each process instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+# Cell codes the step takes (numba compiles one step for all three).
+RNN, GRU, LSTM = 0, 1, 2
+CELL_CODES = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
+
+# Columns of a product computed together when several streams are stepped at once: each weight
+# row's slice is then read from memory once for all of them and reused from the L1 cache.
+BATCH_TILE_FLOATS = 4096
+
+
+# nogil: other threads run while a step runs. error_model="numpy": a float division by zero gives
+# inf or NaN (IEEE) instead of raising, as in NumPy; the check it spares would keep loops scalar.
+_OPTIONS = dict(nogil=True, error_model="numpy")
+
+
+def _compiled(function):
+    """``numba.njit``, cached on disk where a cache directory can be written."""
+    try:
+        return numba.njit(cache=True, **_OPTIONS)(function)
+    except RuntimeError:  # numba found no writable cache directory: compile in memory only
+        return numba.njit(**_OPTIONS)(function)
+
+
+# ---- activations, in float64 from a Taylor series: no libm call, so the loops vectorize ----------
+
+# exp's Taylor coefficients 1 / n!, from n = 12 down to 0 (the order of Horner's scheme)
+_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(12, -1, -1))
+_EXP_CLIP = 120.0  # exp(-120) is 7.7e-53: 0 once rounded to float32
+
+
+@_compiled
+def _exp_of_negative(t):
+    """exp(-t) for t >= 0, float64, relative error below 1e-11: exp(-t / 256) from its Taylor
+    series to degree 12 (|t / 256| <= 0.47), squared eight times. NaN stays NaN."""
+    y = -(_EXP_CLIP if t > _EXP_CLIP else t) / 256.0
+    p = 0.0
+    for coefficient in _TAYLOR:  # Horner's scheme
+        p = p * y + coefficient
+    for _ in range(8):  # the 256th power
+        p = p * p
+    return p
+
+
+@_compiled
+def sigmoid(x):
+    """1 / (1 + exp(-x)) for a float64 x, without overflow."""
+    e = _exp_of_negative(abs(x))
+    return (1.0 if x >= 0 else e) / (1.0 + e)
+
+
+@_compiled
+def tanh(x):
+    """tanh of a float64 x: (1 - e) / (1 + e) with e = exp(-2|x|), or its series near 0 (where
+    1 - e would lose digits)."""
+    a = abs(x)
+    e = _exp_of_negative(2.0 * a)
+    far = (1.0 - e) / (1.0 + e)
+    a2 = a * a
+    near = a * (1.0 - a2 * (1.0 / 3.0 - a2 * (2.0 / 15.0 - a2 * (17.0 / 315.0))))
+    return math.copysign(near if a < 0.03125 else far, x)
+
+
+# ---- products ---------------------------------------------------------------------------------
+
+
+@_compiled
+def accumulate(rows, weight, out):
+    """out += rows @ weight: rows (B, K), weight (K, N), out (B, N), float32.
+
+    Every output element adds its k terms in the same order: weight rows in groups of 4,
+    ``out += (x0 w0 + x1 w1) + (x2 w2 + x3 w3)``, then the rows left one by one. One stream
+    (B = 1) streams the weight once, row after row (4 rows at a time: with 8, the rows of a
+    lstm-h512 matrix, 8 KB apart, compete for the same L1 cache sets, and it ran ~10% slower
+    here). Several streams go through the columns in tiles, each weight row's tile read from
+    memory once for all of them. The tiling changes which elements are computed together, never
+    how one is computed.
+    """
+    batch, depth = rows.shape
+    width = weight.shape[1]
+    tile = width if batch == 1 else max(64, BATCH_TILE_FLOATS // batch)
+    for start in range(0, width, tile):
+        stop = min(width, start + tile)
+        columns = stop - start
+        k = 0
+        while k + 4 <= depth:
+            w0 = weight[k, start:stop]
+            w1 = weight[k + 1, start:stop]
+            w2 = weight[k + 2, start:stop]
+            w3 = weight[k + 3, start:stop]
+            for b in range(batch):
+                x0, x1, x2, x3 = rows[b, k], rows[b, k + 1], rows[b, k + 2], rows[b, k + 3]
+                o = out[b, start:stop]
+                for n in range(columns):
+                    o[n] += (x0 * w0[n] + x1 * w1[n]) + (x2 * w2[n] + x3 * w3[n])
+            k += 4
+        while k < depth:
+            w0 = weight[k, start:stop]
+            for b in range(batch):
+                x0 = rows[b, k]
+                o = out[b, start:stop]
+                for n in range(columns):
+                    o[n] += x0 * w0[n]
+            k += 1
+
+
+# ---- the cells: new state from a layer's input part and recurrent part -------------------------
+# input_part = W_ih x + b_ih and recurrent_part = W_hh h + b_hh, (B, G*H) in torch's gate order.
+
+
+@_compiled
+def _rnn_update(input_part, recurrent_part, h_out):
+    """h' = tanh(input + recurrent)."""
+    batch, size = h_out.shape
+    for b in range(batch):
+        gi, gh, new = input_part[b], recurrent_part[b], h_out[b]
+        for j in range(size):
+            new[j] = tanh(np.float64(gi[j] + gh[j]))
+
+
+@_compiled
+def _lstm_update(input_part, recurrent_part, c, h_out, c_out):
+    """Gates i, f, g, o: c' = f c + i g, h' = o tanh(c')."""
+    batch, size = h_out.shape
+    for b in range(batch):
+        gi, gh, cell, new_h, new_c = input_part[b], recurrent_part[b], c[b], h_out[b], c_out[b]
+        for j in range(size):
+            i = sigmoid(np.float64(gi[j] + gh[j]))
+            f = sigmoid(np.float64(gi[size + j] + gh[size + j]))
+            g = tanh(np.float64(gi[2 * size + j] + gh[2 * size + j]))
+            o = sigmoid(np.float64(gi[3 * size + j] + gh[3 * size + j]))
+            c_new = np.float32(f * cell[j] + i * g)
+            new_c[j] = c_new
+            new_h[j] = o * tanh(np.float64(c_new))
+
+
+@_compiled
+def _gru_update(input_part, recurrent_part, h, h_out):
+    """Gates r, z, n: n = tanh(i_n + r (W_hn h + b_hn)), h' = (1 - z) n + z h."""
+    batch, size = h_out.shape
+    for b in range(batch):
+        gi, gh, old, new = input_part[b], recurrent_part[b], h[b], h_out[b]
+        for j in range(size):
+            r = sigmoid(np.float64(gi[j] + gh[j]))
+            z = sigmoid(np.float64(gi[size + j] + gh[size + j]))
+            n = tanh(gi[2 * size + j] + r * gh[2 * size + j])
+            new[j] = (1.0 - z) * n + z * old[j]
+
+
+@_compiled
+def _step_into(cell, tokens, h, c, weights, logits, new_h, new_c):
+    """The body of :func:`step`, writing the logits and the new state into the given arrays."""
+    first_input, input_weights, recurrent_weights, input_biases, recurrent_biases, decoder_weight, decoder_bias = weights
+    layers, batch, size = h.shape
+    vocab_size, width = first_input.shape
+    if (
+        recurrent_weights.shape != (layers, size, width)
+        or input_weights.shape != (layers - 1, size, width)
+        or (cell == LSTM and c.shape != h.shape)
+        or tokens.shape[0] != batch
+    ):
+        raise ValueError("the state's or the tokens' shape does not fit this model")
+    for b in range(batch):
+        if tokens[b] < 0 or tokens[b] >= vocab_size:
+            raise IndexError("a token id is outside the vocabulary")
+    input_part = np.empty((batch, width), np.float32)
+    recurrent_part = np.empty((batch, width), np.float32)
+    for layer in range(layers):
+        if layer == 0:
+            for b in range(batch):
+                input_part[b] = first_input[tokens[b]]
+        else:
+            input_part[:] = input_biases[layer]
+            accumulate(new_h[layer - 1], input_weights[layer - 1], input_part)
+        recurrent_part[:] = recurrent_biases[layer]
+        accumulate(h[layer], recurrent_weights[layer], recurrent_part)
+        if cell == LSTM:
+            _lstm_update(input_part, recurrent_part, c[layer], new_h[layer], new_c[layer])
+        elif cell == GRU:
+            _gru_update(input_part, recurrent_part, h[layer], new_h[layer])
+        else:
+            _rnn_update(input_part, recurrent_part, new_h[layer])
+    logits[:] = decoder_bias
+    accumulate(new_h[layers - 1], decoder_weight, logits)
+
+
+@_compiled
+def step(cell, tokens, h, c, weights):
+    """One character in for each of B streams, through every layer and the decoder.
+
+    cell: RNN, GRU or LSTM; tokens (B,) int64; h, c (L, B, H) float32 (c is read only for an
+    LSTM; pass h for the others); weights: the tuple (first_input (V, G*H): layer 0's input part
+    of every character, its b_ih included; input_weights (L - 1, H, G*H): W_ih of the layers
+    above, transposed; recurrent_weights (L, H, G*H); input_biases, recurrent_biases (L, G*H),
+    row 0 of input_biases unused (it is in first_input); decoder_weight (H, V); decoder_bias (V,)).
+    Returns logits (B, V), the new h (L, B, H) and the new c (an LSTM's; (0, 0, 0) otherwise).
+    """
+    layers, batch, size = h.shape
+    logits = np.empty((batch, weights[6].shape[0]), np.float32)
+    new_h = np.empty((layers, batch, size), np.float32)
+    new_c = np.empty((layers, batch, size) if cell == LSTM else (0, 0, 0), np.float32)
+    _step_into(cell, tokens, h, c, weights, logits, new_h, new_c)
+    return logits, new_h, new_c
+
+
+# ---- sampling ----------------------------------------------------------------------------------
+
+
+@_compiled
+def _argmax(values):
+    """np.argmax of a 1-D array: the first largest, or the first NaN if there is one."""
+    best = 0
+    for i in range(values.shape[0]):
+        if values[i] != values[i]:
+            return i
+        if values[i] > values[best]:
+            best = i
+    return best
+
+
+@_compiled
+def _order_descending(values):
+    """Indices that sort ``values`` from the largest down, ties in index order (a stable sort;
+    insertion sort: a vocabulary is short)."""
+    order = np.empty(values.shape[0], np.int64)
+    for i in range(values.shape[0]):
+        order[i] = i
+    for i in range(1, values.shape[0]):
+        index = order[i]
+        j = i
+        while j > 0 and values[order[j - 1]] < values[index]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = index
+    return order
+
+
+@_compiled
+def _normalize(p):
+    """p /= sum(p), the sum taken in index order."""
+    total = 0.0
+    for i in range(p.shape[0]):
+        total += p[i]
+    for i in range(p.shape[0]):
+        p[i] /= total
+
+
+@_compiled
+def _distribution_into(logits, temperature, top_k, top_p, probs, scratch):
+    """The body of :func:`distribution` for one row: logits (V,) float64 -> probs (V,) float32;
+    scratch: (V,) float64."""
+    vocab_size = logits.shape[0]
+    p = scratch
+    if temperature == 0:
+        probs[:] = 0.0
+        probs[_argmax(logits)] = 1.0
+        return
+    # Shifted so the largest is 0 before dividing: a tiny temperature then gives -inf (by
+    # overflow, as intended), never inf - inf.
+    largest = logits[0]
+    for i in range(vocab_size):
+        largest = logits[i] if logits[i] > largest or logits[i] != logits[i] else largest
+    for i in range(vocab_size):
+        p[i] = (logits[i] - largest) / temperature
+    if 0 < top_k < vocab_size:
+        kth_largest = p[_order_descending(p)[top_k - 1]]
+        for i in range(vocab_size):
+            if p[i] < kth_largest:
+                p[i] = -np.inf
+    for i in range(vocab_size):
+        p[i] = math.exp(p[i])
+    _normalize(p)
+    if top_p < 1.0:
+        mass_before = 0.0  # probability of the more likely tokens
+        for i in _order_descending(p):
+            kept = mass_before < top_p  # keeps at least the most likely one
+            mass_before += p[i]
+            if not kept:
+                p[i] = 0.0
+        _normalize(p)
+    for i in range(vocab_size):
+        probs[i] = p[i]
+
+
+@_compiled
+def distribution(logits, temperature, top_k, top_p):
+    """Probabilities (R, V) float32 from logits (R, V) float64, row by row, in float64:
+    temperature (0 = all the mass on the most likely token), then top-k (0 = off), then top-p
+    (1.0 = off; keeps the smallest set of most likely tokens whose mass reaches it)."""
+    rows, vocab_size = logits.shape
+    probs = np.empty((rows, vocab_size), np.float32)
+    scratch = np.empty(vocab_size)
+    for r in range(rows):
+        _distribution_into(logits[r], temperature, top_k, top_p, probs[r], scratch)
+    return probs
+
+
+@_compiled
+def _choice(probs, noise):
+    """argmax(p / q) over one row (float32 division; np.argmax's ties and NaN)."""
+    ratios = np.empty(probs.shape[0], np.float32)
+    for i in range(probs.shape[0]):
+        ratios[i] = probs[i] / noise[i]
+    return _argmax(ratios)
+
+
+@_compiled
+def choose(probs, noise):
+    """One token per row, argmax(p / q): probs and noise (R, V) float32 -> (R,) int64."""
+    tokens = np.empty(probs.shape[0], np.int64)
+    for r in range(probs.shape[0]):
+        tokens[r] = _choice(probs[r], noise[r])
+    return tokens
+
+
+@_compiled
+def sample(cell, logits, h, c, weights, noise, temperature, top_k, top_p):
+    """One stream's next ``n`` characters: from logits (1, V) float32 and the state after them,
+    ``n`` times the distribution (:func:`distribution`), the draw (:func:`choose`, with noise (n, V))
+    and the step (:func:`step`). Returns the tokens (n,) int64, the distributions (n, V) float32,
+    the logits after the last step (1, V), and the state after each step: h (n, L, 1, H) and c
+    (n, L, 1, H) for an LSTM ((n, 0, 0, 0) otherwise)."""
+    count, vocab_size = noise.shape
+    layers, _, size = h.shape
+    tokens = np.empty(count, np.int64)
+    probs = np.empty((count, vocab_size), np.float32)
+    hs = np.empty((count, layers, 1, size), np.float32)
+    cs = np.empty((count, layers, 1, size) if cell == LSTM else (count, 0, 0, 0), np.float32)
+    row, scratch = np.empty(vocab_size), np.empty(vocab_size)
+    logits = logits.copy()
+    for i in range(count):
+        row[:] = logits[0]
+        _distribution_into(row, temperature, top_k, top_p, probs[i], scratch)
+        tokens[i] = _choice(probs[i], noise[i])
+        _step_into(cell, tokens[i : i + 1], h, c, weights, logits, hs[i], cs[i])
+        h = hs[i]
+        if cell == LSTM:
+            c = cs[i]
+    return tokens, probs, logits, hs, cs
