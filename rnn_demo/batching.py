@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from rnn_demo import kernels
 from rnn_demo.engine import State, Stepper
 from rnn_demo.model import CharRNN
 from rnn_demo.sampling import (
@@ -402,8 +403,10 @@ class BatchScheduler:
         return stepper
 
     def prepare(self, model: CharRNN) -> None:
-        """Make ``model``'s Stepper now, so that its first request does not wait for it."""
+        """Make ``model``'s Stepper, and compile the generation kernels (or load them from the disk
+        cache), now, so that its first request does not wait for them."""
         self.stepper(model)
+        kernels.warm_up()
 
     def submit(
         self,

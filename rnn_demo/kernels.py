@@ -20,6 +20,7 @@ where neither is writable the functions are compiled in memory in each process i
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -362,3 +363,27 @@ def sample(cell, logits, h, c, weights, noise, temperature, top_k, top_p):
         if cell == LSTM:
             c = cs[i]
     return tokens, probs, logits, hs, cs
+
+
+@functools.cache
+def warm_up() -> None:
+    """Compile every entry point above now, or load it from numba's disk cache (~0.4 s), so that
+    a server's first request does not wait for it. Compiling takes ~18 s on this machine's CPU,
+    once for all models: the calls below have the argument types a Stepper and the sampling
+    functions pass (a two-layer LSTM of hidden size 1 over two tokens)."""
+    size, width, vocab_size = 1, 4, 2
+    weights = (
+        np.zeros((vocab_size, width), np.float32),  # first_input
+        np.zeros((1, size, width), np.float32),  # input_weights
+        np.zeros((2, size, width), np.float32),  # recurrent_weights
+        np.zeros((2, width), np.float32),  # input_biases
+        np.zeros((2, width), np.float32),  # recurrent_biases
+        np.zeros((size, vocab_size), np.float32),  # decoder_weight
+        np.zeros(vocab_size, np.float32),  # decoder_bias
+    )
+    state = np.zeros((2, 1, size), np.float32)
+    logits, _, _ = step(LSTM, np.zeros(1, np.int64), state, state, weights)
+    probs = distribution(logits.astype(np.float64), 1.0, 0, 1.0)
+    noise = np.ones((1, vocab_size), np.float32)
+    choose(probs, noise)
+    sample(LSTM, logits, state, state, weights, noise, 1.0, 0, 1.0)

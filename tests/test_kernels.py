@@ -136,3 +136,32 @@ def test_without_a_writable_cache_directory_the_kernels_compile_in_memory(tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["(1,", "3)", "NullCache"]
+
+
+def test_warm_up_compiles_what_generation_and_the_scheduler_call():
+    # In a fresh interpreter: after kernels.warm_up(), generating with a real model and drawing for
+    # a batch as the scheduler does compile nothing more (each entry point keeps one signature).
+    code = (
+        "import numpy as np\n"
+        "from rnn_demo import kernels\n"
+        "from rnn_demo.engine import Stepper\n"
+        "from rnn_demo.model import CharRNN\n"
+        "from rnn_demo.sampling import SamplingSettings, choose_tokens, generate, next_token_distribution\n"
+        "entry_points = (kernels.step, kernels.distribution, kernels.choose, kernels.sample)\n"
+        "kernels.warm_up()\n"
+        "warm = [list(function.signatures) for function in entry_points]\n"
+        "for cell in ('rnn', 'gru', 'lstm'):\n"
+        "    model = CharRNN('abcdef', cell=cell, hidden_size=8, num_layers=3).eval()\n"
+        "    generate(model, 'abc', 70, temperature=0.5, top_k=3, top_p=0.9, seed=1)\n"
+        "    stepper = Stepper(model)\n"
+        "    logits, state = stepper.step(np.array([1, 2, 3]), stepper.zero_state(3))\n"
+        "    probs = next_token_distribution(logits, SamplingSettings(0.8))\n"
+        "    choose_tokens(probs, np.ones_like(probs))\n"
+        "after = [list(function.signatures) for function in entry_points]\n"
+        "print(all(len(signatures) == 1 for signatures in warm), after == warm)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
