@@ -8,12 +8,15 @@ thread
 1. takes in the requests that arrived since the last tick (their prompts were already run
    through the model, "prefilled", in the caller's thread, exactly as ``rnn_demo.sampling``
    does it) and drops the cancelled ones;
-2. turns every request's logits into its distribution with ``next_token_distribution``
-   (requests with the same settings in one call: rows are computed independently) and draws
-   its next character with its own seeded ``torch.Generator`` (``TokenDraws.noise`` +
-   ``choose_tokens``, the draws ``sample_steps`` makes);
-3. hands each character to its request, and steps all unfinished requests together in one
-   ``Stepper.step``, which is batch-invariant (see "Batch invariance" in ``rnn_demo.engine``).
+2. takes the random numbers of each request's next draws from its own seeded
+   ``torch.Generator`` (``TokenDraws.noise_rows``, the numbers ``sample_steps`` uses), for
+   up to :data:`MAX_TICK_CHARS` characters (see :func:`tick_chars`);
+3. draws and steps those characters for all of them in one compiled call,
+   ``Stepper.sample_rows``: each time, every request's distribution (as
+   ``next_token_distribution`` computes it, with its own settings), its draw (as
+   ``choose_tokens``) and one batch-invariant step of the requests still drawing (see "Batch
+   invariance" in ``rnn_demo.engine``);
+4. hands each request its new characters.
 
 So a request gives, bit for bit, the text that ``rnn_demo.sampling.generate`` gives for the same
 settings and seed, however many others share its steps. Requests join and leave between ticks.
@@ -38,16 +41,7 @@ import numpy as np
 from rnn_demo import kernels
 from rnn_demo.engine import State, Stepper
 from rnn_demo.model import CharRNN
-from rnn_demo.sampling import (
-    SamplingSettings,
-    TokenDraws,
-    check_length,
-    check_seed,
-    choose_tokens,
-    encode_prompt,
-    next_token_distribution,
-    prime,
-)
+from rnn_demo.sampling import SamplingSettings, TokenDraws, check_length, check_seed, encode_prompt, prime
 
 MAX_ACTIVE_PER_MODEL = 64  # requests generating at once on one model; more are refused
 IDLE_SECONDS = 10.0  # a model's thread ends after this long without requests
@@ -57,6 +51,12 @@ IDLE_SECONDS = 10.0  # a model's thread ends after this long without requests
 # Generation.chunks): 512 lets 16 streams updated every 0.4 s each run at ~1,280 chars/s (256
 # held the 16 streams of benchmarks.many_users back once the steps had a process of their own).
 MAX_AHEAD_CHARS = 512
+# A tick draws and steps up to this many characters of each request in one compiled call
+# (Stepper.sample_rows), so that the Python work of a tick (taking in requests, handing out the
+# characters) is shared by several characters. It bounds how long a tick takes, and so how long a
+# new or cancelled request waits for the one under way: 16 steps of 16 rows of lstm-h512 take
+# ~80 ms here.
+MAX_TICK_CHARS = 16
 
 
 class SchedulerFull(RuntimeError):
@@ -223,6 +223,15 @@ def _state_rows(state: State, rows: list[int]) -> State:
     return state[:, rows]
 
 
+def tick_chars(request: Generation) -> int:
+    """How many characters ``request`` draws in the next tick: as many as it drew so far (its first
+    tick draws one, so its first character is not held back), at most :data:`MAX_TICK_CHARS`,
+    what it still has to draw, and what its buffer has room for (at least one)."""
+    drawn = request.max_new_chars - request.remaining
+    room = request.max_ahead - request._buffered  # read without the lock: only a consumer lowers it
+    return max(1, min(drawn, MAX_TICK_CHARS, request.remaining, room))
+
+
 class _ModelWorker:
     """The thread that steps every request of one model."""
 
@@ -269,63 +278,58 @@ class _ModelWorker:
                 self.active = len(requests)
 
     def _tick(self, stepper: Stepper, requests: list[Generation]) -> list[Generation]:
-        """Draw one character for every request whose consumer keeps up, step those that go on
-        together, and return the requests still generating."""
+        """Draw the next characters of every request whose consumer keeps up (see
+        :func:`tick_chars`), stepping them together, and return the requests still generating."""
         requests = [request for request in requests if not request.cancelled]
         ready = [request for request in requests if request._ready]
         if not ready:
             self._unstack()
             return requests
         logits, state = self._stack(ready)  # (R, V), (L, R, H)
-        failed: set[int] = set()
-        # Distributions: one call per distinct setting (next_token_distribution works row by row).
-        groups: dict[SamplingSettings, list[int]] = {}
-        for i, request in enumerate(ready):
-            groups.setdefault(request.settings, []).append(i)
-        probs = np.zeros_like(logits) if len(groups) > 1 else None  # (R, V)
-        for settings, rows in groups.items():
-            try:
-                if probs is None:
-                    probs = next_token_distribution(logits, settings)
-                else:
-                    probs[rows] = next_token_distribution(logits[rows], settings)
-            except Exception as error:  # noqa: BLE001 - ends these requests, not the loop
-                for i in rows:
-                    ready[i]._fail(error)
-                failed.update(rows)
-        noise = []
+        counts = np.zeros(len(ready), np.int64)
+        noise_rows = []
         for i, request in enumerate(ready):
             try:
-                noise.append(request.draws.noise() if i not in failed else None)
-            except Exception as error:  # noqa: BLE001
+                noise_rows.append(request.draws.noise_rows(tick_chars(request)))
+            except Exception as error:  # noqa: BLE001 - ends this request, not the loop
                 request._fail(error)
-                failed.add(i)
-                noise.append(None)
-        if failed:
-            if probs is None:
-                probs = np.zeros_like(logits)
-            noise = [q if q is not None else np.ones(logits.shape[1], np.float32) for q in noise]
-        tokens = choose_tokens(probs, np.stack(noise))  # (R,)
-        token_ids = tokens.tolist()
+                noise_rows.append(None)  # count 0: it draws nothing and is not stepped
+            else:
+                counts[i] = len(noise_rows[-1])
+        noise = np.ones((len(ready), max(1, counts.max()), logits.shape[1]), np.float32)  # (R, K, V)
+        for i, rows in enumerate(noise_rows):
+            if rows is not None:
+                noise[i, : len(rows)] = rows
+        settings = [request.settings for request in ready]
+        try:  # tokens (R, K), logits (R, V), state (L, R, H)
+            tokens, logits, state = stepper.sample_rows(
+                logits,
+                state,
+                noise,
+                counts,
+                np.array([setting.temperature for setting in settings], np.float64),
+                np.array([setting.top_k for setting in settings], np.int64),
+                np.array([setting.top_p for setting in settings], np.float64),
+            )
+        except Exception as error:  # noqa: BLE001 - cannot tell whose row broke it: end them all
+            for request in ready:
+                request._fail(error)
+            ended = {id(request) for request in ready}
+            return [request for request in requests if id(request) not in ended]
         vocab = self.model.vocab
         going_on = []  # indices into ready
-        for i, request in enumerate(ready):
-            if i in failed:
+        for i, (request, count) in enumerate(zip(ready, counts.tolist())):
+            if count == 0:  # it failed above
                 continue
-            request._deliver(vocab[token_ids[i]])
+            request._deliver("".join(vocab[token] for token in tokens[i, :count].tolist()))
             if request.remaining > 0 and not request.cancelled:
                 going_on.append(i)
-        if len(going_on) < len(ready):
-            state = _state_rows(state, going_on)
         stepping = [ready[i] for i in going_on]
-        ended = {id(request) for request in ready} - {id(request) for request in stepping}
         if stepping:
-            try:  # one character in for each: (R', V) and (L, R', H)
-                self._stacked = (stepping, *stepper.step(tokens[going_on], state))
-            except Exception as error:  # noqa: BLE001 - cannot tell whose row broke it: end them all
-                for request in stepping:
-                    request._fail(error)
-                ended.update(id(request) for request in stepping)
+            if len(stepping) < len(ready):
+                logits, state = logits[going_on], _state_rows(state, going_on)
+            self._stacked = (stepping, logits, state)
+        ended = {id(request) for request in ready} - {id(request) for request in stepping}
         return [request for request in requests if id(request) not in ended]
 
     def _stack(self, ready: list[Generation]) -> tuple[np.ndarray, State]:

@@ -174,6 +174,38 @@ class Stepper:
         states = list(zip(hs, cs)) if self.cell == "lstm" else list(hs)
         return tokens, probs, logits, states
 
+    def sample_rows(
+        self,
+        logits: np.ndarray,
+        state: State,
+        noise: np.ndarray,
+        counts: np.ndarray,
+        temperatures: np.ndarray,
+        top_ks: np.ndarray,
+        top_ps: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, State]:
+        """R streams' next characters in one call: row r draws and steps ``counts[r]`` characters
+        (with noise rows ``noise[r, :counts[r]]`` of (R, K, V) and its own settings), each as
+        :meth:`sample` would, bit for bit; the rows still drawing are stepped together.
+
+        Returns the tokens (R, K) (-1 past a row's count), and the logits (R, V) and state after
+        each row's last step (new arrays).
+        """
+        h, c = self._state_arrays(state)
+        tokens, logits, h, c = kernels.sample_rows(
+            self._cell_code,
+            np.ascontiguousarray(logits, np.float32),
+            h,
+            c,
+            self._weights,
+            np.ascontiguousarray(noise, np.float32),
+            np.ascontiguousarray(counts, np.int64),
+            np.ascontiguousarray(temperatures, np.float64),
+            np.ascontiguousarray(top_ks, np.int64),
+            np.ascontiguousarray(top_ps, np.float64),
+        )
+        return tokens, logits, (h, c) if self.cell == "lstm" else h
+
     def _state_arrays(self, state: State) -> tuple[np.ndarray, np.ndarray]:
         """(h, c) as the compiled step takes them: C-contiguous float32; c is h for a cell
         without a cell state (not read)."""

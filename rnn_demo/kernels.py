@@ -365,6 +365,72 @@ def sample(cell, logits, h, c, weights, noise, temperature, top_k, top_p):
     return tokens, probs, logits, hs, cs
 
 
+@_compiled
+def sample_rows(cell, logits, h, c, weights, noise, counts, temperatures, top_ks, top_ps):
+    """Several streams' next characters at once: row r draws and steps ``counts[r]`` characters, each
+    time its distribution (:func:`distribution`, with its own settings), its draw (:func:`choose`,
+    with noise (R, K, V), K >= max(counts)) and one step of the rows still drawing (:func:`step`;
+    batch-invariant, so a row's results do not depend on the others). A row that has drawn its
+    count keeps its logits and state from then on.
+
+    logits (R, V) float32; h, c (L, R, H) (c read only for an LSTM); counts (R,) int64;
+    temperatures, top_ps (R,) float64; top_ks (R,) int64. Returns the tokens (R, K) int64 (-1
+    past a row's count), and the logits, h and c after each row's last step (new arrays; c is h
+    for a cell without a cell state).
+    """
+    rows, most, vocab_size = noise.shape
+    layers, _, size = h.shape
+    lstm = cell == LSTM
+    if (
+        logits.shape[0] != rows
+        or logits.shape[1] != vocab_size
+        or h.shape[1] != rows
+        or counts.shape[0] != rows
+        or temperatures.shape[0] != rows
+        or top_ks.shape[0] != rows
+        or top_ps.shape[0] != rows
+    ):
+        raise ValueError("the logits, the state, the noise and the settings do not have the same rows")
+    for r in range(rows):
+        if counts[r] < 0 or counts[r] > most:
+            raise ValueError("a row's count of characters is more than its noise rows (or negative)")
+    tokens = np.full((rows, most), -1, np.int64)
+    logits = logits.copy()
+    h = h.copy()
+    c = c.copy() if lstm else h
+    row, scratch, probs = np.empty(vocab_size), np.empty(vocab_size), np.empty(vocab_size, np.float32)
+    drawing = np.empty(rows, np.int64)  # the rows that draw at this position
+    for i in range(most):
+        n = 0
+        for r in range(rows):
+            if i < counts[r]:
+                row[:] = logits[r]
+                _distribution_into(row, temperatures[r], top_ks[r], top_ps[r], probs, scratch)
+                tokens[r, i] = _choice(probs, noise[r, i])
+                drawing[n] = r
+                n += 1
+        if n == 0:
+            break
+        step_tokens = np.empty(n, np.int64)
+        step_h = np.empty((layers, n, size), np.float32)
+        step_c = np.empty((layers, n, size), np.float32) if lstm else step_h
+        for j in range(n):
+            step_tokens[j] = tokens[drawing[j], i]
+            step_h[:, j] = h[:, drawing[j]]
+            if lstm:
+                step_c[:, j] = c[:, drawing[j]]
+        new_logits = np.empty((n, vocab_size), np.float32)
+        new_h = np.empty((layers, n, size), np.float32)
+        new_c = np.empty((layers, n, size) if lstm else (0, 0, 0), np.float32)
+        _step_into(cell, step_tokens, step_h, step_c, weights, new_logits, new_h, new_c)
+        for j in range(n):
+            logits[drawing[j]] = new_logits[j]
+            h[:, drawing[j]] = new_h[:, j]
+            if lstm:
+                c[:, drawing[j]] = new_c[:, j]
+    return tokens, logits, h, c
+
+
 @functools.cache
 def warm_up() -> None:
     """Compile every entry point above now, or load it from numba's disk cache (~0.4 s), so that
@@ -387,3 +453,5 @@ def warm_up() -> None:
     noise = np.ones((1, vocab_size), np.float32)
     choose(probs, noise)
     sample(LSTM, logits, state, state, weights, noise, 1.0, 0, 1.0)
+    settings = np.ones(1), np.zeros(1, np.int64), np.ones(1)
+    sample_rows(LSTM, logits, state, state, weights, noise[:, None], np.ones(1, np.int64), *settings)

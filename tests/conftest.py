@@ -41,17 +41,18 @@ def cpu_seconds(stat_path: str) -> float:
 
 @pytest.fixture
 def noise_breaks_for_seed_666(monkeypatch):
-    """TokenDraws.noise raises RuntimeError("the generator broke") for a generator seeded 666."""
+    """TokenDraws.noise_rows (and so .noise) raises RuntimeError("the generator broke") for a
+    generator seeded 666."""
     from rnn_demo.sampling import TokenDraws
 
-    real_noise = TokenDraws.noise
+    real_noise_rows = TokenDraws.noise_rows
 
-    def noise(draws):
+    def noise_rows(draws, count):
         if draws.generator.initial_seed() == 666:
             raise RuntimeError("the generator broke")
-        return real_noise(draws)
+        return real_noise_rows(draws, count)
 
-    monkeypatch.setattr(TokenDraws, "noise", noise)
+    monkeypatch.setattr(TokenDraws, "noise_rows", noise_rows)
 
 
 # Requests with every kind of setting (and distinct seeds), for the schedulers' tests.

@@ -4,6 +4,7 @@ exactly the text it gives alone; joins, leaves, cancels, errors and idling of th
 import itertools
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,14 +113,14 @@ def test_32_concurrent_requests_each_give_the_text_they_give_alone(trained_model
 
 
 def test_requests_join_and_leave_a_running_batch(trained_model, monkeypatch):
-    batch_sizes = []
-    original_step = engine.Stepper.step
+    batch_sizes = []  # requests drawing in each tick
+    original_sample_rows = engine.Stepper.sample_rows
 
-    def recording_step(self, tokens, hidden):
-        batch_sizes.append(len(tokens))
-        return original_step(self, tokens, hidden)
+    def recording_sample_rows(self, logits, state, noise, counts, *settings):
+        batch_sizes.append(int(np.count_nonzero(counts)))
+        return original_sample_rows(self, logits, state, noise, counts, *settings)
 
-    monkeypatch.setattr(engine.Stepper, "step", recording_step)
+    monkeypatch.setattr(engine.Stepper, "sample_rows", recording_sample_rows)
     scheduler = BatchScheduler(idle_seconds=0.3, max_ahead=10_000)  # the long one runs on while unread
     long = scheduler.submit(trained_model, "ROMEO:", 400, temperature=0.8, seed=1)
     first = long.take(20, timeout=10)
@@ -251,17 +252,35 @@ def recording(scheduler_class):
     return Recording
 
 
+# A model slow enough that a 2,000-character stream is still running when a cancel arrives (an
+# untrained 2x768 LSTM: ~2 ms a character here; the test models stream 2,000 characters in less
+# than a client takes to cancel).
+SLOW_MODEL = dict(cell="lstm", hidden_size=768)
+
+
+@pytest.fixture(scope="module")
+def slow_models(app_models, tmp_path_factory) -> Path:
+    """A models folder with one model, SLOW_MODEL (untrained, with the test models' vocabulary)."""
+    vocab = CharRNN.from_pretrained(app_models / "lstm-h64").vocab
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = CharRNN(vocab, num_layers=2, **SLOW_MODEL)
+    folder = tmp_path_factory.mktemp("slow-models") / "lstm-h768"
+    model.save_pretrained(folder)
+    return folder.parent
+
+
 @pytest.fixture(scope="module", params=["in this process", "in a child process"])
-def served(request, app_models, pick_free_port):
-    """Its own app, with a scheduler the tests can look into: (url, scheduler). Once with each kind
-    of scheduler."""
+def served(request, slow_models, pick_free_port):
+    """Its own app serving ``slow_models``, with a scheduler the tests can look into: (url,
+    scheduler). Once with each kind of scheduler."""
     import app
     from rnn_demo.process_batching import ProcessScheduler
     from rnn_demo.zoo import ModelZoo
 
     scheduler_class = BatchScheduler if request.param == "in this process" else ProcessScheduler
     scheduler = recording(scheduler_class)(idle_seconds=1.0)
-    demo = app.build_demo(ModelZoo(app_models), scheduler=scheduler)
+    demo = app.build_demo(ModelZoo(slow_models), scheduler=scheduler)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield url, scheduler
@@ -276,7 +295,7 @@ def test_a_cancelled_stream_ends_its_generation_on_the_server(served):
 
     url, scheduler = served
     client = Client(url, verbose=False, analytics_enabled=False)
-    job = client.submit(**{**API_REQUEST, "hidden_size": 256, "max_new_chars": 2_000, "seed": 3}, api_name="/generate")
+    job = client.submit(**{**API_REQUEST, **SLOW_MODEL, "max_new_chars": 2_000, "seed": 3}, api_name="/generate")
     for update in job:
         if len(update) > 40:
             break
@@ -292,7 +311,7 @@ def test_a_client_that_disconnects_mid_stream_ends_its_generation(served):
 
     url, scheduler = served
     base = url.rstrip("/")
-    body = {"data": ["ROMEO:", "lstm", 256, 0.8, 2_000, 0, 1.0, 4]}
+    body = {"data": ["ROMEO:", SLOW_MODEL["cell"], SLOW_MODEL["hidden_size"], 0.8, 2_000, 0, 1.0, 4]}
     with httpx.Client(timeout=30) as http:
         event_id = http.post(f"{base}/gradio_api/call/generate", json=body).json()["event_id"]
         with http.stream("GET", f"{base}/gradio_api/call/generate/{event_id}") as response:
