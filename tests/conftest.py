@@ -191,6 +191,28 @@ def app_url(app_models):
         demo.close()
 
 
+# A model slow enough that a 2,000-character stream is still running when a cancel arrives (an
+# untrained 2x768 LSTM: ~2 ms a character here; the test models stream 2,000 characters in less
+# than a client takes to cancel).
+SLOW_MODEL = dict(cell="lstm", hidden_size=768)
+
+
+@pytest.fixture(scope="session")
+def slow_models(app_models, tmp_path_factory) -> Path:
+    """A models folder with one model, SLOW_MODEL (untrained, with the test models' vocabulary)."""
+    import torch
+
+    from rnn_demo.model import CharRNN
+
+    vocab = CharRNN.from_pretrained(app_models / "lstm-h64").vocab
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = CharRNN(vocab, num_layers=2, **SLOW_MODEL)
+    folder = tmp_path_factory.mktemp("slow-models") / "lstm-h768"
+    model.save_pretrained(folder)
+    return folder.parent
+
+
 @pytest.fixture(scope="session")
 def client(app_url):
     from gradio_client import Client

@@ -19,6 +19,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 import torch
+from conftest import SLOW_MODEL
 from gradio_client.exceptions import AppError
 
 import app
@@ -356,14 +357,30 @@ def test_nan_temperature_over_plain_http_is_an_error(app_url):
     assert "temperature must be a finite number" in events
 
 
-def test_cancel_stops_a_long_generation(client):
-    job = client.submit(**{**GOOD, "max_new_chars": app.MAX_NEW_CHARS, "temperature": 1.0}, api_name="/generate")
+@pytest.fixture(scope="module")
+def slow_client(slow_models, pick_free_port):
+    """A client of an app serving ``slow_models`` (in-process scheduler)."""
+    from gradio_client import Client
+
+    from rnn_demo.batching import BatchScheduler
+
+    demo = app.build_demo(ModelZoo(slow_models), scheduler=BatchScheduler())
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(url, verbose=False, analytics_enabled=False)
+    finally:
+        demo.close()
+
+
+def test_cancel_stops_a_long_generation(slow_client):
+    request = {**GOOD, **SLOW_MODEL, "temperature": 1.0}
+    job = slow_client.submit(**{**request, "max_new_chars": app.MAX_NEW_CHARS}, api_name="/generate")
     for update in job:
         if len(update) > 20:
             break
     assert job.cancel()
     assert len(job.outputs()[-1]) < len("ROMEO:") + app.MAX_NEW_CHARS
-    assert client.predict(**{**GOOD, "max_new_chars": 5}, api_name="/generate").startswith("ROMEO:")
+    assert slow_client.predict(**{**request, "max_new_chars": 5}, api_name="/generate").startswith("ROMEO:")
 
 
 def test_models_endpoint_returns_the_table(client, app_models):

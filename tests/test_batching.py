@@ -4,12 +4,11 @@ exactly the text it gives alone; joins, leaves, cancels, errors and idling of th
 import itertools
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import MIXED_REQUESTS, cpu_seconds, wait_until
+from conftest import MIXED_REQUESTS, SLOW_MODEL, cpu_seconds, wait_until
 
 from rnn_demo import batching, engine
 from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
@@ -250,24 +249,6 @@ def recording(scheduler_class):
             return generation
 
     return Recording
-
-
-# A model slow enough that a 2,000-character stream is still running when a cancel arrives (an
-# untrained 2x768 LSTM: ~2 ms a character here; the test models stream 2,000 characters in less
-# than a client takes to cancel).
-SLOW_MODEL = dict(cell="lstm", hidden_size=768)
-
-
-@pytest.fixture(scope="module")
-def slow_models(app_models, tmp_path_factory) -> Path:
-    """A models folder with one model, SLOW_MODEL (untrained, with the test models' vocabulary)."""
-    vocab = CharRNN.from_pretrained(app_models / "lstm-h64").vocab
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = CharRNN(vocab, num_layers=2, **SLOW_MODEL)
-    folder = tmp_path_factory.mktemp("slow-models") / "lstm-h768"
-    model.save_pretrained(folder)
-    return folder.parent
 
 
 @pytest.fixture(scope="module", params=["in this process", "in a child process"])
