@@ -173,25 +173,6 @@ def _gru_update(input_part, recurrent_part, h, h_out):
             new[j] = (1.0 - z) * n + z * old[j]
 
 
-# Where a product writes its output row, relative to where it reads the weights: the CPU takes a
-# load whose address matches a recent store's in its low 12 bits for a reload of that store and
-# stalls ("4K aliasing"). A one-row product stores to its output row while it streams the weight
-# rows, whose starts lie 0 or 2048 bytes past the matrix's (rows of 2, 4, 6 or 8 KB), modulo 4 KB;
-# an output row that starts 1024 bytes past the matrix is never near them. With the output
-# wherever the allocator put it, a (1, 1024) @ (1024, 2048) product took 148-210 µs here,
-# depending on the address.
-APART_BYTES = 1024
-
-
-@_compiled
-def _scratch_apart_from(weight, batch, width):
-    """An uninitialised (batch, width) float32 array starting APART_BYTES past ``weight``'s start,
-    modulo 4 KB (64-byte aligned, as the weights are)."""
-    buffer = np.empty(batch * width + 1024, np.float32)  # 4 KB to spare
-    shift = (weight.ctypes.data + APART_BYTES - buffer.ctypes.data) % 4096 // 4
-    return buffer[shift : shift + batch * width].reshape((batch, width))
-
-
 @_compiled
 def _step_into(cell, tokens, h, c, weights, logits, new_h, new_c):
     """The body of :func:`step`, writing the logits and the new state into the given arrays."""
@@ -208,8 +189,8 @@ def _step_into(cell, tokens, h, c, weights, logits, new_h, new_c):
     for b in range(batch):
         if tokens[b] < 0 or tokens[b] >= vocab_size:
             raise IndexError("a token id is outside the vocabulary")
-    input_part = _scratch_apart_from(input_weights, batch, width)
-    recurrent_part = _scratch_apart_from(recurrent_weights, batch, width)
+    input_part = np.empty((batch, width), np.float32)
+    recurrent_part = np.empty((batch, width), np.float32)
     for layer in range(layers):
         if layer == 0:
             for b in range(batch):

@@ -165,14 +165,3 @@ def test_warm_up_compiles_what_generation_and_the_scheduler_call():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True"]
-
-
-def test_a_steps_scratch_rows_start_apart_from_the_weights_they_are_the_product_of():
-    # See kernels.APART_BYTES: wherever the weights lie, the scratch starts that far past them, mod 4 KB.
-    memory = np.zeros(3 * 4096, np.float32)
-    for offset in (0, 16, 1040, 4000):
-        weight = memory[offset : offset + 8 * 64].reshape(8, 64)
-        for batch in (1, 5):
-            scratch = kernels._scratch_apart_from(weight, batch, 64)
-            assert scratch.shape == (batch, 64) and scratch.flags.c_contiguous and scratch.dtype == np.float32
-            assert (scratch.ctypes.data - weight.ctypes.data) % 4096 == kernels.APART_BYTES
