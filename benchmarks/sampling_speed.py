@@ -12,7 +12,7 @@ layer below, computed in the same step), each timed with torch.mm and with NumPy
 thread) and the faster kept; ``W_hh floor``, the same with ``h @ W_hh`` alone for every layer (it
 leaves out the input products of the layers above the first, which no implementation can skip);
 and the time per character at 500 and 5000 characters, which must be flat (no re-reading of
-the prefix). ``generate`` and the floors are timed in turns (``--rounds``, 3 by default) and the
+the prefix). ``generate`` and the floors are timed in turns (``--rounds``, 5 by default) and the
 fastest of each is kept; the naive loop runs once.
 """
 
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         "--temperature", type=finite_number(0, 10, above_minimum=True), default=0.8, help="sampling temperature (> 0)"
     )
     parser.add_argument(
-        "--rounds", type=whole_number(1, 100), default=3, help="turns of generate and the floors (the fastest is kept)"
+        "--rounds", type=whole_number(1, 100), default=5, help="turns of generate and the floors (the fastest is kept)"
     )
     parser.add_argument("--quick", action="store_true", help="few characters, for a smoke test")
     args = parser.parse_args(argv)

@@ -273,6 +273,7 @@ def test_importing_the_app_imports_no_torch_and_the_warm_up_does():
     code = (
         "import sys, app\n"
         "assert 'torch' not in sys.modules, 'app imported torch'\n"
+        "assert 'numba' not in sys.modules, 'app imported numba'\n"
         "app.warm_up(app.ZOO, app.SCHEDULER)\n"
         "import torch\n"
         "assert torch.get_num_threads() == app.TORCH_THREADS\n"
