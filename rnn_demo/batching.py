@@ -54,8 +54,8 @@ MAX_AHEAD_CHARS = 512
 # A tick draws and steps up to this many characters of each request in one compiled call
 # (Stepper.sample_rows), so that the Python work of a tick (taking in requests, handing out the
 # characters) is shared by several characters. It bounds how long a tick takes, and so how long a
-# new or cancelled request waits for the one under way: 16 steps of 16 rows of lstm-h512 take
-# ~80 ms here.
+# new or cancelled request waits for the one under way (tens of milliseconds for 16 rows of the
+# largest shipped models).
 MAX_TICK_CHARS = 16
 
 
