@@ -91,9 +91,9 @@ def test_a_request_is_drawn_only_a_little_ahead_of_its_reader(trained_model):
 
 def test_cancel_frees_the_slot_at_once_and_stops_the_work(trained_model):
     scheduler = ProcessScheduler(max_active=2, idle_seconds=1.0, max_ahead=10_000)
-    try:
-        first = scheduler.submit(trained_model, "a", 5_000, seed=1)
-        second = scheduler.submit(trained_model, "b", 5_000, seed=2)
+    try:  # longer than max_ahead: however fast the child draws, they cannot finish unread
+        first = scheduler.submit(trained_model, "a", 50_000, seed=1)
+        second = scheduler.submit(trained_model, "b", 50_000, seed=2)
         with pytest.raises(SchedulerFull, match="already generating 2 texts"):
             scheduler.submit(trained_model, "c", 10, seed=3)
         first.take(5, timeout=60)
