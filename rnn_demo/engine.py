@@ -20,7 +20,8 @@ one compiled call, :func:`rnn_demo.kernels.step` (numba):
   float32 step of the exact value, with no call into a maths library, so that their loops
   vectorize;
 * one stream's generation draws and steps up to 64 characters per call (:meth:`Stepper.sample`),
-  the distribution and the draw of each character computed in the same call.
+  the distribution and the draw of each character computed in the same call; the server's
+  scheduler does the same for all its streams at once (:meth:`Stepper.sample_rows`).
 
 Batch invariance: a row's result must not depend on how many other rows share the step, or
 a request served in a batch would not give the text it gives alone. A plain matrix product of
