@@ -5,6 +5,11 @@
 
 The baseline imports gradio and launches an empty ``gr.Blocks``; both are timed from process
 start until ``GET /`` answers 200 on loopback. Offline switches are set for both.
+
+Then (not with --quick) what the app's warm-up does after the page is up, in the generation
+process: ``rnn_demo.kernels.warm_up()`` in a fresh interpreter, once with an empty numba cache
+(what the first start on a machine pays: compiling) and once more with the cache that left
+(every later start).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from benchmarks.server import OFFLINE, PROJECT_ROOT, free_port, page_answers
@@ -45,6 +51,23 @@ def seconds_until_ready(command: list[str], port: int, timeout: float = 120.0) -
         process.wait()
 
 
+WARM_UP = (
+    "import time\n"
+    "from rnn_demo import kernels\n"
+    "started = time.perf_counter()\n"
+    "kernels.warm_up()\n"
+    "print(time.perf_counter() - started)\n"
+)
+
+
+def kernel_warm_up_seconds(cache_dir: str) -> float:
+    """Seconds ``kernels.warm_up()`` takes in a fresh interpreter with numba's cache in ``cache_dir``."""
+    environment = dict(os.environ, **OFFLINE, NUMBA_CACHE_DIR=cache_dir)
+    result = subprocess.run([sys.executable, "-c", WARM_UP], cwd=PROJECT_ROOT, env=environment,
+                            capture_output=True, text=True, check=True)
+    return float(result.stdout.split()[-1])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=whole_number(1, 20), default=3, help="runs of each (the median is reported)")
@@ -61,6 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     print("| bare gradio (import + empty Blocks) | python app.py | ratio |")
     print("|---:|---:|---:|")
     print(f"| {statistics.median(bare):.2f} s | {statistics.median(ours):.2f} s | {statistics.median(ours) / statistics.median(bare):.2f} |")
+    if not args.quick:
+        with tempfile.TemporaryDirectory() as cache_dir:
+            compiling, cached = kernel_warm_up_seconds(cache_dir), kernel_warm_up_seconds(cache_dir)
+        print("\nthe generation kernels in the app's warm-up (kernels.warm_up(), a fresh interpreter)")
+        print("| empty numba cache (compiling) | from the cache |\n|---:|---:|")
+        print(f"| {compiling:.1f} s | {cached:.2f} s |")
 
 
 if __name__ == "__main__":
