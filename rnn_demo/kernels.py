@@ -433,8 +433,8 @@ def sample_rows(cell, logits, h, c, weights, noise, counts, temperatures, top_ks
 
 @functools.cache
 def warm_up() -> None:
-    """Compile every entry point above now, or load it from numba's disk cache (~0.4 s), so that
-    a server's first request does not wait for it. Compiling takes ~18 s on this machine's CPU,
+    """Compile every entry point above now, or load it from numba's disk cache, so that a server's
+    first request does not wait for it (``python -m benchmarks.startup`` times both). It is done
     once for all models: the calls below have the argument types a Stepper and the sampling
     functions pass (a two-layer LSTM of hidden size 1 over two tokens)."""
     size, width, vocab_size = 1, 4, 2

@@ -139,15 +139,16 @@ def test_without_a_writable_cache_directory_the_kernels_compile_in_memory(tmp_pa
 
 
 def test_warm_up_compiles_what_generation_and_the_scheduler_call():
-    # In a fresh interpreter: after kernels.warm_up(), generating with a real model and drawing for
-    # a batch as the scheduler does compile nothing more (each entry point keeps one signature).
+    # In a fresh interpreter: after kernels.warm_up(), generating with a real model, drawing for a
+    # batch and a scheduler's tick (Stepper.sample_rows) compile nothing more (each entry point
+    # keeps one signature).
     code = (
         "import numpy as np\n"
         "from rnn_demo import kernels\n"
         "from rnn_demo.engine import Stepper\n"
         "from rnn_demo.model import CharRNN\n"
         "from rnn_demo.sampling import SamplingSettings, choose_tokens, generate, next_token_distribution\n"
-        "entry_points = (kernels.step, kernels.distribution, kernels.choose, kernels.sample)\n"
+        "entry_points = (kernels.step, kernels.distribution, kernels.choose, kernels.sample, kernels.sample_rows)\n"
         "kernels.warm_up()\n"
         "warm = [list(function.signatures) for function in entry_points]\n"
         "for cell in ('rnn', 'gru', 'lstm'):\n"
@@ -157,6 +158,9 @@ def test_warm_up_compiles_what_generation_and_the_scheduler_call():
         "    logits, state = stepper.step(np.array([1, 2, 3]), stepper.zero_state(3))\n"
         "    probs = next_token_distribution(logits, SamplingSettings(0.8))\n"
         "    choose_tokens(probs, np.ones_like(probs))\n"
+        "    noise, counts = np.ones((3, 4, 6), np.float32), np.array([4, 0, 2])\n"
+        "    settings = np.array([0.8, 1.0, 0.0]), np.array([0, 3, 0]), np.array([1.0, 0.9, 1.0])\n"
+        "    stepper.sample_rows(logits, state, noise, counts, *settings)\n"
         "after = [list(function.signatures) for function in entry_points]\n"
         "print(all(len(signatures) == 1 for signatures in warm), after == warm)\n"
     )
