@@ -169,3 +169,36 @@ def test_warm_up_compiles_what_generation_and_the_scheduler_call():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_a_scheduler_tick_is_each_rows_distribution_draw_and_step_bit_for_bit(cell):
+    # Stepper.sample_rows (a scheduler's tick): rows with their own settings and counts (one of
+    # them 0) give the tokens, logits and states of drawing and stepping each row alone.
+    torch.manual_seed(0)
+    stepper = Stepper(CharRNN(VOCAB, cell=cell, hidden_size=40, num_layers=3).eval())
+    settings = [SamplingSettings(0.8), SamplingSettings(1.3, 7, 0.8), SamplingSettings(0), SamplingSettings(0.5, 0, 0.9)]
+    counts = np.array([3, 0, 7, 1])
+    logits, state = stepper.step(np.arange(len(counts)), stepper.zero_state(len(counts)))
+    noise = np.random.default_rng(0).exponential(size=(len(counts), 7, len(VOCAB))).astype(np.float32)
+    tokens, last_logits, last_state = stepper.sample_rows(
+        logits,
+        state,
+        noise,
+        counts,
+        np.array([s.temperature for s in settings]),
+        np.array([s.top_k for s in settings]),
+        np.array([s.top_p for s in settings]),
+    )
+    parts = (lambda state: state) if cell == "lstm" else (lambda state: (state,))
+    for r, count in enumerate(counts):
+        row_logits, row_state = logits[r : r + 1], tuple(part[:, r : r + 1] for part in parts(state))
+        row_state = row_state if cell == "lstm" else row_state[0]
+        for i in range(count):
+            token = choose_tokens(next_token_distribution(row_logits, settings[r]), noise[r, i : i + 1])
+            assert tokens[r, i] == token[0]
+            row_logits, row_state = stepper.step(token, row_state)
+        assert (tokens[r, count:] == -1).all()
+        assert np.array_equal(last_logits[r], row_logits[0])
+        for got, expected in zip(parts(last_state), parts(row_state)):
+            assert np.array_equal(got[:, r], expected[:, 0])
