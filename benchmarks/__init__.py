@@ -1,1 +1,13 @@
 """Benchmarks: scripts that print tables (run with python -m benchmarks.<name>)."""
+
+import functools
+
+
+@functools.cache
+def use_one_blas_thread() -> None:
+    """Run NumPy's BLAS (OpenBLAS) on one thread, for the whole process, as the benchmarks time
+    NumPy's products against the engine's compiled ones (which are single-threaded), one thread
+    each. torch's own threads are not touched."""
+    from threadpoolctl import ThreadpoolController
+
+    ThreadpoolController().select(internal_api="openblas").limit(limits=1)

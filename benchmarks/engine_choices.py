@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnn_demo.arguments import existing_folder, whole_number
+from benchmarks import use_one_blas_thread
 from rnn_demo import kernels
-from rnn_demo.engine import Stepper, use_one_blas_thread
+from rnn_demo.arguments import existing_folder, whole_number
+from rnn_demo.engine import Stepper
 from rnn_demo.model import CharRNN
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import use_one_blas_thread
 from rnn_demo.arguments import existing_folder, finite_number, whole_number
-from rnn_demo.engine import use_one_blas_thread
 from rnn_demo.model import CharRNN
 from rnn_demo.sampling import generate
 

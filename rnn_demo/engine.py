@@ -41,11 +41,8 @@ several threads may step with one Stepper at once (the compiled step releases th
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
-from threadpoolctl import ThreadpoolController
 
 from rnn_demo import kernels
 from rnn_demo.model import CharRNN, Hidden
@@ -65,21 +62,6 @@ def state_arrays(hidden: Hidden) -> State:
 def state_tensors(state: State) -> Hidden:
     """A state of arrays as CPU tensors (sharing their memory)."""
     return tuple(torch.from_numpy(part) for part in state) if isinstance(state, tuple) else torch.from_numpy(state)
-
-
-@functools.cache
-def use_one_blas_thread() -> None:
-    """Run NumPy's BLAS (OpenBLAS) on one thread, for the whole process; the first Stepper does it.
-
-    Small products split over threads wait for each other more than they gain, and when the
-    machine is busy (a server's other threads, other processes) a thread that is not scheduled
-    stalls every product. Measured here when the steps were NumPy products, with another
-    process keeping one of the two cores busy: lstm-h512 took ~11 ms a character with
-    OpenBLAS's two threads, ~0.3 ms with one. The compiled step calls no BLAS; NumPy's products
-    elsewhere (a Stepper's lookup table, the benchmarks' floors) still do. torch's own threads
-    are not touched.
-    """
-    ThreadpoolController().select(internal_api="openblas").limit(limits=1)
 
 
 def _stacked(tensors: list[torch.Tensor], shape: tuple[int, ...], transposed: bool = False) -> np.ndarray:
@@ -105,7 +87,6 @@ class Stepper:
         rnn = model.rnn
         if self.cell == "rnn" and rnn.nonlinearity != "tanh":
             raise ValueError("Stepper supports the tanh RNN that CharRNN builds")
-        use_one_blas_thread()
         self._cell_code = kernels.CELL_CODES[self.cell]
         weights = dict(rnn.named_parameters())
         width = weights["weight_hh_l0"].shape[0]  # G*H: the gate columns

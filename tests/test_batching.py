@@ -341,13 +341,3 @@ def test_the_first_characters_are_not_held_back_by_the_pace(trained_model, sched
         pieces.append(piece)
     assert "".join(pieces) == generate(trained_model, "ROMEO:", 100, temperature=0.8, seed=3)
     assert asked_after and min(asked_after) == 1  # first asked once the first piece was out
-
-
-def test_a_stepper_runs_numpys_blas_on_one_thread():
-    # Split over threads, a step's small products wait on each other: on a busy 2-core machine
-    # lstm-h512 took ~11 ms a character with OpenBLAS's two threads, ~0.3 ms with one.
-    from threadpoolctl import threadpool_info
-
-    Stepper(CharRNN(VOCAB, cell="lstm", hidden_size=32, num_layers=2).eval())
-    openblas = [pool for pool in threadpool_info() if pool["internal_api"] == "openblas"]
-    assert openblas and all(pool["num_threads"] == 1 for pool in openblas)
