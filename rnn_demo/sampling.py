@@ -5,9 +5,10 @@ the character just sampled (through :class:`rnn_demo.engine.Stepper`), so the co
 character is flat however long the text grows (never re-running the prefix). One stream's
 characters are drawn and stepped several at a time in one compiled call
 (:meth:`~rnn_demo.engine.Stepper.sample`); the distributions and draws are those of
-:func:`next_token_distribution` and :func:`choose_tokens`, which the server uses for a batch of
-streams (both run the same code, ``rnn_demo.kernels``), so a seed gives the same text either
-way. Each call owns its random generator, seeded from ``seed`` (see :class:`TokenDraws`): no
+:func:`next_token_distribution` and :func:`choose_tokens` (the per-character reference the tests
+compare with), and the server draws a batch of streams with
+:meth:`~rnn_demo.engine.Stepper.sample_rows`: all of them run the same code,
+``rnn_demo.kernels``, so a seed gives the same text either way. Each call owns its random generator, seeded from ``seed`` (see :class:`TokenDraws`): no
 global RNG is touched, so concurrent calls cannot disturb each other and the same seed always
 gives the same text.
 
