@@ -12,7 +12,8 @@ Prints, one thread each for torch and NumPy's OpenBLAS:
    products, and the engine's compiled product);
 3. 16 rows of the model's products (layer 0's h @ W_hh, layer 1's x @ W_ih and h @ W_hh): one
    row, one gemm of 16 rows, NumPy row by row (``np.matmul`` of (16, 1, K) rows, what the
-   engine did before it was compiled), and the engine's compiled product;
+   engine did before it was compiled), and the engine's compiled product of one row and of 16
+   (on the weights in column panels, as a Stepper keeps them);
 4. a whole ``Stepper.step`` at batch 1 and 16.
 """
 
@@ -49,9 +50,15 @@ def rowwise(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def compiled(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """rows (B, K) @ weight (K, N) by the engine's compiled product."""
-    out = np.zeros((len(rows), weight.shape[1]), np.float32)
-    kernels.accumulate(np.ascontiguousarray(rows), weight, out)
+    """rows (B, K) @ weight (K, N) by the engine's compiled product, the weight in column panels
+    (``kernels.pack_columns``: a Stepper packs its matrices once, when it is made)."""
+    return compiled_on_panels(rows, kernels.pack_columns(weight), weight.shape[1])
+
+
+def compiled_on_panels(rows: np.ndarray, panels: np.ndarray, width: int) -> np.ndarray:
+    """rows (B, K) @ W (K, width) by the engine's compiled product, W given as its column panels."""
+    out = np.zeros((len(rows), width), np.float32)
+    kernels.accumulate(np.ascontiguousarray(rows), panels, out)
     return out
 
 
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     repeats = 20 if args.quick else args.repeats
     if model.cell != "lstm" or model.num_layers != 2:
         parser.error("--model-dir must hold a 2-layer LSTM")
-    stepper = Stepper(model)  # also puts OpenBLAS on one thread
+    stepper = Stepper(model)
     use_one_blas_thread()
     size, rng = model.hidden_size, np.random.default_rng(0)
     name = f"lstm-h{size}"
@@ -89,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| one row, (1, {size}) @ ({size}, {4 * size}) | µs |\n|---|---:|")
     print(f"| torch.mm | {microseconds(lambda: torch.mm(torch_row, torch_weight), repeats):.0f} |")
     print(f"| NumPy matmul | {microseconds(lambda: row @ weight, repeats):.0f} |")
-    print(f"| the engine's compiled product | {microseconds(lambda: compiled(row, weight), repeats):.0f} |\n")
+    panels = kernels.pack_columns(weight)
+    engine_row = microseconds(lambda: compiled_on_panels(row, panels, 4 * size), repeats)
+    print(f"| the engine's compiled product | {engine_row:.0f} |\n")
 
     rows = rng.standard_normal((64, size), dtype=np.float32)
     differing = {
@@ -105,18 +114,24 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {label} | {count} of 63 |")
     print()
 
-    products = [stepper.recurrent_weights[0], stepper.input_weights[0], stepper.recurrent_weights[1]]
+    names = ("weight_hh_l0", "weight_ih_l1", "weight_hh_l1")
+    products = [getattr(model.rnn, name).detach().t().contiguous().numpy() for name in names]  # (K, N)
+    panels = [kernels.pack_columns(weight) for weight in products]
     inputs = {batch: rng.standard_normal((batch, size), dtype=np.float32) for batch in (1, 16)}
 
     def layers(product, batch):
         return lambda: [product(inputs[batch], weight) for weight in products]
+
+    def engine_layers(batch):
+        return lambda: [compiled_on_panels(inputs[batch], panel, 4 * size) for panel in panels]
 
     one = microseconds(layers(np.matmul, 1), repeats)
     timings = {
         "one row": one,
         "16 rows, one gemm": microseconds(layers(np.matmul, 16), repeats),
         "16 rows, NumPy row by row": microseconds(layers(rowwise, 16), repeats),
-        "16 rows, the engine's compiled product": microseconds(layers(compiled, 16), repeats),
+        "one row, the engine's compiled product": microseconds(engine_layers(1), repeats),
+        "16 rows, the engine's compiled product": microseconds(engine_layers(16), repeats),
     }
     print(f"| {name}'s three layer products | µs | x one row |\n|---|---:|---:|")
     for label, time_taken in timings.items():

@@ -10,12 +10,14 @@ one compiled call, :func:`rnn_demo.kernels.step` (numba):
 * one call, not dozens: a NumPy call costs about 1 µs and a torch call 3-5 µs, and a step of
   NumPy calls made two dozen of them;
 * the products are most of a step's cost at hidden 512: the weight matrices (3-12 MB) are
-  streamed from memory once per step, row after row, about as fast as a one-row BLAS product
+  read from memory once per step, start to end, about as fast as a one-row BLAS product
   (``python -m benchmarks.engine_choices``);
 * the first layer's input part, ``W_ih embed(c) + b_ih``, depends only on the character, so it
   is precomputed for the whole vocabulary: a step starts with a row lookup, not a product;
-* the matrices are kept transposed and row-major, (K, N) with N the gate columns (or the
-  vocabulary), in torch's gate order;
+* the matrices are kept transposed, (K, N) with N the gate columns (or the vocabulary) in
+  torch's gate order, and cut into panels of 16 columns, each panel one contiguous block
+  (:func:`rnn_demo.kernels.pack_columns`): the batched product reads a panel once for every 4
+  rows, from L1, and keeps their 4 x 16 outputs in registers;
 * the activations are computed in float64 from a series (``rnn_demo.kernels``), within one
   float32 step of the exact value, with no call into a maths library, so that their loops
   vectorize;
@@ -28,8 +30,9 @@ a request served in a batch would not give the text it gives alone. A plain matr
 the batch does not promise that (BLAS takes another kernel, with another order of sums, for
 one row than for many: ``python -m benchmarks.engine_choices``). The compiled step sums every
 output element's terms in one fixed order whatever B is, and computes each activation from its
-own inputs; with several rows it reads each weight row's tile once for all of them (faster than
-one product per row), which changes which elements are computed together, never how one is.
+own inputs; with several rows it computes 4 rows of a panel together (faster than one product
+per row, and as fast as a gemm here), which changes which elements are computed together, never
+how one is.
 So row i comes out bit for bit the same at any batch size; ``tests/test_batching.py`` checks
 every cell at several sizes.
 
@@ -90,25 +93,29 @@ class Stepper:
         self._cell_code = kernels.CELL_CODES[self.cell]
         weights = dict(rnn.named_parameters())
         width = weights["weight_hh_l0"].shape[0]  # G*H: the gate columns
-        # Every matrix is stored (K, N), N being the gate columns G*H (or the vocabulary).
+        # Every matrix is taken as (K, N), N being the gate columns G*H (or the vocabulary).
         # Layer 0: the input part of every character, (V, G*H).
         embedding = model.encoder.weight.detach().to("cpu", torch.float32)  # (V, E)
         first_input = embedding @ weights["weight_ih_l0"].detach().to("cpu", torch.float32).t() + weights["bias_ih_l0"]
         self.first_input = _stacked([first_input], (1, model.vocab_size, width))[0]
         above, every = range(1, layers), range(layers)
-        self.input_weights = _stacked([weights[f"weight_ih_l{k}"] for k in above], (layers - 1, size, width), True)
-        self.recurrent_weights = _stacked([weights[f"weight_hh_l{k}"] for k in every], (layers, size, width), True)
+        # The products' matrices, in the column panels the compiled product reads.
+        input_weights = _stacked([weights[f"weight_ih_l{k}"] for k in above], (layers - 1, size, width), True)
+        recurrent_weights = _stacked([weights[f"weight_hh_l{k}"] for k in every], (layers, size, width), True)
+        decoder_weight = _stacked([model.decoder.weight], (1, size, model.vocab_size), True)[0]  # (H, V)
+        self.input_panels = kernels.pack_columns(input_weights)  # (L - 1, H * G*H)
+        self.recurrent_panels = kernels.pack_columns(recurrent_weights)  # (L, H * G*H)
+        self.decoder_panels = kernels.pack_columns(decoder_weight)  # (H * V,)
         self.input_biases = _stacked([weights[f"bias_ih_l{k}"] for k in every], (layers, width))
         self.recurrent_biases = _stacked([weights[f"bias_hh_l{k}"] for k in every], (layers, width))
-        self.decoder_weight = _stacked([model.decoder.weight], (1, size, model.vocab_size), True)[0]  # (H, V)
         self.decoder_bias = _stacked([model.decoder.bias], (1, model.vocab_size))[0]
         self._weights = (  # in the order rnn_demo.kernels.step takes them
             self.first_input,
-            self.input_weights,
-            self.recurrent_weights,
+            self.input_panels,
+            self.recurrent_panels,
             self.input_biases,
             self.recurrent_biases,
-            self.decoder_weight,
+            self.decoder_panels,
             self.decoder_bias,
         )
 

@@ -26,13 +26,15 @@ import math
 import numba
 import numpy as np
 
+from rnn_demo import simd
+
 # Cell codes the step takes (numba compiles one step for all three).
 RNN, GRU, LSTM = 0, 1, 2
 CELL_CODES = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 
-# Columns of a product computed together when several streams are stepped at once: each weight
-# row's slice is then read from memory once for all of them and reused from the L1 cache.
-BATCH_TILE_FLOATS = 4096
+# A product's weight matrix (K, N) is stored in column panels (see :func:`pack_columns`).
+PANEL = 16  # columns of a panel: two 8-lane vectors
+ROWS_TOGETHER = 4  # rows of a batch computed together, each panel's loads shared by them
 
 
 # nogil: other threads run while a step runs. error_model="numpy": a float division by zero gives
@@ -88,46 +90,167 @@ def tanh(x):
 
 
 # ---- products ---------------------------------------------------------------------------------
+# out (B, N) += rows (B, K) @ W (K, N), every output element adding its k terms in the same order:
+# weight rows in groups of 4, ``out += (x0 w0 + x1 w1) + (x2 w2 + x3 w3)``, then the rows left one
+# by one. The code below only chooses which elements are computed together (8 columns of a vector,
+# 1 or 4 rows, panel after panel), never how one is computed; so each row's result is the same
+# bit for bit whatever the other rows are, and whatever their number.
+
+
+def pack_columns(weight: np.ndarray) -> np.ndarray:
+    """W (..., K, N) -> its column panels (..., K * N) float32, the layout :func:`accumulate` reads.
+
+    Panel p holds columns PANEL p .. PANEL p + PANEL - 1 of every weight row, a (K, PANEL) block,
+    row-major; the panels follow one another, then come the last N % PANEL columns, a (K, N % PANEL)
+    block. A panel is one contiguous stretch of memory, read from start to end once per row block:
+    with the plain (K, N) layout, the 64 bytes a block needs from each weight row are N * 4 bytes
+    apart, all in the same few L1 cache sets, and the batched product ran 1.5x slower here.
+    """
+    weight = np.asarray(weight, np.float32)
+    *lead, depth, width = weight.shape
+    full = width - width % PANEL
+    panels = weight[..., :full].reshape(*lead, depth, full // PANEL, PANEL).swapaxes(-3, -2)
+    rest = weight[..., full:]
+    return np.concatenate([panels.reshape(*lead, depth * full), rest.reshape(*lead, depth * (width - full))], axis=-1)
 
 
 @_compiled
-def accumulate(rows, weight, out):
-    """out += rows @ weight: rows (B, K), weight (K, N), out (B, N), float32.
+def _add_four_terms(total, x0, x1, x2, x3, w0, w1, w2, w3):
+    """total + ((x0 w0 + x1 w1) + (x2 w2 + x3 w3)), lane by lane."""
+    pair = simd.add(simd.multiply(x0, w0), simd.multiply(x1, w1))
+    return simd.add(total, simd.add(pair, simd.add(simd.multiply(x2, w2), simd.multiply(x3, w3))))
 
-    Every output element adds its k terms in the same order: weight rows in groups of 4,
-    ``out += (x0 w0 + x1 w1) + (x2 w2 + x3 w3)``, then the rows left one by one. One stream
-    (B = 1) streams the weight once, row after row (4 rows at a time: with 8, the rows of a
-    lstm-h512 matrix, 8 KB apart, compete for the same L1 cache sets, and it ran ~10% slower
-    here). Several streams go through the columns in tiles, each weight row's tile read from
-    memory once for all of them. The tiling changes which elements are computed together, never
-    how one is computed.
-    """
+
+@_compiled
+def _four_rows_of_a_panel(rows, panels, out, b, column, depth, width):
+    """out[b : b + 4, column : column + 16] += rows[b : b + 4] @ W[:, column : column + 16], the
+    panel's 16 columns as two vectors, the 8 output vectors in registers over the whole sum."""
+    o0 = b * width + column
+    o1, o2, o3 = o0 + width, o0 + 2 * width, o0 + 3 * width
+    a00, a01 = simd.load(out, o0), simd.load(out, o0 + 8)
+    a10, a11 = simd.load(out, o1), simd.load(out, o1 + 8)
+    a20, a21 = simd.load(out, o2), simd.load(out, o2 + 8)
+    a30, a31 = simd.load(out, o3), simd.load(out, o3 + 8)
+    r0, r1, r2, r3 = rows[b], rows[b + 1], rows[b + 2], rows[b + 3]
+    panel = column * depth  # the panels before this one hold column * depth floats
+    k = 0
+    while k + 4 <= depth:
+        p = panel + k * PANEL
+        w00, w01 = simd.load(panels, p), simd.load(panels, p + 8)
+        w10, w11 = simd.load(panels, p + PANEL), simd.load(panels, p + PANEL + 8)
+        w20, w21 = simd.load(panels, p + 2 * PANEL), simd.load(panels, p + 2 * PANEL + 8)
+        w30, w31 = simd.load(panels, p + 3 * PANEL), simd.load(panels, p + 3 * PANEL + 8)
+        x0, x1, x2, x3 = simd.splat(r0[k]), simd.splat(r0[k + 1]), simd.splat(r0[k + 2]), simd.splat(r0[k + 3])
+        a00 = _add_four_terms(a00, x0, x1, x2, x3, w00, w10, w20, w30)
+        a01 = _add_four_terms(a01, x0, x1, x2, x3, w01, w11, w21, w31)
+        x0, x1, x2, x3 = simd.splat(r1[k]), simd.splat(r1[k + 1]), simd.splat(r1[k + 2]), simd.splat(r1[k + 3])
+        a10 = _add_four_terms(a10, x0, x1, x2, x3, w00, w10, w20, w30)
+        a11 = _add_four_terms(a11, x0, x1, x2, x3, w01, w11, w21, w31)
+        x0, x1, x2, x3 = simd.splat(r2[k]), simd.splat(r2[k + 1]), simd.splat(r2[k + 2]), simd.splat(r2[k + 3])
+        a20 = _add_four_terms(a20, x0, x1, x2, x3, w00, w10, w20, w30)
+        a21 = _add_four_terms(a21, x0, x1, x2, x3, w01, w11, w21, w31)
+        x0, x1, x2, x3 = simd.splat(r3[k]), simd.splat(r3[k + 1]), simd.splat(r3[k + 2]), simd.splat(r3[k + 3])
+        a30 = _add_four_terms(a30, x0, x1, x2, x3, w00, w10, w20, w30)
+        a31 = _add_four_terms(a31, x0, x1, x2, x3, w01, w11, w21, w31)
+        k += 4
+    while k < depth:
+        p = panel + k * PANEL
+        w0, w1 = simd.load(panels, p), simd.load(panels, p + 8)
+        x = simd.splat(r0[k])
+        a00, a01 = simd.add(a00, simd.multiply(x, w0)), simd.add(a01, simd.multiply(x, w1))
+        x = simd.splat(r1[k])
+        a10, a11 = simd.add(a10, simd.multiply(x, w0)), simd.add(a11, simd.multiply(x, w1))
+        x = simd.splat(r2[k])
+        a20, a21 = simd.add(a20, simd.multiply(x, w0)), simd.add(a21, simd.multiply(x, w1))
+        x = simd.splat(r3[k])
+        a30, a31 = simd.add(a30, simd.multiply(x, w0)), simd.add(a31, simd.multiply(x, w1))
+        k += 1
+    simd.store(out, o0, a00)
+    simd.store(out, o0 + 8, a01)
+    simd.store(out, o1, a10)
+    simd.store(out, o1 + 8, a11)
+    simd.store(out, o2, a20)
+    simd.store(out, o2 + 8, a21)
+    simd.store(out, o3, a30)
+    simd.store(out, o3 + 8, a31)
+
+
+@_compiled
+def _one_row_of_a_panel(rows, panels, out, b, column, depth, width):
+    """out[b, column : column + 16] += rows[b] @ W[:, column : column + 16]."""
+    o = b * width + column
+    a0, a1 = simd.load(out, o), simd.load(out, o + 8)
+    r = rows[b]
+    panel = column * depth
+    k = 0
+    while k + 4 <= depth:
+        p = panel + k * PANEL
+        x0, x1, x2, x3 = simd.splat(r[k]), simd.splat(r[k + 1]), simd.splat(r[k + 2]), simd.splat(r[k + 3])
+        a0 = _add_four_terms(
+            a0, x0, x1, x2, x3,
+            simd.load(panels, p), simd.load(panels, p + PANEL),
+            simd.load(panels, p + 2 * PANEL), simd.load(panels, p + 3 * PANEL),
+        )  # fmt: skip
+        a1 = _add_four_terms(
+            a1, x0, x1, x2, x3,
+            simd.load(panels, p + 8), simd.load(panels, p + PANEL + 8),
+            simd.load(panels, p + 2 * PANEL + 8), simd.load(panels, p + 3 * PANEL + 8),
+        )  # fmt: skip
+        k += 4
+    while k < depth:
+        p = panel + k * PANEL
+        x = simd.splat(r[k])
+        a0, a1 = simd.add(a0, simd.multiply(x, simd.load(panels, p))), simd.add(a1, simd.multiply(x, simd.load(panels, p + 8)))
+        k += 1
+    simd.store(out, o, a0)
+    simd.store(out, o + 8, a1)
+
+
+@_compiled
+def _last_columns(rows, panels, out, first, depth):
+    """out[:, first:] += rows @ W[:, first:], the last N % PANEL columns (a (K, N - first) block
+    at the end of the panels), one element at a time."""
+    batch, width = out.shape
+    columns = width - first
+    block = first * depth
+    for b in range(batch):
+        x = rows[b]
+        for n in range(first, width):
+            w = panels[block + n - first :: columns]  # column n of the block, a weight row apart
+            total = out[b, n]
+            k = 0
+            while k + 4 <= depth:
+                total += (x[k] * w[k] + x[k + 1] * w[k + 1]) + (x[k + 2] * w[k + 2] + x[k + 3] * w[k + 3])
+                k += 4
+            while k < depth:
+                total += x[k] * w[k]
+                k += 1
+            out[b, n] = total
+
+
+@_compiled
+def accumulate(rows, panels, out):
+    """out += rows @ W: rows (B, K), W (K, N) as :func:`pack_columns` stores it (K * N,), out (B, N),
+    all float32 (panels and out C-contiguous).
+
+    Panel after panel, the rows go 4 at a time (each weight vector loaded once for 4 rows, and the
+    4 x 16 outputs kept in registers over the whole sum), then one at a time; one stream (B = 1)
+    thus reads the weights once, from start to end."""
     batch, depth = rows.shape
-    width = weight.shape[1]
-    tile = width if batch == 1 else max(64, BATCH_TILE_FLOATS // batch)
-    for start in range(0, width, tile):
-        stop = min(width, start + tile)
-        columns = stop - start
-        k = 0
-        while k + 4 <= depth:
-            w0 = weight[k, start:stop]
-            w1 = weight[k + 1, start:stop]
-            w2 = weight[k + 2, start:stop]
-            w3 = weight[k + 3, start:stop]
-            for b in range(batch):
-                x0, x1, x2, x3 = rows[b, k], rows[b, k + 1], rows[b, k + 2], rows[b, k + 3]
-                o = out[b, start:stop]
-                for n in range(columns):
-                    o[n] += (x0 * w0[n] + x1 * w1[n]) + (x2 * w2[n] + x3 * w3[n])
-            k += 4
-        while k < depth:
-            w0 = weight[k, start:stop]
-            for b in range(batch):
-                x0 = rows[b, k]
-                o = out[b, start:stop]
-                for n in range(columns):
-                    o[n] += x0 * w0[n]
-            k += 1
+    width = out.shape[1]
+    if out.shape[0] != batch or panels.shape[0] != depth * width:
+        raise ValueError("the rows, the weight panels and the output do not fit together")
+    full = width - width % PANEL
+    for column in range(0, full, PANEL):
+        b = 0
+        while b + ROWS_TOGETHER <= batch:
+            _four_rows_of_a_panel(rows, panels, out, b, column, depth, width)
+            b += ROWS_TOGETHER
+        while b < batch:
+            _one_row_of_a_panel(rows, panels, out, b, column, depth, width)
+            b += 1
+    if full < width:
+        _last_columns(rows, panels, out, full, depth)
 
 
 # ---- the cells: new state from a layer's input part and recurrent part -------------------------
@@ -176,12 +299,13 @@ def _gru_update(input_part, recurrent_part, h, h_out):
 @_compiled
 def _step_into(cell, tokens, h, c, weights, logits, new_h, new_c):
     """The body of :func:`step`, writing the logits and the new state into the given arrays."""
-    first_input, input_weights, recurrent_weights, input_biases, recurrent_biases, decoder_weight, decoder_bias = weights
+    first_input, input_panels, recurrent_panels, input_biases, recurrent_biases, decoder_panels, decoder_bias = weights
     layers, batch, size = h.shape
     vocab_size, width = first_input.shape
     if (
-        recurrent_weights.shape != (layers, size, width)
-        or input_weights.shape != (layers - 1, size, width)
+        recurrent_panels.shape != (layers, size * width)
+        or input_panels.shape != (layers - 1, size * width)
+        or decoder_panels.shape[0] != size * vocab_size
         or (cell == LSTM and c.shape != h.shape)
         or tokens.shape[0] != batch
     ):
@@ -197,9 +321,9 @@ def _step_into(cell, tokens, h, c, weights, logits, new_h, new_c):
                 input_part[b] = first_input[tokens[b]]
         else:
             input_part[:] = input_biases[layer]
-            accumulate(new_h[layer - 1], input_weights[layer - 1], input_part)
+            accumulate(new_h[layer - 1], input_panels[layer - 1], input_part)
         recurrent_part[:] = recurrent_biases[layer]
-        accumulate(h[layer], recurrent_weights[layer], recurrent_part)
+        accumulate(h[layer], recurrent_panels[layer], recurrent_part)
         if cell == LSTM:
             _lstm_update(input_part, recurrent_part, c[layer], new_h[layer], new_c[layer])
         elif cell == GRU:
@@ -207,7 +331,7 @@ def _step_into(cell, tokens, h, c, weights, logits, new_h, new_c):
         else:
             _rnn_update(input_part, recurrent_part, new_h[layer])
     logits[:] = decoder_bias
-    accumulate(new_h[layers - 1], decoder_weight, logits)
+    accumulate(new_h[layers - 1], decoder_panels, logits)
 
 
 @_compiled
@@ -216,9 +340,11 @@ def step(cell, tokens, h, c, weights):
 
     cell: RNN, GRU or LSTM; tokens (B,) int64; h, c (L, B, H) float32 (c is read only for an
     LSTM; pass h for the others); weights: the tuple (first_input (V, G*H): layer 0's input part
-    of every character, its b_ih included; input_weights (L - 1, H, G*H): W_ih of the layers
-    above, transposed; recurrent_weights (L, H, G*H); input_biases, recurrent_biases (L, G*H),
-    row 0 of input_biases unused (it is in first_input); decoder_weight (H, V); decoder_bias (V,)).
+    of every character, its b_ih included; input_panels (L - 1, H * G*H): W_ih of the layers
+    above, transposed to (H, G*H), in column panels (:func:`pack_columns`); recurrent_panels
+    (L, H * G*H): W_hh likewise; input_biases, recurrent_biases (L, G*H), row 0 of input_biases
+    unused (it is in first_input); decoder_panels (H * V,): the decoder's weight, (H, V) in column
+    panels; decoder_bias (V,)).
     Returns logits (B, V), the new h (L, B, H) and the new c (an LSTM's; (0, 0, 0) otherwise).
     """
     layers, batch, size = h.shape
@@ -440,11 +566,11 @@ def warm_up() -> None:
     size, width, vocab_size = 1, 4, 2
     weights = (
         np.zeros((vocab_size, width), np.float32),  # first_input
-        np.zeros((1, size, width), np.float32),  # input_weights
-        np.zeros((2, size, width), np.float32),  # recurrent_weights
+        np.zeros((1, size * width), np.float32),  # input_panels
+        np.zeros((2, size * width), np.float32),  # recurrent_panels
         np.zeros((2, width), np.float32),  # input_biases
         np.zeros((2, width), np.float32),  # recurrent_biases
-        np.zeros((size, vocab_size), np.float32),  # decoder_weight
+        np.zeros(size * vocab_size, np.float32),  # decoder_panels
         np.zeros(vocab_size, np.float32),  # decoder_bias
     )
     state = np.zeros((2, 1, size), np.float32)

@@ -319,11 +319,11 @@ def test_under_load_pieces_come_at_the_pace_asked_not_every_few_characters(train
 
 
 def test_the_stepper_keeps_its_matrices_float32_and_row_major():
-    # The compiled step is compiled for row-major float32 arrays and streams the weights row after
-    # row; a transposed view, or a stack of them, would be column-major.
+    # The compiled step is compiled for row-major float32 arrays, and its product reads each weight
+    # panel as one block; a transposed view, or a stack of them, would be column-major.
     for cell in ("rnn", "gru", "lstm"):
         stepper = Stepper(CharRNN(VOCAB, cell=cell, hidden_size=32, num_layers=3).eval())
-        matrices = [stepper.first_input, stepper.input_weights, stepper.recurrent_weights, stepper.decoder_weight]
+        matrices = [stepper.first_input, stepper.input_panels, stepper.recurrent_panels, stepper.decoder_panels]
         matrices += [stepper.input_biases, stepper.recurrent_biases, stepper.decoder_bias]
         assert all(matrix.flags.c_contiguous and matrix.dtype == np.float32 for matrix in matrices), cell
 

@@ -53,6 +53,58 @@ def test_the_activations_are_float32_accurate():
     assert np.signbit(activations(np.array([-0.0]))[1][0])
 
 
+def product_in_order(rows: np.ndarray, weight: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out + rows @ weight in float32, every element's terms added in the order kernels.accumulate
+    promises: weight rows in groups of 4, (x0 w0 + x1 w1) + (x2 w2 + x3 w3), then one by one.
+    NumPy's element-wise float32 operations round each product and sum once, as the compiled code
+    does."""
+    total = out.copy()
+    depth = rows.shape[1]
+    terms = [rows[:, k : k + 1] * weight[k] for k in range(depth)]
+    whole = depth - depth % 4
+    for k in range(0, whole, 4):
+        total = total + ((terms[k] + terms[k + 1]) + (terms[k + 2] + terms[k + 3]))
+    for k in range(whole, depth):
+        total = total + terms[k]
+    return total
+
+
+def test_pack_columns_cuts_a_matrix_into_column_panels():
+    weight = np.arange(3 * 37, dtype=np.float32).reshape(3, 37)  # 2 whole panels and 5 columns
+    panels = kernels.pack_columns(weight)
+    assert panels.shape == (3 * 37,) and panels.dtype == np.float32 and panels.flags.c_contiguous
+    np.testing.assert_array_equal(panels[:48].reshape(3, 16), weight[:, :16])
+    np.testing.assert_array_equal(panels[48:96].reshape(3, 16), weight[:, 16:32])
+    np.testing.assert_array_equal(panels[96:].reshape(3, 5), weight[:, 32:])
+    stacked = kernels.pack_columns(np.stack([weight, -weight]))  # a stack of layers: one row each
+    np.testing.assert_array_equal(stacked, np.stack([panels, -panels]))
+
+
+@pytest.mark.parametrize("depth, width", [(64, 256), (7, 37), (13, 16), (4, 9), (1, 1)])
+def test_the_product_adds_each_elements_terms_in_one_order_at_every_batch_size(depth, width):
+    # The batched product computes 4 rows of a 16-column panel together, then the rows left one at
+    # a time, then the columns past the last whole panel; none of that may change an element's bits.
+    rng = np.random.default_rng(depth * width)
+    weight = rng.standard_normal((depth, width), dtype=np.float32)
+    panels = kernels.pack_columns(weight)
+    rows = rng.standard_normal((11, depth), dtype=np.float32)
+    start = rng.standard_normal((11, width), dtype=np.float32)
+    expected = product_in_order(rows, weight, start)
+    for batch in (1, 2, 4, 5, 8, 11):
+        out = start[:batch].copy()
+        kernels.accumulate(rows[:batch], panels, out)
+        np.testing.assert_array_equal(out, expected[:batch], err_msg=f"batch {batch}")
+
+
+def test_the_product_refuses_panels_of_another_shape():
+    rows, out = np.ones((2, 8), np.float32), np.zeros((2, 16), np.float32)
+    for panels in (np.ones(8 * 15, np.float32), np.ones(7 * 16, np.float32)):
+        with pytest.raises(ValueError, match="do not fit"):
+            kernels.accumulate(rows, panels, out)
+    with pytest.raises(ValueError, match="do not fit"):
+        kernels.accumulate(rows, np.ones(8 * 16, np.float32), np.zeros((3, 16), np.float32))
+
+
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize(
     "settings", [SamplingSettings(0.8), SamplingSettings(1.3, top_k=7, top_p=0.8), SamplingSettings(0)]
