@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 LANES = 8
@@ -118,3 +119,22 @@ def multiply(typingctx, a, b):
         return builder.fmul(*args)
 
     return float32x8(a, b), codegen
+
+
+@intrinsic
+def prefetch(typingctx, array, index):
+    """A hint to bring the cache line holding ``array``'s flat ``index`` into the L1 cache. The
+    index may lie past the array's end: a prefetch never faults, it is dropped."""
+    if not (_is_float32_c_array(array) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        pointer = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        kind = ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32])  # address, write, locality, data
+        function = cgutils.get_or_insert_function(builder.module, kind, "llvm.prefetch.p0")
+        builder.call(function, [pointer, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.none(array, index), codegen
