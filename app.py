@@ -13,6 +13,7 @@ Every other event is private.
 
 import argparse
 import math
+import os
 import re
 import threading
 import time
@@ -77,6 +78,11 @@ YIELD_EVERY_SECONDS = 0.05
 # (benchmarks.many_users): 4,192 chars/s in all with 80, 4,960 with 40 (one update each 0.4 s).
 MAX_UPDATES_PER_SECOND = 40
 STATUS_EVERY_SECONDS = 0.25
+# Gradio recomputes a summary of its recent events for its monitoring page (a pandas DataFrame of
+# up to 10,000 of them) each time a request ends, by default: milliseconds of the server's CPU
+# per request, more as the events recorded grow. Here, once every this many events instead;
+# $GRADIO_ANALYTICS_CACHE_FREQUENCY, when set, wins.
+ANALYTICS_SUMMARY_EVERY = 1_000
 GENERATING, DONE, STOPPED = "generating…", "done", "stopped"  # states shown in the status line
 STOP_GRACE_MS = 500  # Stop waits this long for the generator to end by itself before cancelling it
 
@@ -668,6 +674,7 @@ def build_demo(
         gr.api(generate, api_name="generate", concurrency_limit=concurrency_limit, concurrency_id="generate")
         gr.api(models, api_name="models", concurrency_limit=None)
 
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_SUMMARY_EVERY))  # read by the queue
     demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit)
     return demo
 

@@ -231,6 +231,15 @@ def test_an_empty_zoo_builds_a_page_that_explains_itself(tmp_path):
         list(app.generate_stream(empty, **GOOD))
 
 
+def test_the_queue_summarizes_its_events_for_monitoring_only_every_so_often(tmp_path, monkeypatch):
+    # By default gradio rebuilds a DataFrame of up to 10,000 recent events each time a request ends.
+    monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", raising=False)
+    demo = app.build_demo(ModelZoo(tmp_path / "no-models"))
+    assert demo._queue.ANAYLTICS_CACHE_FREQUENCY == app.ANALYTICS_SUMMARY_EVERY  # sic: gradio's name
+    monkeypatch.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "7")  # the variable, when set, wins
+    assert app.build_demo(ModelZoo(tmp_path / "no-models"))._queue.ANAYLTICS_CACHE_FREQUENCY == 7
+
+
 def test_hidden_size_choices_follow_the_cell(zoo):
     assert [value for _, value in app.hidden_size_choices(zoo, "lstm")] == [64, 256]
     assert app.hidden_size_choices(zoo, "rnn")[0][0].startswith("32 (")
