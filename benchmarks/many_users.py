@@ -81,6 +81,8 @@ def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid
                 if first_chars[index] is None and len(update) > len(PROMPT):
                     first_chars[index] = time.perf_counter() - submitted
                 lengths[index] = len(update) - len(PROMPT)
+            if job.exception() is not None:  # the app refused the request: iterating just ends
+                errors.append(job.exception())
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
             median = ordered[len(ordered) // 2]
             median["range"] = (ordered[0]["chars_per_second"], ordered[-1]["chars_per_second"])
             rows.append((n, median))
+    except RuntimeError as error:  # a stream failed or ended short: say why, without a traceback
+        raise SystemExit(f"many_users: {error}") from None
     finally:
         process.terminate()
         process.wait()

@@ -138,3 +138,22 @@ def test_many_users_quick_serves_concurrent_streams_and_prints_a_table(capsys):
     generation_process_cpu = float(rows[1][-3].split("(")[1].rstrip(" s)"))
     assert generation_process_cpu > 0
     assert lines[-1].startswith("batched-step limit:")
+
+
+def test_many_users_reports_the_apps_refusal_of_a_stream():
+    # gradio_client ends the iteration of a refused job quietly; the benchmark must say why.
+    from benchmarks import many_users
+
+    class RefusedJob:
+        def __iter__(self):
+            return iter(())
+
+        def exception(self):
+            return RuntimeError("max_new_chars must be between 1 and 2,000, got 4,000.")
+
+    class Client:
+        def submit(self, **arguments):
+            return RefusedJob()
+
+    with pytest.raises(RuntimeError, match="2 of 2 streams failed: max_new_chars must be between"):
+        many_users.run_streams(Client(), 2, {"max_new_chars": 4000}, first_seed=0)
