@@ -111,9 +111,11 @@ def pack_columns(weight: np.ndarray) -> np.ndarray:
     weight = np.asarray(weight, np.float32)
     *lead, depth, width = weight.shape
     full = width - width % PANEL
-    panels = weight[..., :full].reshape(*lead, depth, full // PANEL, PANEL).swapaxes(-3, -2)
-    rest = weight[..., full:]
-    return np.concatenate([panels.reshape(*lead, depth * full), rest.reshape(*lead, depth * (width - full))], axis=-1)
+    packed = np.empty((*lead, depth * width), np.float32)  # each block written by one copy
+    panels = packed[..., : depth * full].reshape(*lead, full // PANEL, depth, PANEL)
+    panels[...] = weight[..., :full].reshape(*lead, depth, full // PANEL, PANEL).swapaxes(-3, -2)
+    packed[..., depth * full :].reshape(*lead, depth, width - full)[...] = weight[..., full:]
+    return packed
 
 
 @_compiled
