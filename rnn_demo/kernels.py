@@ -15,7 +15,9 @@ reorder floating-point operations (no ``fastmath``).
 
 Compiled code is cached on disk (numba's ``cache=True``): in ``rnn_demo/__pycache__`` when that
 is writable, else in numba's per-user cache directory (``$NUMBA_CACHE_DIR`` overrides both);
-where neither is writable the functions are compiled in memory in each process instead.
+where neither is writable the functions are compiled in memory in each process instead. numba
+renews a cached function when this file changes, not when ``rnn_demo/simd.py`` does: after
+editing only that one, delete the ``kernels*.nbi`` and ``kernels*.nbc`` files of the cache.
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ is bit for bit the one of the same operations done one element at a time.
 The arrays given to :func:`load` and :func:`store` must be C-contiguous float32 arrays; the index
 is a flat offset into their data (row-major), and lanes ``index .. index + 7`` must lie inside
 the array: nothing is checked at run time.
+
+numba's disk cache of the functions that use these (``rnn_demo/kernels.py``) is renewed when
+their own file changes, not this one: after editing only this file, delete the ``kernels*.nbi``
+and ``kernels*.nbc`` files of the cache (in ``rnn_demo/__pycache__``).
 """
 
 from __future__ import annotations
