@@ -145,6 +145,14 @@ def _add_term(total, x, panels, index):
 
 
 @_compiled
+def _add_a_rows_terms(total_left, total_right, row, k, left, right):
+    """The two output vectors of one row of a panel, plus the terms of weight rows k .. k + 3:
+    left and right are those rows' left and right 8 columns (four vectors each)."""
+    x0, x1, x2, x3 = simd.splat(row[k]), simd.splat(row[k + 1]), simd.splat(row[k + 2]), simd.splat(row[k + 3])
+    return _add_four_terms(total_left, x0, x1, x2, x3, *left), _add_four_terms(total_right, x0, x1, x2, x3, *right)
+
+
+@_compiled
 def _four_rows_of_a_panel(rows, panels, out, b, column, depth, width):
     """out[b : b + 4, column : column + 16] += rows[b : b + 4] @ W[:, column : column + 16], the
     panel's 16 columns as two vectors, the 8 output vectors in registers over the whole sum. The
@@ -161,24 +169,14 @@ def _four_rows_of_a_panel(rows, panels, out, b, column, depth, width):
     k = 0
     while k + 4 <= depth:
         p = panel + k * PANEL
-        w00, w01 = simd.load(panels, p), simd.load(panels, p + 8)
-        w10, w11 = simd.load(panels, p + PANEL), simd.load(panels, p + PANEL + 8)
-        w20, w21 = simd.load(panels, p + 2 * PANEL), simd.load(panels, p + 2 * PANEL + 8)
-        w30, w31 = simd.load(panels, p + 3 * PANEL), simd.load(panels, p + 3 * PANEL + 8)
+        left = _four_loads(panels, p, PANEL)  # the panel's left 8 columns, weight rows k .. k + 3
+        right = _four_loads(panels, p + 8, PANEL)  # and its right 8
         for line in range(0, 4 * PANEL, PANEL):  # the 4 cache lines read here, some way ahead
             simd.prefetch(panels, p + PREFETCH_AHEAD + line)
-        x0, x1, x2, x3 = simd.splat(r0[k]), simd.splat(r0[k + 1]), simd.splat(r0[k + 2]), simd.splat(r0[k + 3])
-        a00 = _add_four_terms(a00, x0, x1, x2, x3, w00, w10, w20, w30)
-        a01 = _add_four_terms(a01, x0, x1, x2, x3, w01, w11, w21, w31)
-        x0, x1, x2, x3 = simd.splat(r1[k]), simd.splat(r1[k + 1]), simd.splat(r1[k + 2]), simd.splat(r1[k + 3])
-        a10 = _add_four_terms(a10, x0, x1, x2, x3, w00, w10, w20, w30)
-        a11 = _add_four_terms(a11, x0, x1, x2, x3, w01, w11, w21, w31)
-        x0, x1, x2, x3 = simd.splat(r2[k]), simd.splat(r2[k + 1]), simd.splat(r2[k + 2]), simd.splat(r2[k + 3])
-        a20 = _add_four_terms(a20, x0, x1, x2, x3, w00, w10, w20, w30)
-        a21 = _add_four_terms(a21, x0, x1, x2, x3, w01, w11, w21, w31)
-        x0, x1, x2, x3 = simd.splat(r3[k]), simd.splat(r3[k + 1]), simd.splat(r3[k + 2]), simd.splat(r3[k + 3])
-        a30 = _add_four_terms(a30, x0, x1, x2, x3, w00, w10, w20, w30)
-        a31 = _add_four_terms(a31, x0, x1, x2, x3, w01, w11, w21, w31)
+        a00, a01 = _add_a_rows_terms(a00, a01, r0, k, left, right)
+        a10, a11 = _add_a_rows_terms(a10, a11, r1, k, left, right)
+        a20, a21 = _add_a_rows_terms(a20, a21, r2, k, left, right)
+        a30, a31 = _add_a_rows_terms(a30, a31, r3, k, left, right)
         k += 4
     while k < depth:
         p = panel + k * PANEL
