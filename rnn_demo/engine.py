@@ -32,8 +32,8 @@ one row than for many: ``python -m benchmarks.engine_choices``). The compiled st
 output element's terms in one fixed order whatever B is, and computes each activation from its
 own inputs; with several rows it computes 4 rows of a panel together (faster than one product
 per row, and nearly as fast as a gemm here), which changes which elements are computed together,
-never how one is. So row i comes out bit for bit the same at any batch size; ``tests/test_batching.py`` checks
-every cell at several sizes.
+never how one is. So row i comes out bit for bit the same at any batch size;
+``tests/test_batching.py`` checks every cell at several sizes.
 
 The state keeps the model's layout ((L, B, H) arrays, and (h, c) for an LSTM);
 :func:`state_arrays` and :func:`state_tensors` convert it from and to torch, without copying
