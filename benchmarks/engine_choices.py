@@ -49,14 +49,9 @@ def rowwise(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return np.matmul(rows[:, None, :], weight)[:, 0]
 
 
-def compiled(rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """rows (B, K) @ weight (K, N) by the engine's compiled product, the weight in column panels
+def compiled(rows: np.ndarray, panels: np.ndarray, width: int) -> np.ndarray:
+    """rows (B, K) @ W (K, width) by the engine's compiled product, W given as its column panels
     (``kernels.pack_columns``: a Stepper packs its matrices once, when it is made)."""
-    return compiled_on_panels(rows, kernels.pack_columns(weight), weight.shape[1])
-
-
-def compiled_on_panels(rows: np.ndarray, panels: np.ndarray, width: int) -> np.ndarray:
-    """rows (B, K) @ W (K, width) by the engine's compiled product, W given as its column panels."""
     out = np.zeros((len(rows), width), np.float32)
     kernels.accumulate(np.ascontiguousarray(rows), panels, out)
     return out
@@ -97,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| torch.mm | {microseconds(lambda: torch.mm(torch_row, torch_weight), repeats):.0f} |")
     print(f"| NumPy matmul | {microseconds(lambda: row @ weight, repeats):.0f} |")
     panels = kernels.pack_columns(weight)
-    engine_row = microseconds(lambda: compiled_on_panels(row, panels, 4 * size), repeats)
+    engine_row = microseconds(lambda: compiled(row, panels, 4 * size), repeats)
     print(f"| the engine's compiled product | {engine_row:.0f} |\n")
 
     rows = rng.standard_normal((64, size), dtype=np.float32)
@@ -107,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "NumPy 2-D matmul (gemm)": batch_sizes_that_differ(np.matmul, rows, weight),
         "NumPy row by row": batch_sizes_that_differ(rowwise, rows, weight),
-        "the engine's compiled product": batch_sizes_that_differ(compiled, rows, weight),
+        "the engine's compiled product": batch_sizes_that_differ(
+            lambda x, w: compiled(x, panels, w.shape[1]), rows, weight  # w is weight, packed once above
+        ),
     }
     print("| batched product | batch sizes 2-64 where a row differs from the row alone |\n|---|---:|")
     for label, count in differing.items():
@@ -116,14 +113,14 @@ def main(argv: list[str] | None = None) -> None:
 
     names = ("weight_hh_l0", "weight_ih_l1", "weight_hh_l1")
     products = [getattr(model.rnn, name).detach().t().contiguous().numpy() for name in names]  # (K, N)
-    panels = [kernels.pack_columns(weight) for weight in products]
+    layer_panels = [kernels.pack_columns(weight) for weight in products]
     inputs = {batch: rng.standard_normal((batch, size), dtype=np.float32) for batch in (1, 16)}
 
     def layers(product, batch):
         return lambda: [product(inputs[batch], weight) for weight in products]
 
     def engine_layers(batch):
-        return lambda: [compiled_on_panels(inputs[batch], panel, 4 * size) for panel in panels]
+        return lambda: [compiled(inputs[batch], panel, 4 * size) for panel in layer_panels]
 
     one = microseconds(layers(np.matmul, 1), repeats)
     timings = {
