@@ -141,12 +141,16 @@ def test_many_users_quick_serves_concurrent_streams_and_prints_a_table(capsys):
 
 
 def test_many_users_reports_the_apps_refusal_of_a_stream():
-    # gradio_client ends the iteration of a refused job quietly; the benchmark must say why.
+    # A refused job is done with no updates (gradio_client's iteration of it ends quietly); the
+    # benchmark must say why.
     from benchmarks import many_users
 
     class RefusedJob:
-        def __iter__(self):
-            return iter(())
+        def done(self):
+            return True
+
+        def outputs(self):
+            return []
 
         def exception(self):
             return RuntimeError("max_new_chars must be between 1 and 2,000, got 4,000.")
