@@ -95,10 +95,10 @@ def tanh(x):
 
 # ---- products ---------------------------------------------------------------------------------
 # out (B, N) += rows (B, K) @ W (K, N), every output element adding its k terms in the same order:
-# weight rows in groups of 4, ``out += (x0 w0 + x1 w1) + (x2 w2 + x3 w3)``, then the rows left one
-# by one. The code below only chooses which elements are computed together (8 columns of a vector,
-# 1 or 4 rows, panel after panel), never how one is computed; so each row's result is the same
-# bit for bit whatever the other rows are, and whatever their number.
+# ``out += x_k w_k`` for k = 0, 1, ..., K - 1, each product and each sum rounded to float32. The
+# code below only chooses which elements are computed together (8 columns of a vector, 1 or 4 rows,
+# panel after panel), never how one is computed; so each row's result is the same bit for bit
+# whatever the other rows are, and whatever their number.
 
 
 def pack_columns(weight: np.ndarray) -> np.ndarray:
@@ -121,43 +121,20 @@ def pack_columns(weight: np.ndarray) -> np.ndarray:
 
 
 @_compiled
-def _add_four_terms(total, x0, x1, x2, x3, w0, w1, w2, w3):
-    """total + ((x0 w0 + x1 w1) + (x2 w2 + x3 w3)), lane by lane."""
-    pair = simd.add(simd.multiply(x0, w0), simd.multiply(x1, w1))
-    return simd.add(total, simd.add(pair, simd.add(simd.multiply(x2, w2), simd.multiply(x3, w3))))
-
-
-@_compiled
-def _four_loads(panels, index, step):
-    """The vectors at panels[index], [index + step], [index + 2 step] and [index + 3 step]."""
-    return (
-        simd.load(panels, index),
-        simd.load(panels, index + step),
-        simd.load(panels, index + 2 * step),
-        simd.load(panels, index + 3 * step),
-    )
-
-
-@_compiled
 def _add_term(total, x, panels, index):
     """total + x * (the vector at panels[index]), lane by lane."""
     return simd.add(total, simd.multiply(x, simd.load(panels, index)))
 
 
 @_compiled
-def _add_a_rows_terms(total_left, total_right, row, k, left, right):
-    """The two output vectors of one row of a panel, plus the terms of weight rows k .. k + 3:
-    left and right are those rows' left and right 8 columns (four vectors each)."""
-    x0, x1, x2, x3 = simd.splat(row[k]), simd.splat(row[k + 1]), simd.splat(row[k + 2]), simd.splat(row[k + 3])
-    return _add_four_terms(total_left, x0, x1, x2, x3, *left), _add_four_terms(total_right, x0, x1, x2, x3, *right)
-
-
-@_compiled
 def _four_rows_of_a_panel(rows, panels, out, b, column, depth, width):
     """out[b : b + 4, column : column + 16] += rows[b : b + 4] @ W[:, column : column + 16], the
-    panel's 16 columns as two vectors, the 8 output vectors in registers over the whole sum. The
-    panel is asked for ahead of use: the first block of rows reads it from beyond the L2 cache
-    (the three matrices of a lstm-h256 step take 3 MB)."""
+    panel's 16 columns as two vectors, the 8 output vectors in registers over the whole sum. With
+    a weight row's two vectors and a broadcast of x, that is 11 of AVX's 16 vector registers, so
+    none is spilled to memory (adding 4 terms at a time, as an earlier version did, needed more:
+    7 of its 8 output vectors went to the stack and back for each 4 terms). The panel is asked for ahead of
+    use: the first block of rows reads it from beyond the L2 cache (the three matrices of a
+    lstm-h256 step take 3 MB)."""
     o0 = b * width + column
     o1, o2, o3 = o0 + width, o0 + 2 * width, o0 + 3 * width
     a00, a01 = simd.load(out, o0), simd.load(out, o0 + 8)
@@ -165,22 +142,10 @@ def _four_rows_of_a_panel(rows, panels, out, b, column, depth, width):
     a20, a21 = simd.load(out, o2), simd.load(out, o2 + 8)
     a30, a31 = simd.load(out, o3), simd.load(out, o3 + 8)
     r0, r1, r2, r3 = rows[b], rows[b + 1], rows[b + 2], rows[b + 3]
-    panel = column * depth  # the panels before this one hold column * depth floats
-    k = 0
-    while k + 4 <= depth:
-        p = panel + k * PANEL
-        left = _four_loads(panels, p, PANEL)  # the panel's left 8 columns, weight rows k .. k + 3
-        right = _four_loads(panels, p + 8, PANEL)  # and its right 8
-        for line in range(0, 4 * PANEL, PANEL):  # the 4 cache lines read here, some way ahead
-            simd.prefetch(panels, p + PREFETCH_AHEAD + line)
-        a00, a01 = _add_a_rows_terms(a00, a01, r0, k, left, right)
-        a10, a11 = _add_a_rows_terms(a10, a11, r1, k, left, right)
-        a20, a21 = _add_a_rows_terms(a20, a21, r2, k, left, right)
-        a30, a31 = _add_a_rows_terms(a30, a31, r3, k, left, right)
-        k += 4
-    while k < depth:
-        p = panel + k * PANEL
-        w0, w1 = simd.load(panels, p), simd.load(panels, p + 8)
+    p = column * depth  # the panels before this one hold column * depth floats
+    for k in range(depth):
+        w0, w1 = simd.load(panels, p), simd.load(panels, p + 8)  # weight row k of the panel
+        simd.prefetch(panels, p + PREFETCH_AHEAD)  # its cache line, some way ahead
         x = simd.splat(r0[k])
         a00, a01 = simd.add(a00, simd.multiply(x, w0)), simd.add(a01, simd.multiply(x, w1))
         x = simd.splat(r1[k])
@@ -189,7 +154,7 @@ def _four_rows_of_a_panel(rows, panels, out, b, column, depth, width):
         a20, a21 = simd.add(a20, simd.multiply(x, w0)), simd.add(a21, simd.multiply(x, w1))
         x = simd.splat(r3[k])
         a30, a31 = simd.add(a30, simd.multiply(x, w0)), simd.add(a31, simd.multiply(x, w1))
-        k += 1
+        p += PANEL
     simd.store(out, o0, a00)
     simd.store(out, o0 + 8, a01)
     simd.store(out, o1, a10)
@@ -211,26 +176,12 @@ def _one_row_of_four_panels(rows, panels, out, b, column, depth, width):
     r = rows[b]
     q0 = column * depth
     q1, q2, q3 = q0 + PANEL * depth, q0 + 2 * PANEL * depth, q0 + 3 * PANEL * depth
-    k = 0
-    while k + 4 <= depth:
-        x0, x1, x2, x3 = simd.splat(r[k]), simd.splat(r[k + 1]), simd.splat(r[k + 2]), simd.splat(r[k + 3])
-        p, step = k * PANEL, PANEL
-        a0 = _add_four_terms(a0, x0, x1, x2, x3, *_four_loads(panels, q0 + p, step))
-        a1 = _add_four_terms(a1, x0, x1, x2, x3, *_four_loads(panels, q0 + p + 8, step))
-        a2 = _add_four_terms(a2, x0, x1, x2, x3, *_four_loads(panels, q1 + p, step))
-        a3 = _add_four_terms(a3, x0, x1, x2, x3, *_four_loads(panels, q1 + p + 8, step))
-        a4 = _add_four_terms(a4, x0, x1, x2, x3, *_four_loads(panels, q2 + p, step))
-        a5 = _add_four_terms(a5, x0, x1, x2, x3, *_four_loads(panels, q2 + p + 8, step))
-        a6 = _add_four_terms(a6, x0, x1, x2, x3, *_four_loads(panels, q3 + p, step))
-        a7 = _add_four_terms(a7, x0, x1, x2, x3, *_four_loads(panels, q3 + p + 8, step))
-        k += 4
-    while k < depth:
+    for k in range(depth):
         x, p = simd.splat(r[k]), k * PANEL
         a0, a1 = _add_term(a0, x, panels, q0 + p), _add_term(a1, x, panels, q0 + p + 8)
         a2, a3 = _add_term(a2, x, panels, q1 + p), _add_term(a3, x, panels, q1 + p + 8)
         a4, a5 = _add_term(a4, x, panels, q2 + p), _add_term(a5, x, panels, q2 + p + 8)
         a6, a7 = _add_term(a6, x, panels, q3 + p), _add_term(a7, x, panels, q3 + p + 8)
-        k += 1
     simd.store(out, o, a0)
     simd.store(out, o + 8, a1)
     simd.store(out, o + 16, a2)
@@ -248,17 +199,9 @@ def _one_row_of_a_panel(rows, panels, out, b, column, depth, width):
     a0, a1 = simd.load(out, o), simd.load(out, o + 8)
     r = rows[b]
     q = column * depth
-    k = 0
-    while k + 4 <= depth:
-        x0, x1, x2, x3 = simd.splat(r[k]), simd.splat(r[k + 1]), simd.splat(r[k + 2]), simd.splat(r[k + 3])
-        p = q + k * PANEL
-        a0 = _add_four_terms(a0, x0, x1, x2, x3, *_four_loads(panels, p, PANEL))
-        a1 = _add_four_terms(a1, x0, x1, x2, x3, *_four_loads(panels, p + 8, PANEL))
-        k += 4
-    while k < depth:
+    for k in range(depth):
         x, p = simd.splat(r[k]), q + k * PANEL
         a0, a1 = _add_term(a0, x, panels, p), _add_term(a1, x, panels, p + 8)
-        k += 1
     simd.store(out, o, a0)
     simd.store(out, o + 8, a1)
 
@@ -275,13 +218,8 @@ def _last_columns(rows, panels, out, first, depth):
         for n in range(first, width):
             w = panels[block + n - first :: columns]  # column n of the block, a weight row apart
             total = out[b, n]
-            k = 0
-            while k + 4 <= depth:
-                total += (x[k] * w[k] + x[k + 1] * w[k + 1]) + (x[k + 2] * w[k + 2] + x[k + 3] * w[k + 3])
-                k += 4
-            while k < depth:
+            for k in range(depth):
                 total += x[k] * w[k]
-                k += 1
             out[b, n] = total
 
 

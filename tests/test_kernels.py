@@ -55,17 +55,11 @@ def test_the_activations_are_float32_accurate():
 
 def product_in_order(rows: np.ndarray, weight: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out + rows @ weight in float32, every element's terms added in the order kernels.accumulate
-    promises: weight rows in groups of 4, (x0 w0 + x1 w1) + (x2 w2 + x3 w3), then one by one.
-    NumPy's element-wise float32 operations round each product and sum once, as the compiled code
-    does."""
+    promises: out + x_0 w_0 + x_1 w_1 + ..., one term after the other. NumPy's element-wise float32
+    operations round each product and sum once, as the compiled code does."""
     total = out.copy()
-    depth = rows.shape[1]
-    terms = [rows[:, k : k + 1] * weight[k] for k in range(depth)]
-    whole = depth - depth % 4
-    for k in range(0, whole, 4):
-        total = total + ((terms[k] + terms[k + 1]) + (terms[k + 2] + terms[k + 3]))
-    for k in range(whole, depth):
-        total = total + terms[k]
+    for k in range(rows.shape[1]):
+        total = total + rows[:, k : k + 1] * weight[k]
     return total
 
 
