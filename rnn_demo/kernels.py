@@ -132,9 +132,9 @@ def _four_rows_of_a_panel(rows, panels, out, b, column, depth, width):
     panel's 16 columns as two vectors, the 8 output vectors in registers over the whole sum. With
     a weight row's two vectors and a broadcast of x, that is 11 of AVX's 16 vector registers, so
     none is spilled to memory (adding 4 terms at a time, as an earlier version did, needed more:
-    7 of its 8 output vectors went to the stack and back for each 4 terms). The panel is asked for ahead of
-    use: the first block of rows reads it from beyond the L2 cache (the three matrices of a
-    lstm-h256 step take 3 MB)."""
+    7 of its 8 output vectors went to the stack and back for each 4 terms). The panel is asked
+    for ahead of use: the first block of rows reads it from beyond the L2 cache (the three
+    matrices of a lstm-h256 step take 3 MB)."""
     o0 = b * width + column
     o1, o2, o3 = o0 + width, o0 + 2 * width, o0 + 3 * width
     a00, a01 = simd.load(out, o0), simd.load(out, o0 + 8)
