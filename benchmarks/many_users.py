@@ -73,8 +73,8 @@ def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid
 
     The streams are read by this thread alone, which looks at every job's updates so far
     (``job.outputs()``) every READ_EVERY_SECONDS. Iterating a job instead (``for update in job``)
-    takes a thread per stream that looks every millisecond: 16 of them took about a third of a
-    core here, from the server they share the machine with."""
+    takes a thread per stream that looks every millisecond: with 16 of them this process used
+    about twice the CPU, taken from the server it shares the machine with."""
     first_update = [None] * users
     first_chars = [None] * users
     lengths = [0] * users
