@@ -8,9 +8,9 @@ characters are drawn and stepped several at a time in one compiled call
 :func:`next_token_distribution` and :func:`choose_tokens` (the per-character reference the tests
 compare with), and the server draws a batch of streams with
 :meth:`~rnn_demo.engine.Stepper.sample_rows`: all of them run the same code,
-``rnn_demo.kernels``, so a seed gives the same text either way. Each call owns its random generator, seeded from ``seed`` (see :class:`TokenDraws`): no
-global RNG is touched, so concurrent calls cannot disturb each other and the same seed always
-gives the same text.
+``rnn_demo.kernels``, so a seed gives the same text either way. Each call owns its random
+generator, seeded from ``seed`` (see :class:`TokenDraws`): no global RNG is touched, so
+concurrent calls cannot disturb each other and the same seed always gives the same text.
 
 ``sample_steps`` is the core and yields a :class:`Step` per character (the character, its
 probability distribution and the state after it), for views inside the network;
