@@ -1,4 +1,4 @@
-"""The measurements behind rnn_demo/engine.py's design: ``python -m benchmarks.engine_choices``.
+"""The measurements behind rnn_demo/generation/stepper.py's design: ``python -m benchmarks.engine_choices``.
 
     python -m benchmarks.engine_choices            # lstm-h512 from models/, 2000 repeats
     python -m benchmarks.engine_choices --quick    # a random 2x64 LSTM, few repeats (a smoke test)
@@ -6,7 +6,7 @@
 Prints, one thread each for torch and NumPy's OpenBLAS:
 
 1. one row's product, (1, H) @ (H, 4H): ``torch.mm``, NumPy's matmul and the engine's compiled
-   product (``rnn_demo.kernels.accumulate``);
+   product (``rnn_demo.generation.kernels.add_product``);
 2. batch invariance of a batched product: for batch sizes 2 to 64, how many give row i bits
    other than row i alone (torch.mm, NumPy's 2-D matmul, which calls gemm, a stack of one-row
    products, and the engine's compiled product);
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from benchmarks import use_one_blas_thread
-from rnn_demo import kernels
-from rnn_demo.arguments import existing_folder, whole_number
-from rnn_demo.engine import Stepper
+from rnn_demo.cli.arguments import existing_folder, whole_number
+from rnn_demo.generation import kernels
+from rnn_demo.generation.stepper import Stepper
 from rnn_demo.model import CharRNN
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -53,7 +53,7 @@ def compiled(rows: np.ndarray, panels: np.ndarray, width: int) -> np.ndarray:
     """rows (B, K) @ W (K, width) by the engine's compiled product, W given as its column panels
     (``kernels.pack_columns``: a Stepper packs its matrices once, when it is made)."""
     out = np.zeros((len(rows), width), np.float32)
-    kernels.accumulate(np.ascontiguousarray(rows), panels, out)
+    kernels.add_product(np.ascontiguousarray(rows), panels, out)
     return out
 
 

@@ -43,10 +43,9 @@ from pathlib import Path
 import httpx
 
 from benchmarks.server import child_processes, free_port, start_app
-from rnn_demo.arguments import whole_number
+from rnn_demo.cli.arguments import whole_number
+from rnn_demo.serving.requests import MAX_NEW_CHARS, MAX_PROMPT_CHARS, MAX_TEMPERATURE
 
-MAX_PROMPT_CHARS = 2_000  # app.MAX_PROMPT_CHARS (not imported: that would import gradio and torch here)
-MAX_NEW_CHARS = 2_000  # app.MAX_NEW_CHARS
 REQUEST_TIMEOUT = 120.0  # seconds for one request, queueing included
 
 
@@ -78,7 +77,7 @@ def good_requests(models: list[dict], count: int, rng: random.Random) -> list[Re
     for index in range(count):
         model = models[index % len(models)]
         length = 500 if index % 25 == 0 else rng.choice([10, 20, 40, 80])
-        temperature = rng.choice([0.0, 0.3, 0.8, 1.0, 1.5, 2.0])
+        temperature = rng.choice([0.0, 0.3, 0.8, 1.0, 1.5, MAX_TEMPERATURE])
         top_k = rng.choice([0, 0, 5, 40])
         top_p = rng.choice([1.0, 1.0, 0.9, 0.5])
         seed = rng.choice([-1, rng.randrange(0, 2**31), 2**63 - 1])
@@ -125,12 +124,12 @@ def bad_cases(model: dict) -> list[tuple[str, str, str]]:
         ("temperature NaN", with_(3, "NaN"), "temperature must be a finite number"),
         ("temperature inf", with_(3, "Infinity"), "temperature must be a finite number"),
         ("temperature -inf", with_(3, "-Infinity"), "temperature must be a finite number"),
-        ("temperature negative", with_(3, "-0.5"), "temperature must be between 0 (greedy) and 2.0"),
-        ("temperature huge", with_(3, "1e308"), "temperature must be between 0 (greedy) and 2.0"),
+        ("temperature negative", with_(3, "-0.5"), f"temperature must be between 0 (greedy) and {MAX_TEMPERATURE}"),
+        ("temperature huge", with_(3, "1e308"), f"temperature must be between 0 (greedy) and {MAX_TEMPERATURE}"),
         ("temperature as text", with_(3, '"hot"'), "temperature must be a finite number"),
-        ("max_new_chars huge", with_(4, "1000000000000"), "max_new_chars must be between 1 and 2,000"),
-        ("max_new_chars negative", with_(4, "-5"), "max_new_chars must be between 1 and 2,000"),
-        ("max_new_chars zero", with_(4, "0"), "max_new_chars must be between 1 and 2,000"),
+        ("max_new_chars huge", with_(4, "1000000000000"), f"max_new_chars must be between 1 and {MAX_NEW_CHARS:,}"),
+        ("max_new_chars negative", with_(4, "-5"), f"max_new_chars must be between 1 and {MAX_NEW_CHARS:,}"),
+        ("max_new_chars zero", with_(4, "0"), f"max_new_chars must be between 1 and {MAX_NEW_CHARS:,}"),
         ("max_new_chars NaN", with_(4, "NaN"), "max_new_chars must be a whole number"),
         ("max_new_chars fraction", with_(4, "10.5"), "max_new_chars must be a whole number"),
         ("top_k negative", with_(5, "-1"), "top_k must be 0 (off) or more"),
@@ -143,7 +142,7 @@ def bad_cases(model: dict) -> list[tuple[str, str, str]]:
         ("cell null", with_(1, "null"), "cell must be text"),
         ("unknown hidden size", with_(2, "99999"), f"No {cell} model with hidden size 99999"),
         ("hidden size as text", with_(2, '"abc"'), "hidden_size must be a whole number"),
-        ("prompt over the cap", with_(0, json.dumps("x" * (MAX_PROMPT_CHARS + 1))), "the limit is 2,000"),
+        ("prompt over the cap", with_(0, json.dumps("x" * (MAX_PROMPT_CHARS + 1))), f"the limit is {MAX_PROMPT_CHARS:,}"),
         ("prompt a number", with_(0, "123"), "prompt must be text"),
         ("prompt a list", with_(0, '["a", "b"]'), "prompt must be text"),
         (

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from benchmarks.server import PROJECT_ROOT, child_processes, free_port, start_app
-from rnn_demo.engine import Stepper, state_arrays
+from rnn_demo.generation.stepper import Stepper, state_arrays
 from rnn_demo.model import CharRNN
 
 MODELS_DIR = PROJECT_ROOT / "models"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from rnn_demo.arguments import existing_folder
-from rnn_demo.data import DataLoadError, load_text_splits
+from rnn_demo.cli.arguments import existing_folder
 from rnn_demo.model import CharRNN, CheckpointError, bits_per_char
-from rnn_demo.training import evaluate
+from rnn_demo.training.data import DataLoadError, load_text_splits
+from rnn_demo.training.loop import evaluate
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 AGREEMENT = 0.005  # nats/char

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rnn_demo.arguments import whole_number
+from rnn_demo.cli.arguments import whole_number
 
 RECIPES: dict[str, list[str]] = {
     "ours": ["--cell", "lstm", "--hidden-size", "128", "--num-layers", "2"],

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from rnn_demo.arguments import whole_number
-from rnn_demo.rnn import RNN
+from rnn_demo.cli.arguments import whole_number
+from rnn_demo.model.rnn import RNN
 
 
 def median_seconds(function, repeats: int, warmup: int = 2) -> float:

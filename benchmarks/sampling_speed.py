@@ -3,7 +3,7 @@
     python -m benchmarks.sampling_speed            # 2000 characters at temperature 0.8
     python -m benchmarks.sampling_speed --quick    # a smoke run
 
-Columns: ``generate`` (rnn_demo.sampling, through engine.Stepper); ``naive``, the loop a
+Columns: ``generate`` (rnn_demo.generation.sampling, through engine.Stepper); ``naive``, the loop a
 tutorial writes (the torch module called per character, softmax, torch.multinomial,
 ``.item()``); ``floor``, the bare products a step cannot avoid, timed alone for the same number
 of characters: per character, the first layer's ``h @ W_hh`` (its input part is a row lookup)
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from benchmarks import use_one_blas_thread
-from rnn_demo.arguments import existing_folder, finite_number, whole_number
+from rnn_demo.cli.arguments import existing_folder, finite_number, whole_number
+from rnn_demo.generation.sampling import generate
 from rnn_demo.model import CharRNN
-from rnn_demo.sampling import generate
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 

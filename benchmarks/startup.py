@@ -7,7 +7,7 @@ The baseline imports gradio and launches an empty ``gr.Blocks``; both are timed 
 start until ``GET /`` answers 200 on loopback. Offline switches are set for both.
 
 Then (not with --quick) what the app's warm-up does after the page is up, in the generation
-process: ``rnn_demo.kernels.warm_up()`` in a fresh interpreter, once with an empty numba cache
+process: ``rnn_demo.generation.kernels.warm_up()`` in a fresh interpreter, once with an empty numba cache
 (what the first start on a machine pays: compiling) and once more with the cache that left
 (every later start).
 """
@@ -23,7 +23,7 @@ import tempfile
 import time
 
 from benchmarks.server import OFFLINE, PROJECT_ROOT, free_port, page_answers
-from rnn_demo.arguments import whole_number
+from rnn_demo.cli.arguments import whole_number
 
 BARE_APP = (
     "import sys, gradio as gr\n"
@@ -53,7 +53,7 @@ def seconds_until_ready(command: list[str], port: int, timeout: float = 120.0) -
 
 WARM_UP = (
     "import time\n"
-    "from rnn_demo import kernels\n"
+    "from rnn_demo.generation import kernels\n"
     "started = time.perf_counter()\n"
     "kernels.warm_up()\n"
     "print(time.perf_counter() - started)\n"

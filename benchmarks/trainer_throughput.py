@@ -5,7 +5,7 @@ Side by side in one process, on the same TBPTT batches (default: the shipped lst
 
 * the bare loop a tutorial would write: nn.Embedding -> nn.LSTM -> nn.Linear, cross-entropy,
   backward, gradient clipping, AdamW, the state carried and detached;
-* the project's trainer, :func:`rnn_demo.training.train`, with its data, logging, checkpoints
+* the project's trainer, :func:`rnn_demo.training.loop.train`, with its data, logging, checkpoints
   and learning-rate schedule (validation only at the end, outside the timed windows).
 
 Both are timed over windows of ``--window`` steps after a warm-up window; the table gives the
@@ -25,10 +25,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rnn_demo.arguments import whole_number
-from rnn_demo.data import TBPTTBatches, load_text_splits
-from rnn_demo.tokenizer import CharTokenizer
-from rnn_demo.training import TrainConfig, train
+from rnn_demo.cli.arguments import whole_number
+from rnn_demo.model.tokenizer import CharTokenizer
+from rnn_demo.training.data import TBPTTBatches, load_text_splits
+from rnn_demo.training.loop import TrainConfig, train
 
 CORPUS_CHARS = 200_000  # the trainer reads a file; a short one keeps its final evaluation short
 

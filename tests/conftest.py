@@ -9,6 +9,10 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="rnn-demo-hf-home-"))
+# One numba cache folder for the whole test session, this process and every subprocess: the
+# generation kernels compile once (about half a minute), not once per interpreter or copy of the
+# tree, and the checkout's own rnn_demo/generation/__pycache__ is left alone.
+os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="rnn-demo-numba-cache-"))
 # The test models are tiny: one thread is as fast, and it does not collapse when the machine
 # is busy (OpenMP threads spin-waiting on an oversubscribed CPU). Subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -18,6 +22,11 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def generate_with(scheduler, model, prompt: str, max_new_chars: int, **settings) -> str:
+    """The whole continuation of one request to a BatchScheduler or ProcessScheduler (blocking)."""
+    return "".join(scheduler.submit(model, prompt, max_new_chars, **settings).chunks())
 
 
 def wait_until(condition, timeout: float = 10.0) -> bool:
@@ -43,7 +52,7 @@ def cpu_seconds(stat_path: str) -> float:
 def noise_breaks_for_seed_666(monkeypatch):
     """TokenDraws.noise_rows (and so .noise) raises RuntimeError("the generator broke") for a
     generator seeded 666."""
-    from rnn_demo.sampling import TokenDraws
+    from rnn_demo.generation.sampling import TokenDraws
 
     real_noise_rows = TokenDraws.noise_rows
 
@@ -63,16 +72,12 @@ MIXED_REQUESTS = [
         * 8
     )
 ]
-TINY_SHAKESPEARE = Path(
-    os.environ.get("TINY_SHAKESPEARE", REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")
-)
+TINY_SHAKESPEARE = REPO_ROOT / "data" / "tinyshakespeare.txt"  # shipped with the repository (data/README.md)
 
 
 @pytest.fixture(scope="session")
 def shakespeare_path() -> Path:
     """The full tiny shakespeare text (the exact text of the Hub dataset)."""
-    if not TINY_SHAKESPEARE.is_file():
-        pytest.fail(f"tiny shakespeare not found at {TINY_SHAKESPEARE}; set TINY_SHAKESPEARE=/path/to/it")
     return TINY_SHAKESPEARE
 
 
@@ -87,7 +92,7 @@ def small_corpus(shakespeare_path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(small_corpus, tmp_path_factory):
     """A 1x64 LSTM trained for 300 steps on the small corpus: (run folder, metrics)."""
-    from rnn_demo.training import TrainConfig, train
+    from rnn_demo.training.loop import TrainConfig, train
 
     out = tmp_path_factory.mktemp("trained") / "lstm-h64"
     config = TrainConfig(
@@ -132,7 +137,7 @@ def app_models(request, small_corpus, tmp_path_factory) -> Path:
     """
     import shutil
 
-    from rnn_demo.training import TrainConfig, train
+    from rnn_demo.training.loop import TrainConfig, train
 
     kept = os.environ.get("RNN_DEMO_TEST_MODELS")
     if kept and all((Path(kept) / name / "metrics.json").is_file() for name in APP_MODEL_NAMES):
@@ -181,7 +186,7 @@ def pick_free_port():
 def app_url(app_models):
     """The demo serving ``app_models`` on a free local port for the whole session: its URL."""
     import app
-    from rnn_demo.zoo import ModelZoo
+    from rnn_demo.serving.zoo import ModelZoo
 
     demo = app.build_demo(ModelZoo(app_models))
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)

@@ -1,4 +1,4 @@
-"""rnn_demo.allocator: the malloc arena limit that app.py sets when it serves."""
+"""rnn_demo.serving.allocator: the malloc arena limit that app.py sets when it serves."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rnn_demo import allocator
+from rnn_demo.serving import allocator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ARENAS_USED = textwrap.dedent(
     """
     import ctypes, sys, threading
-    from rnn_demo.allocator import limit_malloc_arenas
+    from rnn_demo.serving.allocator import limit_malloc_arenas
     if sys.argv[1] != "default":
         print(limit_malloc_arenas(int(sys.argv[1])))
     together = threading.Barrier(12)

@@ -23,8 +23,10 @@ from conftest import SLOW_MODEL
 from gradio_client.exceptions import AppError
 
 import app
-from rnn_demo.sampling import MAX_SEED, generate
-from rnn_demo.zoo import ModelZoo
+from rnn_demo.generation.sampling import MAX_SEED, generate
+from rnn_demo.serving import lifecycle, requests, streaming
+from rnn_demo.serving.zoo import ModelZoo
+from rnn_demo.ui import display, generate_tab, models_tab
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README_URL = "http://127.0.0.1:7860/"
@@ -38,7 +40,7 @@ def zoo(app_models):
 
 def run_handler(zoo, **overrides):
     """All (text, status) updates of one generation."""
-    return list(app.generate_stream(zoo, **{**GOOD, **overrides}))
+    return list(streaming.generate_stream(zoo, **{**GOOD, **overrides}))
 
 
 def frozen_clock():
@@ -50,7 +52,7 @@ def frozen_clock():
 
 
 def test_stream_starts_with_the_prompt_grows_and_ends_with_the_full_text(zoo):
-    updates = list(app.generate_stream(zoo, **{**GOOD, "max_new_chars": 40}, clock=frozen_clock))
+    updates = list(streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 40}, clock=frozen_clock))
     texts = [text for text, _ in updates]
     assert texts[0] == "ROMEO:"
     for before, after in itertools.pairwise(texts):
@@ -65,14 +67,14 @@ def test_stream_starts_with_the_prompt_grows_and_ends_with_the_full_text(zoo):
 
 
 def test_a_slow_model_still_updates_every_few_tens_of_milliseconds(zoo):
-    ticks = itertools.count(step=2 * app.YIELD_EVERY_SECONDS)  # each character takes longer than the interval
-    updates = list(app.generate_stream(zoo, **{**GOOD, "max_new_chars": 5}, clock=lambda: next(ticks)))
+    ticks = itertools.count(step=2 * streaming.YIELD_EVERY_SECONDS)  # each character takes longer than the interval
+    updates = list(streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 5}, clock=lambda: next(ticks)))
     assert [len(text) - len("ROMEO:") for text, _ in updates] == [0, 1, 2, 3, 4, 5, 5]
 
 
 def test_the_stream_can_be_resumed_from_any_thread(zoo):
     # Gradio calls next() on a generator handler from whichever worker thread is free.
-    updates = app.generate_stream(zoo, **{**GOOD, "max_new_chars": 40}, clock=frozen_clock)
+    updates = streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 40}, clock=frozen_clock)
     texts = []
 
     def advance():
@@ -88,7 +90,7 @@ def test_the_stream_can_be_resumed_from_any_thread(zoo):
 @pytest.mark.parametrize("resumed_in", ["this thread", "another thread"])
 def test_a_stream_closed_early_leaves_torch_grad_mode_as_it_was(zoo, resumed_in):
     # Stop or a client's cancel closes the generator half-way; torch's modes are per thread.
-    updates = app.generate_stream(zoo, **{**GOOD, "max_new_chars": 100})
+    updates = streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 100})
 
     def advance():
         for _ in range(3):
@@ -106,15 +108,15 @@ def test_a_stream_closed_early_leaves_torch_grad_mode_as_it_was(zoo, resumed_in)
 
 def test_a_stop_request_ends_the_stream_with_the_text_so_far(zoo):
     checks = itertools.count(1)  # asked after every character: true after the 21st
-    updates = list(app.generate_stream(zoo, **{**GOOD, "max_new_chars": 500}, should_stop=lambda: next(checks) > 20))
+    updates = list(streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 500}, should_stop=lambda: next(checks) > 20))
     text, status = updates[-1]
     assert status.stopped and not status.done
     assert len(text) == len("ROMEO:") + 21 and status.new_chars == 21
-    assert "stopped 21 characters" in status.line()
+    assert "stopped 21 characters" in display.status_line(status)
 
 
 def test_stop_requests_reach_only_the_running_generation_of_their_session():
-    stops = app.StopRequests()
+    stops = generate_tab.StopRequests()
     first = stops.start("session-a")
     other = stops.start("session-b")
     stops.request("session-a")
@@ -130,12 +132,12 @@ def test_stop_requests_reach_only_the_running_generation_of_their_session():
 def test_same_seed_same_text_and_random_seed_varies(zoo):
     first = run_handler(zoo, max_new_chars=100)[-1][0]
     assert run_handler(zoo, max_new_chars=100)[-1][0] == first
-    randoms = {run_handler(zoo, max_new_chars=100, seed=app.RANDOM_SEED, temperature=1.0)[-1][0] for _ in range(3)}
+    randoms = {run_handler(zoo, max_new_chars=100, seed=requests.RANDOM_SEED, temperature=1.0)[-1][0] for _ in range(3)}
     assert len(randoms) > 1
 
 
 def test_greedy_ignores_the_seed(zoo):
-    texts = {run_handler(zoo, temperature=0, seed=seed)[-1][0] for seed in (app.RANDOM_SEED, 0, 123)}
+    texts = {run_handler(zoo, temperature=0, seed=seed)[-1][0] for seed in (requests.RANDOM_SEED, 0, 123)}
     assert len(texts) == 1
 
 
@@ -152,7 +154,7 @@ def test_unknown_prompt_characters_are_skipped_and_reported(zoo):
     text, status = run_handler(zoo, prompt="ROMEO:😀é😀")[-1]
     assert text.startswith("ROMEO:😀é😀")
     assert status.skipped == "😀é"
-    assert "skipped characters the model does not know: '😀' 'é'" in status.line()
+    assert "skipped characters the model does not know: '😀' 'é'" in display.status_line(status)
 
 
 def test_empty_prompt_is_allowed(zoo):
@@ -162,29 +164,29 @@ def test_empty_prompt_is_allowed(zoo):
 
 def test_status_line_names_model_parameters_score_and_speed(zoo):
     info = zoo.info("lstm", 64)
-    status = app.RunStatus(info, new_chars=300, seconds=1.5, done=True)
-    line = status.line()
+    status = streaming.RunStatus(info, new_chars=300, seconds=1.5, done=True)
+    line = display.status_line(status)
     assert "lstm-h64" in line and "1×64 LSTM" in line
     assert f"{info.params:,} parameters" in line
     assert f"validation {info.val_bpc:.3f} bits/char" in line
     assert "done 300 characters in 1.50 s (200 chars/s)" in line
-    assert "generating… 100 characters" in app.RunStatus(info, 100, 0.5).line()
+    assert "generating… 100 characters" in display.status_line(streaming.RunStatus(info, 100, 0.5))
 
 
 def test_the_page_gets_every_text_but_fewer_status_lines_and_always_the_last(zoo):
     info = zoo.info("lstm", 64)
-    statuses = [app.RunStatus(info, i) for i in range(5)] + [app.RunStatus(info, 5, done=True)]
+    statuses = [streaming.RunStatus(info, i) for i in range(5)] + [streaming.RunStatus(info, 5, done=True)]
     times = iter([0.0, 0.1, 0.2, 0.3, 0.35, 0.36])
-    out = list(app.page_updates(((f"t{i}", s) for i, s in enumerate(statuses)), 0.25, clock=lambda: next(times)))
+    out = list(generate_tab.page_updates(((f"t{i}", s) for i, s in enumerate(statuses)), 0.25, clock=lambda: next(times)))
     assert [text for text, _ in out] == ["t0", "t1", "t2", "t3", "t4", "t5"]
     skip = gr.skip()
-    assert [line for _, line in out] == [statuses[0].line(), skip, skip, statuses[3].line(), skip, statuses[5].line()]
+    assert [line for _, line in out] == [display.status_line(statuses[0]), skip, skip, display.status_line(statuses[3]), skip, display.status_line(statuses[5])]
 
 
 BAD_INPUTS = [
     (dict(prompt=None), "prompt must be text"),
     (dict(prompt=123), "prompt must be text"),
-    (dict(prompt="x" * (app.MAX_PROMPT_CHARS + 1)), f"the limit is {app.MAX_PROMPT_CHARS:,}"),
+    (dict(prompt="x" * (requests.MAX_PROMPT_CHARS + 1)), f"the limit is {requests.MAX_PROMPT_CHARS:,}"),
     (dict(cell="gru"), "Unknown cell 'gru'; available: rnn, lstm"),
     (dict(cell=None), "cell must be text"),
     (dict(hidden_size=128), "No lstm model with hidden size 128; available: 64, 256"),
@@ -197,7 +199,7 @@ BAD_INPUTS = [
     (dict(temperature="hot"), "temperature must be a finite number"),
     (dict(temperature=True), "temperature must be a finite number"),
     (dict(max_new_chars=0), "max_new_chars must be between 1 and"),
-    (dict(max_new_chars=app.MAX_NEW_CHARS + 1), "max_new_chars must be between 1 and"),
+    (dict(max_new_chars=requests.MAX_NEW_CHARS + 1), "max_new_chars must be between 1 and"),
     (dict(max_new_chars=10.5), "max_new_chars must be a whole number"),
     (dict(max_new_chars=math.nan), "max_new_chars must be a whole number"),
     (dict(top_k=-1), "top_k must be 0 (off) or more"),
@@ -211,10 +213,23 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS, ids=[str(o)[:40] for o, _ in BAD_INPUTS])
-def test_bad_inputs_raise_one_clear_gradio_error(zoo, overrides, message):
-    with pytest.raises(gr.Error) as caught:
+def test_bad_inputs_raise_one_clear_request_error(zoo, overrides, message):
+    with pytest.raises(requests.RequestError) as caught:
         run_handler(zoo, **overrides)
-    assert message in caught.value.message
+    assert message in str(caught.value)
+
+
+def test_the_page_and_the_api_show_library_errors_as_one_gradio_error_sentence(zoo):
+    with pytest.raises(gr.Error) as caught:
+        list(display.shown_as_gradio_errors(streaming.generate_stream(zoo, **{**GOOD, "temperature": 9})))
+    assert caught.value.message == "temperature must be between 0 (greedy) and 2.0, got 9.0."
+    def failing():
+        yield "ROMEO:", None
+        raise streaming.GenerationError("The generation failed: it broke")
+
+    with pytest.raises(gr.Error) as caught:
+        list(display.shown_as_gradio_errors(failing()))
+    assert caught.value.message == "The generation failed: it broke"
 
 
 def test_whole_floats_are_accepted_for_integer_arguments(zoo):
@@ -227,30 +242,30 @@ def test_an_empty_zoo_builds_a_page_that_explains_itself(tmp_path):
     demo = app.build_demo(empty)
     config = str(demo.config)
     assert "No models are available" in config and "does not exist" in config
-    with pytest.raises(gr.Error, match="No models are available"):
-        list(app.generate_stream(empty, **GOOD))
+    with pytest.raises(requests.RequestError, match="No models are available"):
+        list(streaming.generate_stream(empty, **GOOD))
 
 
 def test_the_queue_summarizes_its_events_for_monitoring_only_every_so_often(tmp_path, monkeypatch):
     # By default gradio rebuilds a DataFrame of up to 10,000 recent events each time a request ends.
     monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", raising=False)
     demo = app.build_demo(ModelZoo(tmp_path / "no-models"))
-    assert demo._queue.ANAYLTICS_CACHE_FREQUENCY == app.ANALYTICS_SUMMARY_EVERY  # sic: gradio's name
+    assert demo._queue.ANAYLTICS_CACHE_FREQUENCY == lifecycle.ANALYTICS_SUMMARY_EVERY  # sic: gradio's name
     monkeypatch.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "7")  # the variable, when set, wins
     assert app.build_demo(ModelZoo(tmp_path / "no-models"))._queue.ANAYLTICS_CACHE_FREQUENCY == 7
 
 
 def test_hidden_size_choices_follow_the_cell(zoo):
-    assert [value for _, value in app.hidden_size_choices(zoo, "lstm")] == [64, 256]
-    assert app.hidden_size_choices(zoo, "rnn")[0][0].startswith("32 (")
-    assert app.default_hidden_size(zoo, "lstm") == 256
-    assert app.default_hidden_size(zoo, "lstm", current=64) == 64
-    assert app.default_hidden_size(zoo, "rnn", current=64) == 32
+    assert [value for _, value in generate_tab.hidden_size_choices(zoo, "lstm")] == [64, 256]
+    assert generate_tab.hidden_size_choices(zoo, "rnn")[0][0].startswith("32 (")
+    assert generate_tab.default_hidden_size(zoo, "lstm") == 256
+    assert generate_tab.default_hidden_size(zoo, "lstm", current=64) == 64
+    assert generate_tab.default_hidden_size(zoo, "rnn", current=64) == 32
 
 
 def test_model_table_rows_match_the_headers(zoo):
-    rows = app.model_table_rows(zoo)
-    assert len(rows) == 3 and all(len(row) == len(app.MODEL_TABLE_HEADERS) for row in rows)
+    rows = models_tab.model_table_rows(zoo)
+    assert len(rows) == 3 and all(len(row) == len(models_tab.MODEL_TABLE_HEADERS) for row in rows)
     assert rows[0][:3] == ["RNN (hand-written)", 32, 1]
 
 
@@ -263,15 +278,15 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     monkeypatch.setattr(app, "limit_malloc_arenas", lambda arenas: calls.append(("malloc arenas", arenas)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
     app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
-    served = dict(prevent_thread_lock=True, state_session_capacity=app.STATE_SESSION_CAPACITY)
+    served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY)
     # The allocator is set before gradio starts its threads; the page is served first; the
     # warm-up (torch, the default model) comes after it.
     assert calls == [
-        ("malloc arenas", app.MALLOC_ARENAS),
+        ("malloc arenas", lifecycle.MALLOC_ARENAS),
         ("launch", {"server_name": "0.0.0.0", "server_port": 7999, **served}),
         ("warm_up", app.ZOO, app.SCHEDULER),
         ("block_thread", None),
-        ("malloc arenas", app.MALLOC_ARENAS),
+        ("malloc arenas", lifecycle.MALLOC_ARENAS),
         ("launch", {"server_name": None, "server_port": None, **served}),
         ("warm_up", app.ZOO, app.SCHEDULER),
         ("block_thread", None),
@@ -280,16 +295,19 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
 
 def test_importing_the_app_imports_no_torch_and_the_warm_up_does():
     code = (
-        "import sys, app\n"
+        "import sys, app\nfrom rnn_demo.serving import lifecycle\n"
         "assert 'torch' not in sys.modules, 'app imported torch'\n"
         "assert 'numba' not in sys.modules, 'app imported numba'\n"
+        "from rnn_demo.model import CharRNN\n"
+        "loaded, from_pretrained = [], CharRNN.from_pretrained.__func__\n"
+        "CharRNN.from_pretrained = classmethod(lambda cls, path: loaded.append(path) or from_pretrained(cls, path))\n"
         "app.warm_up(app.ZOO, app.SCHEDULER)\n"
         "import torch\n"
-        "assert torch.get_num_threads() == app.TORCH_THREADS\n"
-        "assert any(app.ZOO.is_loaded(info.cell, info.hidden_size) for info in app.ZOO.models())\n"
+        "assert torch.get_num_threads() == lifecycle.TORCH_THREADS\n"
+        "assert len(loaded) == 1, loaded\n"
         "scheduler = app.SCHEDULER.get()\n"
         "assert scheduler.child_pid() is not None, 'the generation process was not started'\n"
-        "assert scheduler.torch_threads == app.TORCH_THREADS\n"
+        "assert scheduler.torch_threads == lifecycle.TORCH_THREADS\n"
         "scheduler.close()\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -314,11 +332,11 @@ def test_view_api_shows_exactly_the_public_endpoints(client):
     assert len(info["named_endpoints"]["/generate"]["returns"]) == 1
     defaults = {p["parameter_name"]: p["parameter_default"] for p in parameters if p["parameter_has_default"]}
     assert defaults == {
-        "temperature": app.DEFAULT_TEMPERATURE,
-        "max_new_chars": app.DEFAULT_NEW_CHARS,
-        "top_k": app.DEFAULT_TOP_K,
-        "top_p": app.DEFAULT_TOP_P,
-        "seed": app.RANDOM_SEED,
+        "temperature": requests.DEFAULT_TEMPERATURE,
+        "max_new_chars": requests.DEFAULT_NEW_CHARS,
+        "top_k": requests.DEFAULT_TOP_K,
+        "top_p": requests.DEFAULT_TOP_P,
+        "seed": requests.RANDOM_SEED,
     }
 
 
@@ -326,13 +344,13 @@ def test_generate_streams_growing_text_and_predict_returns_the_final_text(client
     # Long enough to stream in several pieces: the generation process sends what it drew every
     # 10 ms, lstm-h64 draws 1,000 characters in under 20 ms, and lstm-h256 2,000 in about 0.2 s
     # (benchmarks.sampling_speed).
-    request = {**GOOD, "hidden_size": 256, "max_new_chars": app.MAX_NEW_CHARS}
+    request = {**GOOD, "hidden_size": 256, "max_new_chars": requests.MAX_NEW_CHARS}
     updates = list(client.submit(**request, api_name="/generate"))
     assert len(updates) > 3
     assert updates[0].startswith("ROMEO:")
     for before, after in itertools.pairwise(updates):
         assert after.startswith(before)
-    assert len(updates[-1]) == len("ROMEO:") + app.MAX_NEW_CHARS
+    assert len(updates[-1]) == len("ROMEO:") + requests.MAX_NEW_CHARS
     assert client.predict(**request, api_name="/generate") == updates[-1]
 
 
@@ -346,10 +364,10 @@ def test_same_seed_same_text_other_hidden_size_other_text(client):
     ("overrides", "message"),
     [
         (dict(temperature=-1), "temperature must be between 0 (greedy) and 2.0"),
-        (dict(max_new_chars=app.MAX_NEW_CHARS + 1), "max_new_chars must be between 1 and"),
+        (dict(max_new_chars=requests.MAX_NEW_CHARS + 1), "max_new_chars must be between 1 and"),
         (dict(cell="transformer"), "Unknown cell 'transformer'"),
         (dict(hidden_size=4096), "No lstm model with hidden size 4096"),
-        (dict(prompt="x" * (app.MAX_PROMPT_CHARS + 1)), "the limit is"),
+        (dict(prompt="x" * (requests.MAX_PROMPT_CHARS + 1)), "the limit is"),
         (dict(seed=-5), "seed must be -1 (random)"),
     ],
 )
@@ -373,7 +391,7 @@ def slow_client(slow_models, pick_free_port):
     """A client of an app serving ``slow_models`` (in-process scheduler)."""
     from gradio_client import Client
 
-    from rnn_demo.batching import BatchScheduler
+    from rnn_demo.serving.batching import BatchScheduler
 
     demo = app.build_demo(ModelZoo(slow_models), scheduler=BatchScheduler())
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
@@ -385,12 +403,12 @@ def slow_client(slow_models, pick_free_port):
 
 def test_cancel_stops_a_long_generation(slow_client):
     request = {**GOOD, **SLOW_MODEL, "temperature": 1.0}
-    job = slow_client.submit(**{**request, "max_new_chars": app.MAX_NEW_CHARS}, api_name="/generate")
+    job = slow_client.submit(**{**request, "max_new_chars": requests.MAX_NEW_CHARS}, api_name="/generate")
     for update in job:
         if len(update) > 20:
             break
     assert job.cancel()
-    assert len(job.outputs()[-1]) < len("ROMEO:") + app.MAX_NEW_CHARS
+    assert len(job.outputs()[-1]) < len("ROMEO:") + requests.MAX_NEW_CHARS
     assert slow_client.predict(**{**request, "max_new_chars": 5}, api_name="/generate").startswith("ROMEO:")
 
 
@@ -503,5 +521,5 @@ def test_the_hidden_size_survives_gradio_dropping_a_sessions_updated_choices():
     validates it against the zoo instead)."""
     dropdown = next(b for b in app.demo.blocks.values() if getattr(b, "elem_id", None) == "hidden-size")
     assert dropdown.preprocess(999) == 999  # not in the initial choices: passed on, not refused
-    with pytest.raises(gr.Error, match="hidden size 999"):
-        app.validate_request(app.ZOO, "x", "lstm", 999, 0.8, 10, 0, 1.0, 1)
+    with pytest.raises(requests.RequestError, match="hidden size 999"):
+        requests.validate_request(app.ZOO, "x", "lstm", 999, 0.8, 10, 0, 1.0, 1)

@@ -1,4 +1,4 @@
-"""Continuous batching (rnn_demo/batching.py): many generations stepped together, each one giving
+"""Continuous batching (rnn_demo/serving/batching.py): many generations stepped together, each one giving
 exactly the text it gives alone; joins, leaves, cancels, errors and idling of the scheduler."""
 
 import itertools
@@ -8,13 +8,14 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import MIXED_REQUESTS, SLOW_MODEL, cpu_seconds, wait_until
+from conftest import MIXED_REQUESTS, SLOW_MODEL, cpu_seconds, generate_with, wait_until
 
-from rnn_demo import batching, engine
-from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
-from rnn_demo.engine import Stepper, state_arrays
+from rnn_demo.generation import stepper as engine
+from rnn_demo.generation.sampling import SamplingSettings, TokenDraws, generate, next_token_distribution
+from rnn_demo.generation.stepper import Stepper, state_arrays
 from rnn_demo.model import CharRNN
-from rnn_demo.sampling import SamplingSettings, TokenDraws, generate, next_token_distribution
+from rnn_demo.serving import batching
+from rnn_demo.serving.batching import BatchScheduler, GenerationFailed, SchedulerFull
 
 VOCAB = "".join(chr(c) for c in range(32, 97))  # 65 characters, like tiny shakespeare
 
@@ -100,7 +101,7 @@ def test_32_concurrent_requests_each_give_the_text_they_give_alone(trained_model
     texts = [None] * len(REQUESTS)
 
     def run(i):
-        texts[i] = scheduler.generate(trained_model, **REQUESTS[i])
+        texts[i] = generate_with(scheduler, trained_model, **REQUESTS[i])
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(REQUESTS))]
     for thread in threads:
@@ -144,7 +145,7 @@ def test_cancel_frees_the_slot_at_the_next_tick(trained_model):
     drawn = first.remaining
     time.sleep(0.05)
     assert first.remaining == drawn and first.remaining > 0  # no more work for it
-    assert scheduler.generate(trained_model, "c", 10, seed=3) == generate(trained_model, "c", 10, seed=3)
+    assert generate_with(scheduler, trained_model, "c", 10, seed=3) == generate(trained_model, "c", 10, seed=3)
     second.cancel()
     assert wait_until(lambda: scheduler.active_count() == 0)
 
@@ -178,18 +179,18 @@ def test_an_error_in_one_request_ends_it_with_a_clear_error_and_the_others_go_on
         "".join(bad.chunks())
     for seed, generation in zip((1, 2), good):
         assert "".join(generation.chunks()) == generate(trained_model, "ROMEO:", 200, temperature=0.8, seed=seed)
-    assert scheduler.generate(trained_model, "KING", 20, seed=5) == generate(trained_model, "KING", 20, seed=5)
+    assert generate_with(scheduler, trained_model, "KING", 20, seed=5) == generate(trained_model, "KING", 20, seed=5)
 
 
 def test_the_thread_sleeps_without_work_and_ends_when_idle(trained_model, scheduler):
     assert scheduler.running_threads() == 0  # nothing starts before the first request
-    scheduler.generate(trained_model, "a", 10, seed=0)
+    generate_with(scheduler, trained_model, "a", 10, seed=0)
     worker = next(iter(scheduler._workers.values())).thread
     cpu_before = thread_cpu_seconds(worker)
     time.sleep(0.15)  # idle but not yet retired: waiting on its condition, not spinning
     assert thread_cpu_seconds(worker) - cpu_before < 0.03
     assert wait_until(lambda: scheduler.running_threads() == 0 and not worker.is_alive(), timeout=5)
-    assert scheduler.generate(trained_model, "a", 10, seed=0) == generate(trained_model, "a", 10, seed=0)
+    assert generate_with(scheduler, trained_model, "a", 10, seed=0) == generate(trained_model, "a", 10, seed=0)
 
 
 def test_submit_checks_its_arguments_like_generate(trained_model, scheduler):
@@ -199,7 +200,7 @@ def test_submit_checks_its_arguments_like_generate(trained_model, scheduler):
         scheduler.submit(trained_model, "a", -1)
     with pytest.raises(TypeError, match="prompt must be a str"):
         scheduler.submit(trained_model, None, 10)
-    assert scheduler.generate(trained_model, "a", 0) == ""
+    assert generate_with(scheduler, trained_model, "a", 0) == ""
     assert scheduler.running_threads() == 0
 
 
@@ -256,8 +257,8 @@ def served(request, slow_models, pick_free_port):
     """Its own app serving ``slow_models``, with a scheduler the tests can look into: (url,
     scheduler). Once with each kind of scheduler."""
     import app
-    from rnn_demo.process_batching import ProcessScheduler
-    from rnn_demo.zoo import ModelZoo
+    from rnn_demo.serving.generation_process import ProcessScheduler
+    from rnn_demo.serving.zoo import ModelZoo
 
     scheduler_class = BatchScheduler if request.param == "in this process" else ProcessScheduler
     scheduler = recording(scheduler_class)(idle_seconds=1.0)

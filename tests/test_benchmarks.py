@@ -15,7 +15,7 @@ def test_rnn_vs_torch_quick_prints_a_ratio_table(capsys):
 
 def test_model_table_re_measures_the_shipped_models(capsys, trained_run, tmp_path, small_corpus):
     from benchmarks import model_table
-    from rnn_demo.publish import export_to_zoo
+    from rnn_demo.hub.publish import export_to_zoo
 
     export_to_zoo(trained_run[0], tmp_path / "models")
     assert model_table.main(["--models-dir", str(tmp_path / "models"), "--check"]) == 0

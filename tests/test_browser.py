@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 import app
-from rnn_demo.zoo import ModelZoo
+from rnn_demo.serving import requests
+from rnn_demo.serving.zoo import ModelZoo
+from rnn_demo.ui import display, generate_tab
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -86,7 +88,7 @@ def test_generate_streams_in_the_browser_and_stop_stops_it(browser_app, tmp_path
     url, zoo = browser_app
     cell = "lstm" if "lstm" in zoo.cells() else zoo.cells()[0]
     sizes = zoo.hidden_sizes(cell)
-    labels = {value: label for label, value in app.hidden_size_choices(zoo, cell)}
+    labels = {value: label for label, value in generate_tab.hidden_size_choices(zoo, cell)}
     # The test changes the hidden size away from the preselected (largest) one and back: the
     # largest model is the slowest, and the others draw 2,000 characters faster than Stop lands.
     hidden_size = sizes[-1]
@@ -103,7 +105,7 @@ def test_generate_streams_in_the_browser_and_stop_stops_it(browser_app, tmp_path
                 choose(page, "hidden-size", label)
                 expect(page.locator("#hidden-size input")).to_have_value(label)
             set_slider(page, "Temperature", 0.7)
-            set_slider(page, "Max new characters", app.MAX_NEW_CHARS)
+            set_slider(page, "Max new characters", requests.MAX_NEW_CHARS)
 
             # A long generation: watch it grow, then stop it half-way. A small model may finish
             # before the click lands; then try again (a few times at most).
@@ -119,7 +121,7 @@ def test_generate_streams_in_the_browser_and_stop_stops_it(browser_app, tmp_path
                 assert lengths == sorted(lengths)
                 page.locator("#stop").click()
                 expect(page.locator("#status-line")).to_contain_text(re.compile(r"stopped|done \d"), timeout=10_000)
-                if app.STOPPED in page.locator("#status-line").inner_text():
+                if display.STOPPED in page.locator("#status-line").inner_text():
                     break
             else:
                 pytest.fail(f"every generation finished before Stop took effect ({STOP_ATTEMPTS} tries)")
@@ -127,7 +129,7 @@ def test_generate_streams_in_the_browser_and_stop_stops_it(browser_app, tmp_path
             page.wait_for_timeout(700)
             assert len(output_text(page)) == stopped_at, "the text kept growing after Stop"
             assert (
-                f"stopped {stopped_at - len(app.EXAMPLE_PROMPTS[0]):,} characters"
+                f"stopped {stopped_at - len(generate_tab.EXAMPLE_PROMPTS[0]):,} characters"
                 in page.locator("#status-line").inner_text()
             )
 

@@ -8,10 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO_ROOT
 
 from benchmarks import model_table, rnn_vs_torch, sampling_speed, startup
-from conftest import REPO_ROOT
-from rnn_demo import publish, sample
+from rnn_demo.cli import publish as publish_cli
+from rnn_demo.cli import sample
 
 
 def run(main, argv, capsys):
@@ -156,7 +157,7 @@ def test_publish_refuses_bad_input(model_dir, tmp_path, monkeypatch, capsys, arg
 
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
     argv = [a.format(run=model_dir, tmp=tmp_path / "models") for a in argv]
-    code, _, err = run(publish.main, argv, capsys)
+    code, _, err = run(publish_cli.main, argv, capsys)
     assert_one_error_line(code, err, message)
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
@@ -167,10 +168,10 @@ def test_publish_zoo_refuses_a_run_whose_metrics_are_damaged(model_dir, tmp_path
     damaged = tmp_path / "run"
     shutil.copytree(model_dir, damaged)
     (damaged / "metrics.json").write_text("{not json", encoding="utf-8")
-    code, _, err = run(publish.main, ["zoo", "--model-dir", str(damaged), "--models-dir", str(tmp_path / "m")], capsys)
+    code, _, err = run(publish_cli.main, ["zoo", "--model-dir", str(damaged), "--models-dir", str(tmp_path / "m")], capsys)
     assert_one_error_line(code, err, f"{damaged / 'metrics.json'} is unreadable")
     (damaged / "metrics.json").write_text('{"val_loss": 1.5}', encoding="utf-8")
-    code, _, err = run(publish.main, ["zoo", "--model-dir", str(damaged), "--models-dir", str(tmp_path / "m")], capsys)
+    code, _, err = run(publish_cli.main, ["zoo", "--model-dir", str(damaged), "--models-dir", str(tmp_path / "m")], capsys)
     assert_one_error_line(code, err, "lacks the run's config")
 
 

@@ -5,8 +5,8 @@ import time
 import pytest
 import torch
 
-from rnn_demo import data
-from rnn_demo.data import DataLoadError, TBPTTBatches, load_text_splits, split_text
+from rnn_demo.training import data
+from rnn_demo.training.data import DataLoadError, TBPTTBatches, load_text_splits, split_text
 
 
 def test_local_tiny_shakespeare_reproduces_the_hub_splits(shakespeare_path):

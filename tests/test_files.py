@@ -12,9 +12,11 @@ import tempfile
 
 import pytest
 
-from rnn_demo import files, publish
+from rnn_demo import files
+from rnn_demo.cli import publish as publish_cli
 from rnn_demo.files import WriteError, atomic_path, atomic_write_text, replace_directory, replace_files_from
-from rnn_demo.publish import PublishError
+from rnn_demo.hub import publish
+from rnn_demo.hub.publish import PublishError
 
 CAUSES = [
     (errno.ENOSPC, "No space left on device (the disk is full)"),
@@ -159,7 +161,7 @@ def test_shipping_when_the_final_rename_is_refused_keeps_the_old_folder(trained_
         "replace",
         failing(errno.EACCES, only=lambda src, dst: dst == target and ".old." not in str(src), original=real_replace),
     )
-    code = publish.main(["zoo", "--model-dir", str(trained_run[0]), "--models-dir", str(models)])
+    code = publish_cli.main(["zoo", "--model-dir", str(trained_run[0]), "--models-dir", str(models)])
     monkeypatch.undo()
     assert code == 2
     err = capsys.readouterr().err
@@ -170,7 +172,7 @@ def test_shipping_when_the_final_rename_is_refused_keeps_the_old_folder(trained_
 
 def test_a_model_push_that_cannot_stage_its_files_is_one_clear_error(trained_run, monkeypatch, capsys):
     monkeypatch.setattr(publish.shutil, "copy2", failing(errno.ENOSPC))
-    code = publish.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "me/m", "--dry-run"])
+    code = publish_cli.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "me/m", "--dry-run"])
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Could not write ") and err.endswith("No space left on device (the disk is full)\n")

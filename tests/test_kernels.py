@@ -1,7 +1,8 @@
-"""The compiled arithmetic (rnn_demo/kernels.py): its activations, the generation call that draws and
+"""The compiled arithmetic (rnn_demo/generation/kernels.py): its activations, the generation call that draws and
 steps in one go, thread safety, and what happens where numba cannot cache its compiled code."""
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -12,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnn_demo import kernels
-from rnn_demo.engine import Stepper
+from rnn_demo.generation import kernels
+from rnn_demo.generation.sampling import SamplingSettings, TokenDraws, choose_tokens, next_token_distribution
+from rnn_demo.generation.stepper import Stepper
 from rnn_demo.model import CharRNN
-from rnn_demo.sampling import SamplingSettings, TokenDraws, choose_tokens, next_token_distribution
 
 VOCAB = "".join(chr(c) for c in range(32, 97))
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,7 @@ def test_the_activations_are_float32_accurate():
 
 
 def product_in_order(rows: np.ndarray, weight: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out + rows @ weight in float32, every element's terms added in the order kernels.accumulate
+    """out + rows @ weight in float32, every element's terms added in the order kernels.add_product
     promises: out + x_0 w_0 + x_1 w_1 + ..., one term after the other. NumPy's element-wise float32
     operations round each product and sum once, as the compiled code does."""
     total = out.copy()
@@ -86,7 +87,7 @@ def test_the_product_adds_each_elements_terms_in_one_order_at_every_batch_size(d
     expected = product_in_order(rows, weight, start)
     for batch in (1, 2, 4, 5, 8, 11):
         out = start[:batch].copy()
-        kernels.accumulate(rows[:batch], panels, out)
+        kernels.add_product(rows[:batch], panels, out)
         np.testing.assert_array_equal(out, expected[:batch], err_msg=f"batch {batch}")
 
 
@@ -94,9 +95,9 @@ def test_the_product_refuses_panels_of_another_shape():
     rows, out = np.ones((2, 8), np.float32), np.zeros((2, 16), np.float32)
     for panels in (np.ones(8 * 15, np.float32), np.ones(7 * 16, np.float32)):
         with pytest.raises(ValueError, match="do not fit"):
-            kernels.accumulate(rows, panels, out)
+            kernels.add_product(rows, panels, out)
     with pytest.raises(ValueError, match="do not fit"):
-        kernels.accumulate(rows, np.ones(8 * 16, np.float32), np.zeros((3, 16), np.float32))
+        kernels.add_product(rows, np.ones(8 * 16, np.float32), np.zeros((3, 16), np.float32))
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -164,17 +165,15 @@ def test_without_a_writable_cache_directory_the_kernels_compile_in_memory(tmp_pa
     # $NUMBA_CACHE_DIR cannot be created either): numba would refuse cache=True; a step still runs.
     code = (
         "import numpy as np\n"
-        "from rnn_demo import kernels\n"
-        "from rnn_demo.engine import Stepper\n"
+        "from rnn_demo.generation import kernels\n"
+        "from rnn_demo.generation.stepper import Stepper\n"
         "from rnn_demo.model import CharRNN\n"
         "stepper = Stepper(CharRNN('abc', cell='rnn', hidden_size=4, num_layers=1).eval())\n"
         "print(stepper.step(np.array([1]), stepper.zero_state(1))[0].shape, type(kernels.step._cache).__name__)\n"
     )
     copy = tmp_path / "checkout" / "rnn_demo"
-    copy.mkdir(parents=True)
-    for source in (REPO_ROOT / "rnn_demo").glob("*.py"):
-        (copy / source.name).write_text(source.read_text())
-    (copy / "__pycache__").write_text("a file where the cache folder would go")
+    shutil.copytree(REPO_ROOT / "rnn_demo", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "generation" / "__pycache__").write_text("a file where the cache folder would go")
     environment = dict(os.environ, PYTHONPATH=str(copy.parent), HOME="/dev/null", XDG_CACHE_HOME="/dev/null/cache")
     environment["NUMBA_CACHE_DIR"] = "/dev/null/numba"
     result = subprocess.run(
@@ -190,10 +189,10 @@ def test_warm_up_compiles_what_generation_and_the_scheduler_call():
     # keeps one signature).
     code = (
         "import numpy as np\n"
-        "from rnn_demo import kernels\n"
-        "from rnn_demo.engine import Stepper\n"
+        "from rnn_demo.generation import kernels\n"
+        "from rnn_demo.generation.stepper import Stepper\n"
         "from rnn_demo.model import CharRNN\n"
-        "from rnn_demo.sampling import SamplingSettings, choose_tokens, generate, next_token_distribution\n"
+        "from rnn_demo.generation.sampling import SamplingSettings, choose_tokens, generate, next_token_distribution\n"
         "entry_points = (kernels.step, kernels.distribution, kernels.choose, kernels.sample, kernels.sample_rows)\n"
         "kernels.warm_up()\n"
         "warm = [list(function.signatures) for function in entry_points]\n"

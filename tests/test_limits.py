@@ -9,7 +9,8 @@ import pytest
 from gradio_client import Client
 
 import app
-from rnn_demo.zoo import ModelZoo
+from rnn_demo.serving import lifecycle
+from rnn_demo.serving.zoo import ModelZoo
 
 GOOD = {
     "prompt": "ROMEO:",
@@ -87,11 +88,11 @@ def test_a_full_queue_is_refused_at_once_and_the_others_finish(gated_app):
 
 
 def test_the_app_default_limits_are_the_documented_ones():
-    assert app.demo._queue.max_size == app.MAX_QUEUE_SIZE == 32
+    assert app.demo._queue.max_size == lifecycle.MAX_QUEUE_SIZE == 32
     limits = {fn.api_name: (fn.concurrency_limit, fn.concurrency_id) for fn in app.demo.fns.values()}
     # The page's Generate button and the API share one limit of CONCURRENCY_LIMIT generations.
-    assert limits["generate"] == limits["generate_for_page"] == (app.CONCURRENCY_LIMIT, "generate")
-    assert app.CONCURRENCY_LIMIT == 32  # README, "Limits and safety"
+    assert limits["generate"] == limits["generate_for_page"] == (lifecycle.CONCURRENCY_LIMIT, "generate")
+    assert lifecycle.CONCURRENCY_LIMIT == 32  # README, "Limits and safety"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rnn_demo.model import CELLS, CharRNN, CheckpointError
-from rnn_demo.rnn import RNN
+from rnn_demo.model.rnn import RNN
 
 VOCAB = "\n !,.abcdefghijklmnopqrstuvwxyz记忆"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rnn_demo.presets import PRESETS, preset_settings
-from rnn_demo.training import TrainConfig
-from train.__main__ import main as train_main
+from rnn_demo.cli.train import main as train_main
+from rnn_demo.training.loop import TrainConfig
+from rnn_demo.training.presets import PRESETS, preset_settings
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 SHIPPED = sorted(p for p in MODELS.iterdir() if (p / "metrics.json").is_file())

@@ -1,5 +1,5 @@
-"""Continuous batching in a child process (rnn_demo/process_batching.py): the texts of
-rnn_demo.sampling.generate, back-pressure across the processes, cancel, a child that dies or is
+"""Continuous batching in a child process (rnn_demo/serving/generation_process.py): the texts of
+rnn_demo.generation.sampling.generate, back-pressure across the processes, cancel, a child that dies or is
 closed, and a parent that dies."""
 
 import gc
@@ -12,12 +12,13 @@ import time
 from multiprocessing import Pipe
 
 import pytest
-from conftest import MIXED_REQUESTS, REPO_ROOT, cpu_seconds, wait_until
+from conftest import MIXED_REQUESTS, REPO_ROOT, cpu_seconds, generate_with, wait_until
 
-from rnn_demo.batching import BatchScheduler, GenerationFailed, SchedulerFull
+from rnn_demo.generation.sampling import generate
 from rnn_demo.model import CharRNN
-from rnn_demo.process_batching import ProcessScheduler, serve
-from rnn_demo.sampling import generate
+from rnn_demo.serving import streaming
+from rnn_demo.serving.batching import BatchScheduler, GenerationFailed, SchedulerFull
+from rnn_demo.serving.generation_process import ProcessScheduler, serve
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -49,7 +50,7 @@ def test_concurrent_requests_each_give_the_text_they_give_alone(trained_model, s
 
     def run(i):
         request = REQUESTS[i] if i < len(REQUESTS) else dict(prompt=long_prompt, max_new_chars=80, seed=9)
-        texts[i] = scheduler.generate(trained_model, **request)
+        texts[i] = generate_with(scheduler, trained_model, **request)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(texts))]
     for thread in threads:
@@ -70,7 +71,7 @@ def test_two_models_are_served_apart_and_a_model_gone_here_is_forgotten_there(tr
     assert len(child.models_sent) == 2
     del other, both
     gc.collect()
-    scheduler.generate(trained_model, "a", 5, seed=1)  # the next request tells the child to drop its copy
+    generate_with(scheduler, trained_model, "a", 5, seed=1)  # the next request tells the child to drop its copy
     assert len(child.models_sent) == 1
 
 
@@ -106,7 +107,7 @@ def test_cancel_frees_the_slot_at_once_and_stops_the_work(trained_model):
         time.sleep(0.3)
         assert process_cpu_seconds(scheduler.child_pid()) - cpu_before < 0.05  # the child stopped stepping them
         assert first.remaining > 0 and second.remaining > 0
-        assert scheduler.generate(trained_model, "c", 10, seed=3) == generate(trained_model, "c", 10, seed=3)
+        assert generate_with(scheduler, trained_model, "c", 10, seed=3) == generate(trained_model, "c", 10, seed=3)
     finally:
         scheduler.close()
 
@@ -123,7 +124,7 @@ def test_a_child_that_dies_fails_its_requests_clearly_and_the_next_request_start
         assert generate(trained_model, "ROMEO:", 5_000, seed=5).startswith(first)  # what came, came right
         assert wait_until(lambda: scheduler.child_pid() is None)
         assert scheduler.active_count() == 0
-        assert scheduler.generate(trained_model, "KING", 30, seed=6) == generate(trained_model, "KING", 30, seed=6)
+        assert generate_with(scheduler, trained_model, "KING", 30, seed=6) == generate(trained_model, "KING", 30, seed=6)
         assert scheduler.child_pid() not in (None, pid)
     finally:
         scheduler.close()
@@ -145,9 +146,10 @@ def test_close_ends_the_child_and_its_requests(trained_model):
 def test_the_child_ends_when_its_parent_dies():
     code = (
         "import os, sys\n"
-        "from rnn_demo.process_batching import ProcessScheduler\n"
+        "from rnn_demo.serving.generation_process import ProcessScheduler\n"
+        "from rnn_demo.model import CharRNN\n"
         "scheduler = ProcessScheduler()\n"
-        "scheduler.start()\n"
+        "scheduler.preload(CharRNN('ab', cell='rnn', hidden_size=4, num_layers=1).eval())\n"
         "print(scheduler.child_pid(), flush=True)\n"
         "os.kill(os.getpid(), 9)\n"  # no clean-up of any kind
     )
@@ -172,7 +174,7 @@ def test_submit_checks_its_arguments_here_before_starting_anything(trained_model
             scheduler.submit(trained_model, "a", 10)
     finally:
         trained_model.eval()
-    assert scheduler.generate(trained_model, "a", 0) == ""
+    assert generate_with(scheduler, trained_model, "a", 0) == ""
     assert scheduler.child_pid() is None  # none of it needed the child
 
 
@@ -182,7 +184,7 @@ def test_the_childs_loop_reports_a_failed_request_and_goes_on(trained_model, noi
     parent, child = Pipe()
     loop = threading.Thread(target=serve, args=(child, BatchScheduler(idle_seconds=0.3)), daemon=True)
     loop.start()
-    from rnn_demo.process_batching import _model_message
+    from rnn_demo.serving.generation_process import _model_message
 
     parent.send(("model", 0, *_model_message(trained_model)))
     parent.send(("submit", 1, 0, "ROMEO:", 50, 0.8, 0, 1.0, 666))
@@ -203,11 +205,9 @@ def test_the_childs_loop_reports_a_failed_request_and_goes_on(trained_model, noi
 
 
 def test_a_child_that_cannot_be_started_is_a_clear_error_here_and_in_the_app(trained_model, app_models, monkeypatch):
-    import gradio as gr
 
-    import app
-    from rnn_demo import process_batching
-    from rnn_demo.zoo import ModelZoo
+    from rnn_demo.serving import generation_process as process_batching
+    from rnn_demo.serving.zoo import ModelZoo
 
     def no_processes_left(*args, **kwargs):
         raise BlockingIOError(11, "Resource temporarily unavailable")
@@ -218,5 +218,5 @@ def test_a_child_that_cannot_be_started_is_a_clear_error_here_and_in_the_app(tra
         scheduler.submit(trained_model, "a", 10)
     assert scheduler.child_pid() is None
     request = dict(prompt="ROMEO:", cell="lstm", hidden_size=64, temperature=0.8, max_new_chars=20, top_k=0, top_p=1.0, seed=1)
-    with pytest.raises(gr.Error, match="The generation failed: could not start the generation process"):
-        list(app.generate_stream(ModelZoo(app_models), **request, scheduler=scheduler))
+    with pytest.raises(streaming.GenerationError, match="The generation failed: could not start the generation process"):
+        list(streaming.generate_stream(ModelZoo(app_models), **request, scheduler=scheduler))

@@ -3,18 +3,17 @@ API and the /generate handler return exactly the requested length, and a seed re
 
 import math
 
-import gradio as gr
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import app
-from rnn_demo.sampling import generate, stream
-from rnn_demo.zoo import ModelZoo
+from rnn_demo.generation.sampling import generate, stream
+from rnn_demo.serving import requests, streaming
+from rnn_demo.serving.zoo import ModelZoo
 
 # Any Unicode text: control characters, lone surrogates, emoji, Chinese, right-to-left scripts.
 prompts = st.text(max_size=40)
-temperatures = st.floats(min_value=0.0, max_value=app.MAX_TEMPERATURE, allow_nan=False)
+temperatures = st.floats(min_value=0.0, max_value=requests.MAX_TEMPERATURE, allow_nan=False)
 top_ks = st.integers(min_value=0, max_value=80)
 top_ps = st.floats(min_value=1e-6, max_value=1.0, allow_nan=False)
 seeds = st.integers(min_value=0, max_value=2**63 - 1)
@@ -64,24 +63,24 @@ def test_generate_handler_any_prompt_exact_length_and_reproducible(
 ):
     arguments = dict(prompt=prompt, cell="lstm", hidden_size=hidden_size, temperature=temperature,
                      max_new_chars=length, top_k=top_k, top_p=top_p, seed=seed)
-    text, status = list(app.generate_stream(zoo, **arguments))[-1]
+    text, status = list(streaming.generate_stream(zoo, **arguments))[-1]
     assert status.done and text.startswith(prompt) and len(text) == len(prompt) + length
-    assert list(app.generate_stream(zoo, **arguments))[-1][0] == text
+    assert list(streaming.generate_stream(zoo, **arguments))[-1][0] == text
 
 
 @SETTINGS
 @given(
     bad=st.one_of(
         st.fixed_dictionaries({"temperature": st.one_of(st.floats(min_value=2.0000001), st.floats(max_value=-1e-9), st.just(math.nan))}),
-        st.fixed_dictionaries({"max_new_chars": st.one_of(st.integers(max_value=0), st.integers(min_value=app.MAX_NEW_CHARS + 1))}),
-        st.fixed_dictionaries({"prompt": st.text(min_size=app.MAX_PROMPT_CHARS + 1, max_size=app.MAX_PROMPT_CHARS + 5)}),
+        st.fixed_dictionaries({"max_new_chars": st.one_of(st.integers(max_value=0), st.integers(min_value=requests.MAX_NEW_CHARS + 1))}),
+        st.fixed_dictionaries({"prompt": st.text(min_size=requests.MAX_PROMPT_CHARS + 1, max_size=requests.MAX_PROMPT_CHARS + 5)}),
         st.fixed_dictionaries({"seed": st.one_of(st.integers(max_value=-2), st.integers(min_value=2**63))}),
         st.fixed_dictionaries({"hidden_size": st.integers().filter(lambda size: size not in (64, 256))}),
         st.fixed_dictionaries({"cell": st.text(max_size=8).filter(lambda cell: cell not in ("lstm", "rnn"))}),
     )
 )
-def test_generate_handler_refuses_out_of_range_input_with_gr_error(zoo, bad):
+def test_generate_handler_refuses_out_of_range_input_with_a_request_error(zoo, bad):
     arguments = dict(prompt="ROMEO:", cell="lstm", hidden_size=64, temperature=0.8, max_new_chars=5, top_k=0,
                      top_p=1.0, seed=1)
-    with pytest.raises(gr.Error):
-        list(app.generate_stream(zoo, **{**arguments, **bad}))
+    with pytest.raises(requests.RequestError):
+        list(streaming.generate_stream(zoo, **{**arguments, **bad}))

@@ -3,11 +3,12 @@
 import shutil
 
 import pytest
+from conftest import REPO_ROOT
 from huggingface_hub import SpaceCard
 
-from conftest import REPO_ROOT
-from rnn_demo import publish
-from rnn_demo.publish import PublishError, push_model, push_space
+from rnn_demo.cli import publish as publish_cli
+from rnn_demo.hub import publish
+from rnn_demo.hub.publish import PublishError, push_model, push_space
 
 
 class FakeHfApi:
@@ -103,7 +104,7 @@ def test_the_token_is_never_printed(trained_run, monkeypatch, capsys):
     secret = "hf_THIS_IS_A_SECRET_TOKEN_123"
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: secret)
     # offline (conftest): the real HfApi fails; the message must not carry the token
-    assert publish.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "someone/char-rnn"]) == 2
+    assert publish_cli.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "someone/char-rnn"]) == 2
     captured = capsys.readouterr()
     assert secret not in captured.out + captured.err
     assert captured.err.startswith("error: Could not push to someone/char-rnn")
@@ -116,15 +117,15 @@ def test_invalid_repo_ids_are_refused_before_anything_happens(trained_run, repo_
 
 
 def test_cli_model_dry_run_and_errors(trained_run, tmp_path, capsys):
-    assert publish.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "me/m", "--dry-run"]) == 0
+    assert publish_cli.main(["model", "--model-dir", str(trained_run[0]), "--repo-id", "me/m", "--dry-run"]) == 0
     assert "model repo me/m" in capsys.readouterr().out
-    assert publish.main(["model", "--model-dir", str(tmp_path), "--repo-id", "me/m", "--dry-run"]) == 2
+    assert publish_cli.main(["model", "--model-dir", str(tmp_path), "--repo-id", "me/m", "--dry-run"]) == 2
     assert "is not a model folder" in capsys.readouterr().err
 
 
 def test_space_dry_run_lists_exactly_what_the_space_needs(fake_project):
     files = {f.path_in_repo for f in publish.plan_space(fake_project, model_repo=None)}
-    assert {"app.py", "requirements.txt", "README.md", "rnn_demo/model.py", "rnn_demo/rnn.py",
+    assert {"app.py", "requirements.txt", "README.md", "rnn_demo/model/char_rnn.py", "rnn_demo/model/rnn.py",
             "models/lstm-h64/model.safetensors", "models/lstm-h64/config.json"} <= files
     assert not [f for f in files if f.startswith(("tests/", ".venv/", "runs/", ".git/", ".pytest_cache/"))]
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]

@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from rnn_demo.rnn import RNN, RNNShapeError
+from rnn_demo.model.rnn import RNN, RNNShapeError
 
 INPUT, HIDDEN, BATCH, STEPS = 5, 7, 3, 6
 

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from rnn_demo.generation.sampling import (
+    SamplingSettings,
+    encode_prompt,
+    generate,
+    next_token_distribution,
+    sample_steps,
+    stream,
+)
 from rnn_demo.model import CharRNN
-from rnn_demo.sampling import encode_prompt, generate, next_token_distribution, sample_steps, stream, SamplingSettings
 
 
 def test_stream_joins_to_generate(trained_model):
@@ -110,8 +117,8 @@ def test_a_tiny_positive_temperature_is_greedy_not_nan(trained_model):
 def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypatch, prompt):
     """Never re-running the prefix: the model reads the prompt once (a short one step by step, a
     long one in one forward call), then one character a step."""
-    from rnn_demo import engine
-    from rnn_demo.sampling import PRIME_BY_STEPS_MAX
+    from rnn_demo.generation import stepper as engine
+    from rnn_demo.generation.sampling import PRIME_BY_STEPS_MAX
 
     forward_lengths, step_sizes, sample_sizes = [], [], []
     handle = trained_model.register_forward_hook(lambda module, args, output: forward_lengths.append(args[0].shape))
@@ -140,8 +147,8 @@ def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypat
 
 
 def test_priming_by_steps_gives_the_state_of_one_forward_call():
-    from rnn_demo.engine import Stepper, state_arrays
-    from rnn_demo.sampling import PRIME_BY_STEPS_MAX, prime
+    from rnn_demo.generation.sampling import PRIME_BY_STEPS_MAX, prime
+    from rnn_demo.generation.stepper import Stepper, state_arrays
 
     for cell in ("rnn", "gru", "lstm"):
         torch.manual_seed(0)
@@ -156,7 +163,7 @@ def test_priming_by_steps_gives_the_state_of_one_forward_call():
 
 
 def test_stepper_matches_the_models_forward_for_every_cell():
-    from rnn_demo.engine import Stepper
+    from rnn_demo.generation.stepper import Stepper, state_arrays, state_tensors
 
     for cell in ("rnn", "gru", "lstm"):
         torch.manual_seed(0)
@@ -166,8 +173,9 @@ def test_stepper_matches_the_models_forward_for_every_cell():
             expected_logits, expected_hidden = model(tokens)
         stepper, hidden, logits = Stepper(model), model.init_hidden(4), []
         for t in range(12):
-            step_logits, hidden = stepper.step_tensors(tokens[:, t], hidden)
-            logits.append(step_logits)
+            step_logits, state = stepper.step(tokens[:, t].numpy(), state_arrays(hidden))
+            logits.append(torch.from_numpy(step_logits))
+            hidden = state_tensors(state)
         assert torch.allclose(torch.stack(logits, dim=1), expected_logits, atol=1e-5), cell
         pairs = zip(hidden, expected_hidden) if cell == "lstm" else [(hidden, expected_hidden)]
         assert all(torch.allclose(a, b, atol=1e-5) for a, b in pairs), cell

@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
-
 from conftest import REPO_ROOT
-from rnn_demo.data import split_text
+
 from rnn_demo.model import CharRNN
-from rnn_demo.training import evaluate
+from rnn_demo.training.data import split_text
+from rnn_demo.training.loop import evaluate
 
 MODELS = sorted(p for p in (REPO_ROOT / "models").iterdir() if (p / "config.json").is_file())
 MAX_TOTAL_BYTES = 25_000_000

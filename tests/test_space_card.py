@@ -2,9 +2,8 @@
 
 import re
 
-from huggingface_hub import SpaceCard
-
 from conftest import REPO_ROOT
+from huggingface_hub import SpaceCard
 
 
 def pinned_version(package: str) -> str:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rnn_demo.tokenizer import CharTokenizer, UnknownCharactersError
+from rnn_demo.model.tokenizer import CharTokenizer, UnknownCharactersError
 
 CHINESE = "循环神经网络拥有记忆的能力,并且会根据这些记忆的内容来进行推断。"
 

@@ -12,8 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from rnn_demo.cli.train import main as train_main
 from rnn_demo.model import CharRNN, CheckpointError
-from rnn_demo.training import (
+from rnn_demo.training.loop import (
     RunFolder,
     TrainConfig,
     TrainingError,
@@ -23,7 +24,6 @@ from rnn_demo.training import (
     train,
     train_step,
 )
-from train.__main__ import main as train_main
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -205,7 +205,7 @@ def test_cli_trains_and_the_sample_cli_reads_the_result(small_corpus, tmp_path, 
     assert metrics["command"] == "python -m train " + " ".join(argv)
     assert metrics["model"]["cell"] == "rnn"
 
-    from rnn_demo.sample import main as sample_main
+    from rnn_demo.cli.sample import main as sample_main
 
     capsys.readouterr()
     assert sample_main(["--model", str(out), "--prompt", "KING:", "--max-new-chars", "25", "--seed", "1"]) == 0
@@ -280,7 +280,7 @@ def test_a_full_disk_while_saving_is_one_clear_error_and_the_last_good_files_sta
 
     import safetensors.torch
 
-    from rnn_demo import training
+    from rnn_demo.training import run_folder
 
     out = tmp_path / "run"
     argv = ["--data", str(small_corpus), "--out", str(out), "--quiet", "--hidden-size", "16", "--seq-len", "16",
@@ -296,11 +296,11 @@ def test_a_full_disk_while_saving_is_one_clear_error_and_the_last_good_files_sta
         raise safetensors.SafetensorError("Error while serializing: IoError(No space left on device)")
 
     if what == "best model folder":
-        monkeypatch.setattr(training.tempfile, "mkdtemp", disk_full)
+        monkeypatch.setattr(run_folder.tempfile, "mkdtemp", disk_full)
     elif what == "model weights":
         monkeypatch.setattr(safetensors.torch, "save_file", safetensors_refuses)  # CharRNN._save_pretrained
     else:
-        monkeypatch.setattr(training.RunFolder, "save_best", lambda self, model: None)
+        monkeypatch.setattr(run_folder.RunFolder, "save_best", lambda self, model: None)
         monkeypatch.setattr(safetensors.torch, "save_file", safetensors_refuses)
     capsys.readouterr()
     assert train_main(["--out", str(out), "--resume", "--quiet", "--max-steps", "4"]) == 2
@@ -312,7 +312,7 @@ def test_a_full_disk_while_saving_is_one_clear_error_and_the_last_good_files_sta
 
 
 def test_weight_average_is_the_mean_of_the_steps_and_swaps_back():
-    from rnn_demo.training import WeightAverage
+    from rnn_demo.training.loop import WeightAverage
 
     model = CharRNN("ab", cell="gru", hidden_size=4, num_layers=1)
     average = WeightAverage(model)

@@ -3,11 +3,12 @@
 import json
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 
 from rnn_demo.model import CharRNN
-from rnn_demo.zoo import MODELS_ENV, ModelZoo, UnknownModelError, describe_model_folder
+from rnn_demo.serving.zoo import MODELS_ENV, ModelZoo, UnknownModelError, describe_model_folder
 
 
 def copy_model(source, target):
@@ -47,14 +48,22 @@ def test_table_is_json_and_hides_server_paths(app_models):
         assert str(app_models) not in json.dumps(row)
 
 
-def test_models_load_lazily_once_and_are_cached(app_models):
+def test_models_load_lazily_once_and_are_cached(app_models, monkeypatch):
+    loaded = []
+    real_from_pretrained = CharRNN.from_pretrained.__func__
+
+    def from_pretrained(cls, path, *args, **kwargs):
+        loaded.append(Path(path).name)
+        return real_from_pretrained(cls, path, *args, **kwargs)
+
+    monkeypatch.setattr(CharRNN, "from_pretrained", classmethod(from_pretrained))
     zoo = ModelZoo(app_models)
-    assert not zoo.is_loaded("lstm", 64)
+    assert loaded == []
     model = zoo.load("lstm", 64)
     assert isinstance(model, CharRNN) and not model.training
     assert (model.cell, model.hidden_size) == ("lstm", 64)
     assert zoo.load("lstm", 64) is model
-    assert zoo.is_loaded("lstm", 64) and not zoo.is_loaded("rnn", 32)
+    assert loaded == ["lstm-h64"]
 
 
 def test_concurrent_first_requests_load_a_model_once(app_models, monkeypatch):

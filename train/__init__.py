@@ -1,1 +1,1 @@
-"""The training command line: ``python -m train``."""
+"""``python -m train``: see :mod:`rnn_demo.cli.train`."""

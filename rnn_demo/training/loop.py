@@ -19,121 +19,18 @@ import json
 import math
 import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-from rnn_demo.data import DEFAULT_DATASET, TBPTTBatches, load_text_splits
-from rnn_demo.files import WriteError, atomic_path, atomic_write_text, remove_stale_temporaries, replace_files_from
+from rnn_demo.files import atomic_write_text
 from rnn_demo.model import CharRNN, CheckpointError, Hidden, bits_per_char
-from rnn_demo.tokenizer import CharTokenizer
-
-STATE_NAME = "training_state.safetensors"
-LOG_NAME = "metrics.jsonl"
-METRICS_NAME = "metrics.json"
-CURVE_NAME = "loss_curve.png"
-STATE_FORMAT = "rnn-demo-training-state/1"
-# Fields of TrainConfig that define the network; a resumed run must not change them.
-MODEL_FIELDS = (
-    "cell",
-    "hidden_size",
-    "num_layers",
-    "dropout",
-    "embedding_dim",
-    "tie_weights",
-    "weight_drop",
-    "embedding_dropout",
-    "variational_dropout",
-)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or continue; the message says why."""
-
-
-def _option(default, help: str):
-    """A config field with its command-line help text (the CLI is generated from the fields)."""
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on (the CLI flags, one field each)."""
-
-    data: str = _option(DEFAULT_DATASET, "Hugging Face dataset id, a local text file, or a local dataset folder")
-    text_column: str = _option("text", "column holding the text (Hub datasets)")
-    split: str | None = _option(None, "take the text from this split only and cut it 90/5/5 (default: the dataset's own splits)")
-    cell: str = _option("lstm", "recurrent cell: rnn (the hand-written RNN), gru or lstm")
-    hidden_size: int = _option(256, "features in each layer's hidden state")
-    num_layers: int = _option(2, "stacked recurrent layers")
-    dropout: float = _option(0.0, "dropout on embeddings, between layers and before the output layer")
-    embedding_dim: int | None = _option(None, "character embedding size (default: the hidden size)")
-    tie_weights: bool = _option(False, "share the embedding matrix with the output layer")
-    weight_drop: float = _option(0.0, "DropConnect on the hidden-to-hidden weights (AWD-LSTM's weight drop)")
-    embedding_dropout: float = _option(0.0, "drop this fraction of the characters' embedding vectors")
-    variational_dropout: bool = _option(False, "one dropout mask per sequence for all time steps (embeddings, output)")
-    # Defaults tuned for a 2-core CPU: small batches give more updates per second of compute.
-    seq_len: int = _option(64, "truncated-BPTT window: characters backpropagated through per step")
-    batch_size: int = _option(16, "parallel streams of text per step")
-    lr: float = _option(3e-3, "peak learning rate (AdamW)")
-    min_lr_ratio: float = _option(0.1, "final learning rate as a fraction of --lr (cosine decay)")
-    warmup_steps: int = _option(50, "steps of linear learning-rate warmup")
-    weight_decay: float = _option(0.0, "AdamW weight decay on weight matrices")
-    grad_clip: float = _option(1.0, "clip the gradient norm to this (0 = off)")
-    max_steps: int | None = _option(None, "stop after this many optimisation steps")
-    time_budget: float | None = _option(None, "stop after this many seconds of training (evaluation time excluded)")
-    eval_every: int = _option(500, "evaluate on the whole validation split every N steps (and at the end)")
-    log_every: int = _option(50, "write the training loss to metrics.jsonl every N steps")
-    patience: int | None = _option(None, "stop after N evaluations without a new best validation loss")
-    average_after: float | None = _option(
-        None, "from this fraction of the schedule on (0-1), average the weights; evaluate and keep the average"
-    )
-    seed: int = _option(0, "random seed (weights, dropout, everything)")
-    device: str = _option("auto", "auto (CUDA when available), cpu or cuda")
-
-    def validate(self) -> None:
-        positive_ints = ["hidden_size", "num_layers", "seq_len", "batch_size", "eval_every", "log_every"]
-        for name in positive_ints + ["max_steps", "patience", "embedding_dim"]:
-            value = getattr(self, name)
-            if value is None and name not in positive_ints:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise TrainingError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        for name in ("lr", "weight_decay", "grad_clip", "min_lr_ratio", "dropout", "weight_drop", "embedding_dropout"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise TrainingError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
-        if self.lr == 0:
-            raise TrainingError("--lr must be > 0")
-        for name in ("dropout", "weight_drop", "embedding_dropout"):
-            if getattr(self, name) >= 1:
-                raise TrainingError(f"--{name.replace('_', '-')} must be < 1, got {getattr(self, name)!r}")
-        if self.min_lr_ratio > 1:
-            raise TrainingError(f"--min-lr-ratio must be <= 1, got {self.min_lr_ratio!r}")
-        if self.average_after is not None and not (math.isfinite(self.average_after) and 0 <= self.average_after < 1):
-            raise TrainingError(f"--average-after must be a fraction in [0, 1), got {self.average_after!r}")
-        if self.warmup_steps < 0:
-            raise TrainingError("--warmup-steps must be >= 0")
-        if self.time_budget is not None and (not math.isfinite(self.time_budget) or self.time_budget <= 0):
-            raise TrainingError(f"--time-budget must be a positive number of seconds, got {self.time_budget!r}")
-        if self.max_steps is None and self.time_budget is None:
-            raise TrainingError("Give --max-steps or --time-budget (or both) to say when training stops")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise TrainingError(f"--device must be auto, cpu or cuda, got {self.device!r}")
-
-    def model_kwargs(self) -> dict:
-        return {name: getattr(self, name) for name in MODEL_FIELDS}
-
-
-# What a run saved before a model field existed used: that field's default.
-MODEL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in MODEL_FIELDS}
-
+from rnn_demo.model.tokenizer import CharTokenizer
+from rnn_demo.training.config import MODEL_DEFAULTS, MODEL_FIELDS, TrainConfig, TrainingError
+from rnn_demo.training.data import TBPTTBatches, load_text_splits
+from rnn_demo.training.run_folder import METRICS_NAME, Progress, RunFolder, hidden_from, optimizer_state_from
 
 # ---- the pure pieces ------------------------------------------------------------------------
 
@@ -316,227 +213,6 @@ class WeightAverage:
         self.count = count
 
 
-# ---- the run folder ---------------------------------------------------------------------
-
-
-def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer state_dict into tensors (for safetensors) and the JSON-able rest."""
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict] = {}
-    for index, per_param in state_dict["state"].items():
-        for key, value in per_param.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.{index}.{key}"] = value
-            else:
-                scalars.setdefault(str(index), {})[key] = value
-    return tensors, {"scalars": scalars, "param_groups": state_dict["param_groups"]}
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
-    state: dict[int, dict] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value
-    for index, values in rest["scalars"].items():
-        state.setdefault(int(index), {}).update(values)
-    return {"state": state, "param_groups": rest["param_groups"]}
-
-
-def _hidden_tensors(hidden: Hidden | None) -> dict[str, torch.Tensor]:
-    if hidden is None:
-        return {}
-    parts = hidden if isinstance(hidden, tuple) else (hidden,)
-    return {f"hidden.{i}": h.contiguous() for i, h in enumerate(parts)}
-
-
-def _hidden_from(tensors: dict[str, torch.Tensor], device) -> Hidden | None:
-    parts = [tensors[f"hidden.{i}"].to(device) for i in range(2) if f"hidden.{i}" in tensors]
-    if not parts:
-        return None
-    return tuple(parts) if len(parts) == 2 else parts[0]
-
-
-@dataclass
-class Progress:
-    """Where a run is; saved with the training state so ``--resume`` continues exactly."""
-
-    step: int = 0
-    chars_seen: int = 0
-    train_seconds: float = 0.0
-    best_val_loss: float = math.inf
-    best_step: int = 0
-    evals_without_improvement: int = 0
-    last_train_loss: float | None = None  # mean over the last logging window
-    averaged_steps: int = 0  # steps in the weight average (--average-after)
-
-
-class RunFolder:
-    """The ``--out`` folder of a run.
-
-    It holds the best model so far as a ``save_pretrained`` folder (``CharRNN.from_pretrained``
-    loads the folder itself), ``training_state.safetensors`` (last weights, optimizer, RNG,
-    carried state and progress, what ``--resume`` needs), ``metrics.jsonl`` (the log),
-    ``loss_curve.png`` and, at the end, ``metrics.json``. Every file is replaced atomically.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-
-    @property
-    def state_path(self) -> Path:
-        return self.path / STATE_NAME
-
-    @property
-    def log_path(self) -> Path:
-        return self.path / LOG_NAME
-
-    def prepare(self, resume: bool) -> None:
-        if resume:
-            if not self.state_path.is_file():
-                raise TrainingError(f"--resume: {self.state_path} does not exist; nothing to resume")
-        elif self.state_path.exists():
-            raise TrainingError(
-                f"{self.path} already holds a training run. Pass --resume to continue it, "
-                "or choose another --out (nothing was overwritten)."
-            )
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise TrainingError(f"Cannot create the output folder {self.path}: {error}") from None
-        remove_stale_temporaries(self.path)
-
-    def save_best(self, model: CharRNN) -> None:
-        """Write the model as a ``save_pretrained`` folder into ``path``, file by file atomically."""
-        from safetensors import SafetensorError
-
-        staging = None
-        try:
-            staging = Path(tempfile.mkdtemp(prefix=".best-model.", suffix=".tmp", dir=self.path))
-            model.save_pretrained(staging)
-            # The weights go last: until they are in place the old (matching) ones stay.
-            replace_files_from(staging, self.path, order=["config.json", "README.md", "model.safetensors"])
-        except (OSError, SafetensorError) as error:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
-            raise WriteError(getattr(error, "errno", None), f"Could not save the model to {self.path}: {error}",
-                             self.path) from error
-
-    def save_state(
-        self,
-        model: CharRNN,
-        optimizer: torch.optim.Optimizer,
-        hidden: Hidden | None,
-        progress: Progress,
-        config: TrainConfig,
-        average: WeightAverage | None = None,
-    ) -> None:
-        from safetensors import SafetensorError
-        from safetensors.torch import save_file
-
-        tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-        # Tied weights appear under two names; safetensors refuses shared storage.
-        if model.tie_weights:
-            tensors.pop("model.decoder.weight", None)
-        optimizer_tensors, optimizer_rest = _flatten_optimizer(optimizer.state_dict())
-        tensors.update({k: v.contiguous() for k, v in optimizer_tensors.items()})
-        tensors.update(_hidden_tensors(hidden))
-        if average is not None:
-            tensors.update(average.state_tensors())
-        tensors["rng.cpu"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        metadata = {
-            "format": STATE_FORMAT,
-            "progress": json.dumps(dataclasses.asdict(progress)),
-            "config": json.dumps(dataclasses.asdict(config)),
-            "optimizer": json.dumps(optimizer_rest),
-            "vocab": json.dumps(model.vocab),
-        }
-        tensors = {k: v.cpu() for k, v in tensors.items()}
-        try:
-            with atomic_path(self.state_path) as temporary:
-                save_file(tensors, str(temporary), metadata=metadata)
-        except SafetensorError as error:  # safetensors' own write failures are not OSErrors
-            raise WriteError(None, f"Could not write {self.state_path}: {error}", self.state_path) from error
-
-    def load_state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """The saved tensors and metadata (config, progress, optimizer, vocab), validated."""
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(self.state_path), framework="pt") as file:
-                metadata = file.metadata() or {}
-                tensors = {key: file.get_tensor(key) for key in file.keys()}
-        except (SafetensorError, OSError, ValueError) as error:
-            raise CheckpointError(f"{self.state_path} is damaged or truncated: {error}") from None
-        if metadata.get("format") != STATE_FORMAT:
-            raise CheckpointError(f"{self.state_path} is not a training state of this project")
-        try:
-            decoded = {key: json.loads(metadata[key]) for key in ("progress", "config", "optimizer", "vocab")}
-        except (KeyError, json.JSONDecodeError) as error:
-            raise CheckpointError(f"{self.state_path} has damaged metadata: {error}") from None
-        return tensors, decoded
-
-    def saved_config(self) -> TrainConfig:
-        """The configuration of the run saved here (read from the training state's metadata)."""
-        from safetensors import SafetensorError, safe_open
-
-        if not self.state_path.is_file():
-            raise TrainingError(f"--resume: {self.state_path} does not exist; nothing to resume")
-        try:
-            with safe_open(str(self.state_path), framework="pt") as file:
-                saved = json.loads((file.metadata() or {})["config"])
-            return TrainConfig(**saved)
-        except (SafetensorError, OSError, KeyError, TypeError, json.JSONDecodeError) as error:
-            raise CheckpointError(f"{self.state_path} is damaged or truncated: {error}") from None
-
-    def read_log(self) -> list[dict]:
-        """The metrics log; a last line cut short by a kill is dropped."""
-        if not self.log_path.is_file():
-            return []
-        records = []
-        for line in self.log_path.read_text(encoding="utf-8").splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-        return records
-
-    def truncate_log(self, step: int) -> None:
-        """Keep the log records up to ``step`` (those after it belong to work being redone)."""
-        kept = [r for r in self.read_log() if r["step"] <= step]
-        atomic_write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in kept))
-
-    def append_log(self, record: dict) -> None:
-        with open(self.log_path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
-            file.flush()
-
-    def plot_loss_curve(self) -> None:
-        records = self.read_log()
-        if not records:
-            return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-
-        figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
-        train = [r for r in records if "train_loss" in r]
-        val = [r for r in records if "val_loss" in r]
-        axes.plot([r["chars_seen"] / 1e6 for r in train], [r["train_loss"] for r in train], label="train")
-        axes.plot([r["chars_seen"] / 1e6 for r in val], [r["val_loss"] for r in val], "o-", label="validation")
-        axes.set_xlabel("characters trained on (millions)")
-        axes.set_ylabel("loss (nats/char)")
-        axes.grid(alpha=0.3)
-        axes.legend()
-        figure.tight_layout()
-        with atomic_path(self.path / CURVE_NAME) as temporary:
-            figure.savefig(temporary, format="png")
-        plt.close(figure)
-
-
 # ---- the loop -----------------------------------------------------------------------------
 
 
@@ -569,7 +245,7 @@ def train(
     started = time.perf_counter()
     device = select_device(config.device)
     run = RunFolder(out)
-    run.prepare(resume)
+    run.begin(resume)
 
     splits = load_text_splits(config.data, text_column=config.text_column, split=config.split)
     tokenizer = CharTokenizer.from_text(splits.train, splits.validation, splits.test)
@@ -593,11 +269,11 @@ def train(
         model.load_state_dict(weights, strict=True)
         model.to(device)
         optimizer = make_optimizer(model, config)
-        optimizer.load_state_dict(_unflatten_optimizer(tensors, saved["optimizer"]))
+        optimizer.load_state_dict(optimizer_state_from(tensors, saved["optimizer"]))
         progress = Progress(**saved["progress"])
         average = WeightAverage(model)
         average.load_state(tensors, progress.averaged_steps)
-        hidden = _hidden_from(tensors, device)
+        hidden = hidden_from(tensors, device)
         torch.set_rng_state(tensors["rng.cpu"])
         if "rng.cuda" in tensors and device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"])

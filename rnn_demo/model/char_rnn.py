@@ -18,9 +18,9 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 from torch.nn import functional as F
 
-from rnn_demo.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME, CheckpointError
-from rnn_demo.rnn import RNN
-from rnn_demo.tokenizer import CharTokenizer
+from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME, CheckpointError
+from rnn_demo.model.rnn import RNN
+from rnn_demo.model.tokenizer import CharTokenizer
 
 __all__ = ["CELLS", "CONFIG_NAME", "WEIGHTS_NAME", "CharRNN", "CheckpointError", "Hidden", "bits_per_char"]
 
@@ -46,7 +46,7 @@ class CharRNN(
 
     Args:
         vocab: the vocabulary, one string; the character at index i has token id i.
-        cell: "rnn" (the hand-written :class:`rnn_demo.rnn.RNN`), "gru" or "lstm" (torch's).
+        cell: "rnn" (the hand-written :class:`rnn_demo.model.rnn.RNN`), "gru" or "lstm" (torch's).
         hidden_size: features in each layer's hidden state.
         num_layers: stacked recurrent layers.
         dropout: dropout probability on the embeddings, between layers and before the head

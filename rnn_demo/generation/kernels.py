@@ -2,21 +2,21 @@
 distribution of the next character, and the draw.
 
 Each entry point is one call from Python however many layers, gates and streams there are, so a
-step costs its products and little else (see ``rnn_demo/engine.py`` for the design, and
-``rnn_demo/sampling.py`` for the two sampling entry points' callers). They release the GIL,
+step costs its products and little else (see ``rnn_demo/generation/stepper.py`` for the design, and
+``rnn_demo/generation/sampling.py`` for the two sampling entry points' callers). They release the GIL,
 allocate what they return (and their scratch) on every call, and write nothing else: any number
 of threads may run them at once, on the same weights.
 
 Batch invariance: every function below computes row b of its results from row b of its inputs,
 in the same order of operations whatever the number of rows: the products sum over k in a fixed
-order for every column (see :func:`accumulate`), the activations are computed element by element
+order for every column (see :func:`add_product`), the activations are computed element by element
 with no vector library (so no lane-dependent rounding), and numba is not allowed to fuse or
 reorder floating-point operations (no ``fastmath``).
 
 Compiled code is cached on disk (numba's ``cache=True``): in ``rnn_demo/__pycache__`` when that
 is writable, else in numba's per-user cache directory (``$NUMBA_CACHE_DIR`` overrides both);
 where neither is writable the functions are compiled in memory in each process instead. numba
-renews a cached function when this file changes, not when ``rnn_demo/simd.py`` does: after
+renews a cached function when this file changes, not when ``rnn_demo/generation/simd.py`` does: after
 editing only that one, delete the ``kernels*.nbi`` and ``kernels*.nbc`` files of the cache.
 """
 
@@ -28,7 +28,7 @@ import math
 import numba
 import numpy as np
 
-from rnn_demo import simd
+from rnn_demo.generation import simd
 
 # Cell codes the step takes (numba compiles one step for all three).
 RNN, GRU, LSTM = 0, 1, 2
@@ -102,7 +102,7 @@ def tanh(x):
 
 
 def pack_columns(weight: np.ndarray) -> np.ndarray:
-    """W (..., K, N) -> its column panels (..., K * N) float32, the layout :func:`accumulate` reads.
+    """W (..., K, N) -> its column panels (..., K * N) float32, the layout :func:`add_product` reads.
 
     Panel p holds columns PANEL p .. PANEL p + PANEL - 1 of every weight row, a (K, PANEL) block,
     row-major; the panels follow one another, then come the last N % PANEL columns, a (K, N % PANEL)
@@ -224,7 +224,7 @@ def _last_columns(rows, panels, out, first, depth):
 
 
 @_compiled
-def accumulate(rows, panels, out):
+def add_product(rows, panels, out):
     """out += rows @ W: rows (B, K), W (K, N) as :func:`pack_columns` stores it (K * N,), out (B, N),
     all float32 (panels and out C-contiguous).
 
@@ -321,9 +321,9 @@ def _step_into(cell, tokens, h, c, weights, logits, new_h, new_c):
                 input_part[b] = first_input[tokens[b]]
         else:
             input_part[:] = input_biases[layer]
-            accumulate(new_h[layer - 1], input_panels[layer - 1], input_part)
+            add_product(new_h[layer - 1], input_panels[layer - 1], input_part)
         recurrent_part[:] = recurrent_biases[layer]
-        accumulate(h[layer], recurrent_panels[layer], recurrent_part)
+        add_product(h[layer], recurrent_panels[layer], recurrent_part)
         if cell == LSTM:
             _lstm_update(input_part, recurrent_part, c[layer], new_h[layer], new_c[layer])
         elif cell == GRU:
@@ -331,7 +331,7 @@ def _step_into(cell, tokens, h, c, weights, logits, new_h, new_c):
         else:
             _rnn_update(input_part, recurrent_part, new_h[layer])
     logits[:] = decoder_bias
-    accumulate(new_h[layers - 1], decoder_panels, logits)
+    add_product(new_h[layers - 1], decoder_panels, logits)
 
 
 @_compiled

@@ -1,5 +1,5 @@
 """Eight float32 lanes as one value inside numba-compiled code, for the batched product in
-:mod:`rnn_demo.kernels`.
+:mod:`rnn_demo.generation.kernels`.
 
 numba vectorizes simple loops by itself, but a product that keeps a tile of its outputs in
 registers across the whole sum (as a BLAS kernel does) is beyond its loop vectorizer: written
@@ -17,7 +17,7 @@ The arrays given to :func:`load` and :func:`store` must be C-contiguous float32 
 is a flat offset into their data (row-major), and lanes ``index .. index + 7`` must lie inside
 the array: nothing is checked at run time.
 
-numba's disk cache of the functions that use these (``rnn_demo/kernels.py``) is renewed when
+numba's disk cache of the functions that use these (``rnn_demo/generation/kernels.py``) is renewed when
 their own file changes, not this one: after editing only this file, delete the ``kernels*.nbi``
 and ``kernels*.nbc`` files of the cache (in ``rnn_demo/__pycache__``).
 """

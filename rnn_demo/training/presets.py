@@ -1,6 +1,6 @@
 """Training recipes of the shipped models: ``python -m train --preset lstm-512``.
 
-A preset is the set of :class:`rnn_demo.training.TrainConfig` fields a shipped model in
+A preset is the set of :class:`rnn_demo.training.loop.TrainConfig` fields a shipped model in
 ``models/`` was trained with; flags given next to ``--preset`` override them. Each
 ``models/*/metrics.json`` holds the exact command, the device and the time it took, and a test
 checks that every preset agrees with it.

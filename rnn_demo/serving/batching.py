@@ -6,7 +6,7 @@ speed of one. A :class:`BatchScheduler` runs one background thread per model; ea
 thread
 
 1. takes in the requests that arrived since the last tick (their prompts were already run
-   through the model, "prefilled", in the caller's thread, exactly as ``rnn_demo.sampling``
+   through the model, "prefilled", in the caller's thread, exactly as ``rnn_demo.generation.sampling``
    does it) and drops the cancelled ones;
 2. takes the random numbers of each request's next draws from its own seeded
    ``torch.Generator`` (``TokenDraws.noise_rows``, the numbers ``sample_steps`` uses), for
@@ -15,10 +15,10 @@ thread
    ``Stepper.sample_rows``: each time, every request's distribution (as
    ``next_token_distribution`` computes it, with its own settings), its draw (as
    ``choose_tokens``) and one batch-invariant step of the requests still drawing (see "Batch
-   invariance" in ``rnn_demo.engine``);
+   invariance" in ``rnn_demo.generation.stepper``);
 4. hands each request its new characters.
 
-So a request gives, bit for bit, the text that ``rnn_demo.sampling.generate`` gives for the same
+So a request gives, bit for bit, the text that ``rnn_demo.generation.sampling.generate`` gives for the same
 settings and seed, however many others share its steps. Requests join and leave between ticks.
 Characters wait in a per-request buffer; the consumer (the web handler) takes them in chunks.
 
@@ -27,7 +27,7 @@ The thread sleeps on a condition variable while its model has no requests, and e
 sampling settings, its generator) ends that request with :class:`GenerationFailed` and the
 others go on.
 
-The web app runs this scheduler in a process of its own: see ``rnn_demo.process_batching``.
+The web app runs this scheduler in a process of its own: see ``rnn_demo.serving.generation_process``.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from rnn_demo import kernels
-from rnn_demo.engine import State, Stepper
+from rnn_demo.generation import kernels
+from rnn_demo.generation.sampling import SamplingSettings, TokenDraws, check_length, check_seed, encode_prompt, prime
+from rnn_demo.generation.stepper import State, Stepper
 from rnn_demo.model import CharRNN
-from rnn_demo.sampling import SamplingSettings, TokenDraws, check_length, check_seed, encode_prompt, prime
 
 MAX_ACTIVE_PER_MODEL = 64  # requests generating at once on one model; more are refused
 IDLE_SECONDS = 10.0  # a model's thread ends after this long without requests
@@ -355,7 +355,7 @@ class _ModelWorker:
 def check_request(
     model: CharRNN, prompt: str, max_new_chars: int, temperature: float, top_k: int, top_p: float, seed: int | None
 ) -> SamplingSettings:
-    """The settings of a request, once its arguments are what ``rnn_demo.sampling.generate``
+    """The settings of a request, once its arguments are what ``rnn_demo.generation.sampling.generate``
     takes; ValueError or TypeError otherwise (and for a model in training mode)."""
     settings = SamplingSettings(temperature, top_k, top_p)
     check_length(max_new_chars)
@@ -365,11 +365,6 @@ def check_request(
     if model.training:
         raise ValueError("the model must be in eval mode (dropout off) to be served")
     return settings
-
-
-def generate_with(scheduler, model: CharRNN, prompt: str, max_new_chars: int, **settings) -> str:
-    """The whole continuation from ``scheduler.submit`` (blocking)."""
-    return "".join(scheduler.submit(model, prompt, max_new_chars, **settings).chunks())
 
 
 class BatchScheduler:
@@ -406,7 +401,7 @@ class BatchScheduler:
                 stepper = self._steppers.setdefault(model, made)
         return stepper
 
-    def prepare(self, model: CharRNN) -> None:
+    def preload(self, model: CharRNN) -> None:
         """Make ``model``'s Stepper, and compile the generation kernels (or load them from the disk
         cache), now, so that its first request does not wait for them."""
         self.stepper(model)
@@ -422,7 +417,7 @@ class BatchScheduler:
         top_p: float = 1.0,
         seed: int | None = None,
     ) -> Generation:
-        """Start generating; the arguments mean what they mean for ``rnn_demo.sampling.generate``,
+        """Start generating; the arguments mean what they mean for ``rnn_demo.generation.sampling.generate``,
         and so does the text (bit for bit, for the same seed).
 
         The prompt is run through the model here, in the caller's thread. Raises ValueError or
@@ -440,7 +435,7 @@ class BatchScheduler:
         model has ``max_active`` requests."""
         if generation.max_new_chars == 0:
             return
-        # The same priming as rnn_demo.sampling's: (1, V) and (L, 1, H).
+        # The same priming as rnn_demo.generation.sampling's: (1, V) and (L, 1, H).
         generation.logits, generation.state = prime(model, self.stepper(model), encode_prompt(model, prompt).ids)
         with self._lock:
             worker = self._workers.get(model)
@@ -455,10 +450,6 @@ class BatchScheduler:
                 generation._wake_scheduler = worker.wake
                 worker.joining.append(generation)
                 worker.condition.notify()
-
-    def generate(self, model: CharRNN, prompt: str, max_new_chars: int, **settings) -> str:
-        """The whole continuation (a blocking convenience around :meth:`submit`)."""
-        return generate_with(self, model, prompt, max_new_chars, **settings)
 
     def active_count(self) -> int:
         """Requests generating or about to join, over all models."""

@@ -5,7 +5,7 @@ generation it runs one character at a time, where the fixed cost of each call do
 (torch.lstm spends ~0.7 ms on a single step of a 2x128 LSTM on this CPU). :class:`Stepper`
 snapshots the model's weights as float32 NumPy arrays, in the few matrices one step needs, and
 runs a whole step (every layer's products, the cell's gates and activations, the decoder) as
-one compiled call, :func:`rnn_demo.kernels.step` (numba):
+one compiled call, :func:`rnn_demo.generation.kernels.step` (numba):
 
 * one call, not dozens: a NumPy call costs about 1 µs and a torch call 3-5 µs, and a step of
   NumPy calls made two dozen of them;
@@ -16,9 +16,9 @@ one compiled call, :func:`rnn_demo.kernels.step` (numba):
   is precomputed for the whole vocabulary: a step starts with a row lookup, not a product;
 * the matrices are kept transposed, (K, N) with N the gate columns (or the vocabulary) in
   torch's gate order, and cut into panels of 16 columns, each panel one contiguous block
-  (:func:`rnn_demo.kernels.pack_columns`): the batched product reads a panel once for every 4
+  (:func:`rnn_demo.generation.kernels.pack_columns`): the batched product reads a panel once for every 4
   rows, from L1, and keeps their 4 x 16 outputs in registers;
-* the activations are computed in float64 from a series (``rnn_demo.kernels``), within one
+* the activations are computed in float64 from a series (``rnn_demo.generation.kernels``), within one
   float32 step of the exact value, with no call into a maths library, so that their loops
   vectorize;
 * one stream's generation draws and steps up to 64 characters per call (:meth:`Stepper.sample`),
@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnn_demo import kernels
+from rnn_demo.generation import kernels
 from rnn_demo.model import CharRNN, Hidden
 
 State = np.ndarray | tuple[np.ndarray, np.ndarray]  # (L, B, H) float32; (h, c) for an LSTM
@@ -108,7 +108,7 @@ class Stepper:
         self.input_biases = _stacked([weights[f"bias_ih_l{k}"] for k in every], (layers, width))
         self.recurrent_biases = _stacked([weights[f"bias_hh_l{k}"] for k in every], (layers, width))
         self.decoder_bias = _stacked([model.decoder.bias], (1, model.vocab_size))[0]
-        self._weights = (  # in the order rnn_demo.kernels.step takes them
+        self._weights = (  # in the order rnn_demo.generation.kernels.step takes them
             self.first_input,
             self.input_panels,
             self.recurrent_panels,
@@ -202,8 +202,3 @@ class Stepper:
             return h, c
         h = np.ascontiguousarray(state, np.float32)
         return h, h
-
-    def step_tensors(self, tokens: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
-        """:meth:`step` for torch tensors (CPU results)."""
-        logits, state = self.step(tokens.cpu().numpy(), state_arrays(hidden))
-        return torch.from_numpy(logits), state_tensors(state)

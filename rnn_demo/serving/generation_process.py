@@ -1,14 +1,14 @@
 """Continuous batching in a process of its own, so a web server's work and the steps run at once.
 
-:class:`rnn_demo.batching.BatchScheduler` steps the concurrent generations of a model together in
+:class:`rnn_demo.serving.batching.BatchScheduler` steps the concurrent generations of a model together in
 one thread. In a web server that thread shares the interpreter (and its lock) with the server's
 event loop and request threads: measured with 16 streams through Gradio on 2 cores, the process
 kept one core busy, the model's thread got three quarters of it, and its steps ran 1.4x slower
 per row than alone (README, "Many users at once"). A :class:`ProcessScheduler` runs the same
-BatchScheduler in a child process (``python -m rnn_demo.process_batching``), which has a core and
+BatchScheduler in a child process (``python -m rnn_demo.serving.generation_process``), which has a core and
 an interpreter to itself, and keeps the consumer's side here: :meth:`ProcessScheduler.submit`
 takes the arguments of ``BatchScheduler.submit`` and returns a
-:class:`~rnn_demo.batching.Generation` read the same way, with the same text, bit for bit.
+:class:`~rnn_demo.serving.batching.Generation` read the same way, with the same text, bit for bit.
 
 Protocol, over a socket pair (``multiprocessing.connection`` messages, so pickles: both ends are
 this module, and the socket belongs to the two processes alone):
@@ -27,7 +27,7 @@ child -> parent
 
 The child's messages are read by one thread here, which hands the characters to the requests'
 Generation objects. When the child ends (killed, out of memory, a crash), every unfinished request
-fails with :class:`~rnn_demo.batching.GenerationFailed` saying so, and the next request starts a
+fails with :class:`~rnn_demo.serving.batching.GenerationFailed` saying so, and the next request starts a
 new child. When this process ends, the child reads the end of its socket and ends too.
 """
 
@@ -48,7 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_demo.batching import (
+from rnn_demo.generation.sampling import SamplingSettings, TokenDraws
+from rnn_demo.model import CharRNN
+from rnn_demo.serving.batching import (
     IDLE_SECONDS,
     MAX_ACTIVE_PER_MODEL,
     MAX_AHEAD_CHARS,
@@ -57,16 +59,13 @@ from rnn_demo.batching import (
     GenerationFailed,
     SchedulerFull,
     check_request,
-    generate_with,
 )
-from rnn_demo.model import CharRNN
-from rnn_demo.sampling import SamplingSettings, TokenDraws
 
 # The child sends what its steps drew at most this often: each message costs both processes some
 # Python, and 16 streams step ~700 times a second. 10 ms adds at most 10 ms to an update that
 # comes every 0.05-0.4 s.
 SEND_EVERY_SECONDS = 0.01
-PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)  # on the child's path
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder holding rnn_demo/: on the child's path
 
 
 # ---- the parent's side ------------------------------------------------------------------------
@@ -104,11 +103,7 @@ class ProcessScheduler:
         # while that thread holds one of the locks here.
         self._models_gone: collections.deque[int] = collections.deque()
 
-    def start(self) -> None:
-        """Start the child now (a server does it while it waits for its first request)."""
-        self._running_child()
-
-    def prepare(self, model: CharRNN) -> None:
+    def preload(self, model: CharRNN) -> None:
         """Send ``model``'s weights to the child now, so that its first request does not wait for them."""
         child = self._running_child()
         self._forget_models_gone(child)
@@ -137,10 +132,6 @@ class ProcessScheduler:
             return self._submit_to_child(*request)
         except GenerationFailed:  # the child ended just now: once more, with a new one
             return self._submit_to_child(*request)
-
-    def generate(self, model: CharRNN, prompt: str, max_new_chars: int, **settings) -> str:
-        """The whole continuation (a blocking convenience around :meth:`submit`)."""
-        return generate_with(self, model, prompt, max_new_chars, **settings)
 
     def active_count(self) -> int:
         """Unfinished requests, over all models."""
@@ -229,7 +220,7 @@ class _Child:
         try:
             self.process = subprocess.Popen(
                 [
-                    sys.executable, "-m", "rnn_demo.process_batching",
+                    sys.executable, "-m", "rnn_demo.serving.generation_process",
                     "--fd", str(theirs.fileno()),
                     "--max-active", str(2 * scheduler.max_active),  # the limit is kept here; see ProcessScheduler
                     "--idle-seconds", str(scheduler.idle_seconds),
@@ -481,13 +472,13 @@ def serve(connection: Connection, scheduler: BatchScheduler) -> None:
                 requests[request] = generation
         elif kind == "model":
             models[request] = _rebuild(*message[2:])
-            scheduler.prepare(models[request])  # its Stepper now, not in its first request
+            scheduler.preload(models[request])  # its Stepper now, not in its first request
         elif kind == "forget":
             models.pop(request, None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="The generation process of rnn_demo.process_batching (not run by hand).")
+    parser = argparse.ArgumentParser(description="The generation process of rnn_demo.serving.generation_process (not run by hand).")
     parser.add_argument("--fd", type=int, required=True, help="the socket to the parent")
     parser.add_argument("--max-active", type=int, default=MAX_ACTIVE_PER_MODEL)
     parser.add_argument("--idle-seconds", type=float, default=IDLE_SECONDS)

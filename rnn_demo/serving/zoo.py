@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rnn_demo.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME
+from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME
 
 if TYPE_CHECKING:
     from rnn_demo.model import CharRNN
 
 MODELS_ENV = "RNN_DEMO_MODELS"  # a models folder, a model folder or a Hub repo id
-METRICS_NAME = "metrics.json"  # written by rnn_demo.training at the end of a run
+METRICS_NAME = "metrics.json"  # written by rnn_demo.training.loop at the end of a run
 # owner/name as the Hub spells repo ids; a local path that exists always wins over this.
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # The files the zoo reads from a Hub repo (at its root or one folder down).
@@ -291,7 +291,3 @@ class ModelZoo:
                 model = CharRNN.from_pretrained(info.path)
                 self._loaded[info.key] = model
             return model
-
-    def is_loaded(self, cell: str, hidden_size: int) -> bool:
-        with self._load_lock:
-            return (cell, hidden_size) in self._loaded

@@ -1,0 +1,239 @@
+"""The Generate tab: a prompt, the model and the sampling settings; the text streams in, Stop ends it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import gradio as gr
+
+from rnn_demo.serving.lifecycle import LazyScheduler
+from rnn_demo.serving.requests import (
+    DEFAULT_NEW_CHARS,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_K,
+    DEFAULT_TOP_P,
+    MAX_NEW_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_TEMPERATURE,
+    RANDOM_SEED,
+    initial_model,
+)
+from rnn_demo.serving.streaming import RunStatus, generate_stream
+from rnn_demo.serving.zoo import ModelZoo
+from rnn_demo.ui.display import CELL_LABELS, format_count, shown_as_gradio_errors, status_line
+
+MAX_TOP_K_SLIDER = 100  # the slider's end; the API accepts any top_k >= 0 (0 = off)
+STATUS_EVERY_SECONDS = 0.25  # the status line is redrawn less often than the text
+STOP_GRACE_MS = 500  # Stop waits this long for the generator to end by itself before cancelling it
+GENERATION_CONCURRENCY_ID = "generate"  # the page's button and the /generate API share one limit
+EXAMPLE_PROMPTS = [
+    "ROMEO:\n",
+    "First Citizen:\nBefore we proceed any further, ",
+    "KING HENRY VI:\nMy lords, ",
+    "To be, or not to be",
+]
+
+
+def hidden_size_choices(zoo: ModelZoo, cell: str) -> list[tuple[str, int]]:
+    """Dropdown choices for a cell: (label, hidden size), smallest first."""
+    choices = []
+    for size in zoo.hidden_sizes(cell):
+        info = zoo.info(cell, size)
+        layers = f"{info.num_layers}×" if info.num_layers > 1 else ""
+        choices.append((f"{layers}{size} ({format_count(info.params)} params)", size))
+    return choices
+
+
+def default_hidden_size(zoo: ModelZoo, cell: str | None, current: int | None = None) -> int | None:
+    """Keep ``current`` when the cell has it, else the cell's largest model."""
+    sizes = zoo.hidden_sizes(cell) if cell else []
+    if current in sizes:
+        return current
+    return sizes[-1] if sizes else None
+
+
+def page_updates(updates: Iterator[tuple[str, RunStatus]], every_seconds: float, clock=time.perf_counter):
+    """(text, status line) for the page: every text, but a status line only every ``every_seconds``
+    (and always the last one); the others are ``gr.skip()``, so the line is not redrawn for every chunk.
+    """
+    last_sent = None
+    for text, status in updates:
+        now = clock()
+        if status.finished or last_sent is None or now - last_sent >= every_seconds:
+            last_sent = now
+            yield text, status_line(status)
+        else:
+            yield text, gr.skip()
+
+
+class StopRequests:
+    """The Stop button's way to the generation it stops: one flag per browser session.
+
+    The generator checks its flag after every character and ends with a "stopped" status, so
+    the page always shows how far it got (gradio's ``cancels`` stays as the hard stop behind it).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._flags: dict[str, threading.Event] = {}
+
+    def start(self, session: str) -> threading.Event:
+        """A fresh flag for the generation that ``session`` starts now."""
+        flag = threading.Event()
+        with self._lock:
+            self._flags[session] = flag
+        return flag
+
+    def request(self, session: str) -> None:
+        with self._lock:
+            flag = self._flags.get(session)
+        if flag is not None:
+            flag.set()
+
+    def finish(self, session: str, flag: threading.Event) -> None:
+        with self._lock:
+            if self._flags.get(session) is flag:
+                del self._flags[session]
+
+
+def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int) -> None:
+    """The tab and its events, inside the caller's ``gr.Blocks``. Every generation goes through
+    ``scheduler``; at most ``concurrency_limit`` run at once, together with the /generate API's."""
+    first = initial_model(zoo)
+    initial_cell = first.cell if first is not None else None
+    with gr.Tab("Generate"):
+        with gr.Row():
+            with gr.Column(scale=2):
+                prompt = gr.Textbox(
+                    label="Prompt",
+                    value=EXAMPLE_PROMPTS[0],
+                    lines=4,
+                    max_length=MAX_PROMPT_CHARS,
+                    placeholder="Text to continue (may be empty)",
+                )
+                with gr.Row():
+                    cell = gr.Dropdown(
+                        label="Cell type",
+                        choices=[(CELL_LABELS[c], c) for c in zoo.cells()],
+                        value=initial_cell,
+                        elem_id="cell",
+                    )
+                    hidden_size = gr.Dropdown(
+                        label="Hidden size",
+                        choices=hidden_size_choices(zoo, initial_cell) if initial_cell else [],
+                        value=first.hidden_size if first is not None else None,
+                        elem_id="hidden-size",
+                        # The choices follow the cell in the browser; the server checks the
+                        # size itself (validate_request), so a session whose updated choices
+                        # Gradio has dropped (STATE_SESSION_CAPACITY) still works.
+                        allow_custom_value=True,
+                    )
+                temperature = gr.Slider(
+                    0,
+                    MAX_TEMPERATURE,
+                    value=DEFAULT_TEMPERATURE,
+                    step=0.05,
+                    label="Temperature",
+                    info="0 = greedy (always the most likely character); higher = wilder",
+                )
+                max_new_chars = gr.Slider(
+                    1, MAX_NEW_CHARS, value=DEFAULT_NEW_CHARS, step=1, precision=0, label="Max new characters"
+                )
+                with gr.Accordion("Advanced", open=False):
+                    top_k = gr.Slider(
+                        0,
+                        MAX_TOP_K_SLIDER,
+                        value=DEFAULT_TOP_K,
+                        step=1,
+                        precision=0,
+                        label="Top-k",
+                        info="sample among the k most likely characters (0 = all)",
+                    )
+                    top_p = gr.Slider(
+                        0.05,
+                        1.0,
+                        value=DEFAULT_TOP_P,
+                        step=0.05,
+                        label="Top-p",
+                        info="sample among the most likely characters holding this much probability (1 = all)",
+                    )
+                    seed = gr.Number(
+                        value=RANDOM_SEED,
+                        precision=0,
+                        label="Seed",
+                        info=f"{RANDOM_SEED} = random; the same seed gives the same text",
+                    )
+                with gr.Row():
+                    generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
+            with gr.Column(scale=3):
+                output = gr.Textbox(
+                    label="Text", lines=18, max_lines=30, interactive=False, buttons=["copy"], elem_id="output"
+                )
+                status_line = gr.Markdown(elem_id="status-line")
+        gr.Examples(examples=[[p] for p in EXAMPLE_PROMPTS], inputs=[prompt], label="Example prompts")
+
+    # The page's Generate button and the public /generate endpoint run the same generator and
+    # share one concurrency limit. They are two events because the page also streams the
+    # status line, while API clients get only the text (predict() returns the final text).
+    stops = StopRequests()
+
+    def generate_for_page(
+        prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed, request: gr.Request
+    ):
+        flag = stops.start(request.session_hash)
+        updates = generate_stream(
+            zoo,
+            prompt,
+            cell,
+            hidden_size,
+            temperature,
+            max_new_chars,
+            top_k,
+            top_p,
+            seed,
+            should_stop=flag.is_set,
+            scheduler=scheduler.get(),
+        )
+        try:
+            yield from page_updates(shown_as_gradio_errors(updates), STATUS_EVERY_SECONDS)
+        finally:  # also when gradio closes this generator (cancel, disconnect): end the generation
+            updates.close()
+            stops.finish(request.session_hash, flag)
+
+    generation = generate_button.click(
+        generate_for_page,
+        inputs=[prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed],
+        outputs=[output, status_line],
+        api_visibility="private",
+        preprocess=False,  # generate_stream validates every value itself, with clearer messages
+        concurrency_limit=concurrency_limit,
+        concurrency_id=GENERATION_CONCURRENCY_ID,
+        show_progress="minimal",
+    )
+
+    # Stop: ask the generator to end (it sends the text so far and a "stopped" status line);
+    # a moment later cancel the event, which only matters for one that has not started yet
+    # or does not end (cancelling at once could cut off that last update).
+    def request_stop(request: gr.Request) -> None:
+        stops.request(request.session_hash)
+
+    stop_button.click(request_stop, api_visibility="private", queue=False).then(
+        fn=None, js=f"() => new Promise((done) => setTimeout(done, {STOP_GRACE_MS}))", queue=False
+    ).then(fn=None, cancels=[generation], queue=False)
+
+    def update_hidden_sizes(cell: str | None, current: int | None):
+        if cell not in zoo.cells():
+            return gr.update(choices=[], value=None)
+        return gr.update(choices=hidden_size_choices(zoo, cell), value=default_hidden_size(zoo, cell, current))
+
+    cell.change(
+        update_hidden_sizes,
+        inputs=[cell, hidden_size],
+        outputs=hidden_size,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )
