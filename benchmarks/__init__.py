@@ -1,6 +1,12 @@
-"""Benchmarks: scripts that print tables (run with python -m benchmarks.<name>)."""
+"""Benchmarks: scripts that print tables (run with python -m benchmarks.<name>; docs/benchmarks.md
+holds what they print)."""
 
 import functools
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The corpus the repository ships (data/README.md): what the training benchmarks read by default.
+SHIPPED_TEXT = PROJECT_ROOT / "data" / "tinyshakespeare.txt"
 
 
 @functools.cache

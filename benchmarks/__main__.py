@@ -4,7 +4,7 @@ Each benchmark runs as its own process (so that one's threads and imports do not
 next) and prints its table; a summary of exit codes ends the run. ``--quick`` passes each its
 smoke-test mode. The training benchmarks (regularization, quality per CPU second) take from
 minutes (GPU) to hours (CPU) and run only with ``--training``. Extra flags: ``--data FILE``
-for the benchmarks that read text (offline: ../shared/data/tinyshakespeare.txt).
+for the benchmarks that read text (by default the repository's data/tinyshakespeare.txt).
 """
 
 from __future__ import annotations

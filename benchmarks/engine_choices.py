@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks import use_one_blas_thread
+from benchmarks import PROJECT_ROOT, use_one_blas_thread
 from rnn_demo.cli.arguments import existing_folder, whole_number
 from rnn_demo.generation import kernels
 from rnn_demo.generation.stepper import Stepper
 from rnn_demo.model import CharRNN
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = PROJECT_ROOT / "models"
 
 
 def microseconds(function, repeats: int) -> float:

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import PROJECT_ROOT
 from rnn_demo.cli.arguments import existing_folder
 from rnn_demo.model import CharRNN, CheckpointError, bits_per_char
 from rnn_demo.training.data import DataLoadError, load_text_splits
 from rnn_demo.training.loop import evaluate
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = PROJECT_ROOT / "models"
 AGREEMENT = 0.005  # nats/char
 
 
@@ -61,7 +62,11 @@ def print_table(models_dir: Path, check: bool, data: str | None) -> int:
         if check:
             model = CharRNN.from_pretrained(folder)
             config = metrics["config"]
-            splits = load_text_splits(data or config["data"], config["text_column"], config["split"])
+            # A run's --data is a path relative to the repository (data/tinyshakespeare.txt) or a Hub id.
+            source = data or config["data"]
+            if not Path(source).exists() and (PROJECT_ROOT / source).exists():
+                source = str(PROJECT_ROOT / source)
+            splits = load_text_splits(source, config["text_column"], config["split"])
             val_loss = evaluate(model, torch.tensor(model.tokenizer.encode(splits.validation)))
             agrees = abs(val_loss - metrics["val_loss"]) <= AGREEMENT
             failures += not agrees

@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks import SHIPPED_TEXT
 from rnn_demo.cli.arguments import whole_number
 
 RECIPES: dict[str, list[str]] = {
@@ -45,7 +46,8 @@ def run(recipe: str, budget: int, data: str | None, out: Path, quick: bool) -> d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=None, help="training text (default: the Hub dataset karpathy/tiny_shakespeare)")
+    parser.add_argument("--data", default=str(SHIPPED_TEXT), help="training text: a file or a Hub dataset id "
+                        "(default: the repository's data/tinyshakespeare.txt)")
     parser.add_argument("--budgets", type=whole_number(1, 86_400), nargs="+", default=[90, 600],
                         help="training seconds per run (default: 90 600)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2-second budgets, hidden 16")

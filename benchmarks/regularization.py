@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import SHIPPED_TEXT
+
 FULL_RECIPE = [
     "--cell", "lstm", "--hidden-size", "256", "--num-layers", "2", "--seq-len", "128", "--batch-size", "64",
     "--lr", "2e-3", "--warmup-steps", "200", "--min-lr-ratio", "0.05", "--grad-clip", "1.0", "--weight-decay", "0.1",
@@ -61,7 +63,8 @@ def _run_all(commands: dict[str, list[str]], out: Path, jobs: int) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=None, help="training text (default: the Hub dataset karpathy/tiny_shakespeare)")
+    parser.add_argument("--data", default=str(SHIPPED_TEXT), help="training text: a file or a Hub dataset id "
+                        "(default: the repository's data/tinyshakespeare.txt)")
     parser.add_argument("--max-steps", type=int, default=3000, help="steps per run (default: 3000)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--jobs", type=int, default=len(VARIANTS), help="runs at once (default: all)")

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import use_one_blas_thread
+from benchmarks import PROJECT_ROOT, use_one_blas_thread
 from rnn_demo.cli.arguments import existing_folder, finite_number, whole_number
 from rnn_demo.generation.sampling import generate
 from rnn_demo.model import CharRNN
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = PROJECT_ROOT / "models"
 
 
 def seconds(function) -> float:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from benchmarks import SHIPPED_TEXT
 from rnn_demo.cli.arguments import whole_number
 from rnn_demo.model.tokenizer import CharTokenizer
 from rnn_demo.training.data import TBPTTBatches, load_text_splits
@@ -77,7 +78,8 @@ def trainer_loop(corpus: Path, args, windows: int, out: Path) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="karpathy/tiny_shakespeare", help="text to train on (a Hub id or a file)")
+    parser.add_argument("--data", default=str(SHIPPED_TEXT), help="text to train on: a file or a Hub dataset id "
+                        "(default: the repository's data/tinyshakespeare.txt)")
     parser.add_argument("--hidden-size", type=whole_number(1, 4096), default=512)
     parser.add_argument("--batch-size", type=whole_number(1, 4096), default=32)
     parser.add_argument("--seq-len", type=whole_number(1, 10_000), default=64)

@@ -1,8 +1,8 @@
 """``python -m rnn_demo.sample``: print a sample from a trained model (:mod:`rnn_demo.cli.sample`)."""
 
-import sys
+from rnn_demo.cli.sample import main, run_from_command_line
 
-from rnn_demo.cli.sample import main
+__all__ = ["main"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_from_command_line()

@@ -66,5 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run_from_command_line() -> None:
+    """``python -m rnn_demo.publish``: run :func:`main` on the process's arguments and exit with its status."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run_from_command_line()

@@ -37,10 +37,10 @@ from rnn_demo.model import CharRNN, Hidden
 from rnn_demo.model.tokenizer import Encoding
 
 MAX_SEED = 2**63 - 1
-# Prompts up to this many characters are primed step by step (a few NumPy calls a character),
-# longer ones by one CharRNN.forward call, whose fused layers win on long inputs. Measured on this
-# CPU (one thread), forward vs steps: lstm-h256, 6 characters 2.0 vs 0.9 ms, 32: 4.1 vs 4.1 ms,
-# 128: 9.7 vs 14.6 ms; lstm-h512, 6: 8.7 vs 4.2 ms, 32: 15.9 vs 21.0 ms.
+# Prompts up to this many characters are primed step by step (one compiled call a character),
+# longer ones by one CharRNN.forward call, whose fused layers win on long inputs: a forward call
+# has a fixed cost of its own that only a long prompt pays back, and around 32 characters the
+# two cost about the same for the shipped models (one thread).
 PRIME_BY_STEPS_MAX = 32
 # Draws whose random numbers are drawn in one call (see TokenDraws).
 NOISE_BLOCK = 64
@@ -144,8 +144,8 @@ class TokenDraws:
     ``min(draws, NOISE_BLOCK)`` at a time, ``draws`` being how many the generation will make (it
     may make more). torch fills a tensor from its CPU generator in order, so a block holds
     exactly the numbers that as many draws one at a time would take (tests/test_batching.py
-    checks the draws against torch.multinomial's); one call instead of one per character saves
-    ~5 µs a draw."""
+    checks the draws against torch.multinomial's); one call instead of one per character saves a
+    torch call's fixed cost on every draw."""
 
     def __init__(self, seed: int | None, vocab_size: int, draws: int = NOISE_BLOCK):
         if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:

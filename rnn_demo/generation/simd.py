@@ -3,7 +3,8 @@
 
 numba vectorizes simple loops by itself, but a product that keeps a tile of its outputs in
 registers across the whole sum (as a BLAS kernel does) is beyond its loop vectorizer: written
-with arrays or scalars, it came out scalar and 6-7x slower. Here an 8-lane vector is a numba type
+with arrays or scalars, it comes out as scalar code, several times slower
+(``python -m benchmarks.engine_choices`` times the product). Here an 8-lane vector is a numba type
 whose value is an LLVM ``<8 x float>``, and each operation below is one LLVM instruction
 (``load``, ``store``, a broadcast, ``fadd``, ``fmul``), so the code that uses them says exactly
 which products and sums are made, in which order, and LLVM keeps the vectors in registers (on an
@@ -19,7 +20,8 @@ the array: nothing is checked at run time.
 
 numba's disk cache of the functions that use these (``rnn_demo/generation/kernels.py``) is renewed when
 their own file changes, not this one: after editing only this file, delete the ``kernels*.nbi``
-and ``kernels*.nbc`` files of the cache (in ``rnn_demo/__pycache__``).
+and ``kernels*.nbc`` files of the cache (in ``rnn_demo/generation/__pycache__``, or under
+``$NUMBA_CACHE_DIR`` when it is set).
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """Fast single-character steps for generation, for one stream or many at once.
 
 ``CharRNN.forward`` is built for training: whole sequences through torch's fused layers. For
-generation it runs one character at a time, where the fixed cost of each call dominates
-(torch.lstm spends ~0.7 ms on a single step of a 2x128 LSTM on this CPU). :class:`Stepper`
+generation it runs one character at a time, where the fixed cost of each call dominates (the
+naive column of ``python -m benchmarks.sampling_speed`` is that loop). :class:`Stepper`
 snapshots the model's weights as float32 NumPy arrays, in the few matrices one step needs, and
 runs a whole step (every layer's products, the cell's gates and activations, the decoder) as
 one compiled call, :func:`rnn_demo.generation.kernels.step` (numba):
 
-* one call, not dozens: a NumPy call costs about 1 µs and a torch call 3-5 µs, and a step of
-  NumPy calls made two dozen of them;
-* the products are most of a step's cost at hidden 512: the weight matrices (3-12 MB) are
+* one call, not dozens: every NumPy or torch call has a fixed cost of its own, and a step
+  written as NumPy calls makes two dozen of them;
+* the products are most of a step's cost at hidden 512: the weight matrices (megabytes) are
   read from memory once per step, start to end, about as fast as a one-row BLAS product
   (``python -m benchmarks.engine_choices``);
 * the first layer's input part, ``W_ih embed(c) + b_ih``, depends only on the character, so it

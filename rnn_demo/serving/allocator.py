@@ -6,7 +6,8 @@ memory freed in one arena cannot serve another, so a server whose many threads t
 (Gradio's 40 worker threads, the batching threads, uvicorn's event loop) holds a little free
 memory in each of them. Under load that adds up to much of the resident size; with two arenas
 the same free memory is shared. The CPU-heavy work here holds the GIL or runs in torch, so
-threads hardly contend for the two arenas' locks. README, "Load test", has the measurements.
+threads hardly contend for the two arenas' locks. ``python -m benchmarks.load --parts 5`` reads
+the server's memory as the requests go (docs/benchmarks.md, "Load test").
 """
 
 from __future__ import annotations

@@ -48,8 +48,9 @@ IDLE_SECONDS = 10.0  # a model's thread ends after this long without requests
 # A request is drawn at most this many characters ahead of what its consumer has taken: the
 # text streams at the pace the client reads it, Stop stops near what the user sees, and a
 # client that stops reading stops costing steps. It also bounds a paced update (see
-# Generation.chunks): 512 lets 16 streams updated every 0.4 s each run at ~1,280 chars/s (256
-# held the 16 streams of benchmarks.many_users back once the steps had a process of their own).
+# Generation.chunks): a stream updated every 0.4 s (16 streams under MAX_UPDATES_PER_SECOND) runs
+# at most 512 / 0.4 = 1,280 chars/s, above what 16 streams of a shipped model get each
+# (``python -m benchmarks.many_users``).
 MAX_AHEAD_CHARS = 512
 # A tick draws and steps up to this many characters of each request in one compiled call
 # (Stepper.sample_rows), so that the Python work of a tick (taking in requests, handing out the

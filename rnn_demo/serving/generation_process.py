@@ -2,9 +2,9 @@
 
 :class:`rnn_demo.serving.batching.BatchScheduler` steps the concurrent generations of a model together in
 one thread. In a web server that thread shares the interpreter (and its lock) with the server's
-event loop and request threads: measured with 16 streams through Gradio on 2 cores, the process
-kept one core busy, the model's thread got three quarters of it, and its steps ran 1.4x slower
-per row than alone (README, "Many users at once"). A :class:`ProcessScheduler` runs the same
+event loop and request threads, so the steps and the server's Python take turns on one core
+(docs/design.md, "Serving many streams"; ``python -m benchmarks.many_users``). A
+:class:`ProcessScheduler` runs the same
 BatchScheduler in a child process (``python -m rnn_demo.serving.generation_process``), which has a core and
 an interpreter to itself, and keeps the consumer's side here: :meth:`ProcessScheduler.submit`
 takes the arguments of ``BatchScheduler.submit`` and returns a
@@ -62,8 +62,8 @@ from rnn_demo.serving.batching import (
 )
 
 # The child sends what its steps drew at most this often: each message costs both processes some
-# Python, and 16 streams step ~700 times a second. 10 ms adds at most 10 ms to an update that
-# comes every 0.05-0.4 s.
+# Python, and 16 streams step hundreds of times a second. 10 ms adds at most 10 ms to an update
+# that comes every 0.05-0.4 s (rnn_demo.serving.streaming's pace).
 SEND_EVERY_SECONDS = 0.01
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder holding rnn_demo/: on the child's path
 

@@ -66,8 +66,8 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 def _offline_message(source: str, reason: str) -> str:
     return (
         f"Could not load the dataset {source!r} from the Hugging Face Hub ({reason}). "
-        "To train offline, pass a local text file instead, e.g. --data path/to/text.txt "
-        "(tiny shakespeare: https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt)."
+        "To train offline, pass a local text file instead, e.g. --data data/tinyshakespeare.txt "
+        "(the same text, shipped with the repository)."
     )
 
 

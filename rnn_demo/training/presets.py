@@ -1,6 +1,6 @@
 """Training recipes of the shipped models: ``python -m train --preset lstm-512``.
 
-A preset is the set of :class:`rnn_demo.training.loop.TrainConfig` fields a shipped model in
+A preset is the set of :class:`rnn_demo.training.config.TrainConfig` fields a shipped model in
 ``models/`` was trained with; flags given next to ``--preset`` override them. Each
 ``models/*/metrics.json`` holds the exact command, the device and the time it took, and a test
 checks that every preset agrees with it.
@@ -10,15 +10,19 @@ trained on this project's 2-core CPU ran under a time budget (``--time-budget``)
 the number of steps those runs reached instead, so a rerun follows the same schedule to within the
 small difference between a clock-driven and a step-driven cosine decay.
 
-The 512-unit RNN and GRU were trained on a GPU with larger batches; a lease deadline stopped them
-late in their schedule (rnn-512 at step 3297 of 3700, gru-512 at 2470 of 2500), and the models
-shipped are their best checkpoints. Their presets are the full recipes.
+The 512-unit RNN and GRU were trained on a GPU with larger batches; a time limit on the GPU machine
+stopped them late in their schedule (rnn-512 at step 3297 of 3700, gru-512 at 2470 of 2500), and the
+models shipped are their best checkpoints. Their presets are the full recipes.
 """
 
 from __future__ import annotations
 
+# The text every shipped model was trained on: the repository's copy of tiny shakespeare (the
+# Hub dataset's exact text, data/README.md), relative to the repository, where the commands run.
+SHIPPED_TEXT = "data/tinyshakespeare.txt"
 # The small-batch recipe of the CPU-trained models (the TrainConfig defaults when they were trained).
 _CPU = {
+    "data": SHIPPED_TEXT,
     "num_layers": 2,
     "seq_len": 64,
     "batch_size": 16,
@@ -32,6 +36,7 @@ _CPU = {
 }
 # The GPU recipe: longer schedules with more warm-up, weight decay, a lower final learning rate.
 _GPU = {
+    "data": SHIPPED_TEXT,
     "num_layers": 2,
     "lr": 2e-3,
     "warmup_steps": 200,
