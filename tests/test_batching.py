@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import MIXED_REQUESTS, SLOW_MODEL, cpu_seconds, generate_with, wait_until
 
-from rnn_demo.generation import stepper as engine
+from rnn_demo.generation import stepper
 from rnn_demo.generation.sampling import SamplingSettings, TokenDraws, generate, next_token_distribution
 from rnn_demo.generation.stepper import Stepper, state_arrays
 from rnn_demo.model import CharRNN
@@ -114,13 +114,13 @@ def test_32_concurrent_requests_each_give_the_text_they_give_alone(trained_model
 
 def test_requests_join_and_leave_a_running_batch(trained_model, monkeypatch):
     batch_sizes = []  # requests drawing in each tick
-    original_sample_rows = engine.Stepper.sample_rows
+    original_sample_rows = stepper.Stepper.sample_rows
 
     def recording_sample_rows(self, logits, state, noise, counts, *settings):
         batch_sizes.append(int(np.count_nonzero(counts)))
         return original_sample_rows(self, logits, state, noise, counts, *settings)
 
-    monkeypatch.setattr(engine.Stepper, "sample_rows", recording_sample_rows)
+    monkeypatch.setattr(stepper.Stepper, "sample_rows", recording_sample_rows)
     scheduler = BatchScheduler(idle_seconds=0.3, max_ahead=10_000)  # the long one runs on while unread
     long = scheduler.submit(trained_model, "ROMEO:", 400, temperature=0.8, seed=1)
     first = long.take(20, timeout=10)

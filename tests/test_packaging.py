@@ -3,6 +3,7 @@ stable, and nothing read from outside it."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -89,10 +90,14 @@ def test_pip_installs_the_library_and_another_program_imports_it(tmp_path):
     """What ``pip install .`` puts in site-packages is the whole library: imported from another
     folder, with the repository off the path, it builds, trains a step of and samples a model."""
     pytest.importorskip("setuptools", reason="building the wheel offline needs setuptools in this environment")
+    source = tmp_path / "source"  # what pip reads, copied: a build writes build/ and *.egg-info beside it
+    shutil.copytree(REPO_ROOT / "rnn_demo", source / "rnn_demo", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, source / name)
     target = tmp_path / "site-packages"
     installed = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(REPO_ROOT)],
+         "--target", str(target), str(source)],
         capture_output=True, text=True, timeout=300,
     )
     assert installed.returncode == 0, installed.stderr[-3000:]

@@ -69,7 +69,7 @@ def test_temperature_zero_is_greedy(trained_model):
 
 @pytest.mark.parametrize("settings", [dict(temperature=0.8), dict(temperature=1.2, top_k=5), dict(temperature=0.6, top_p=0.9)])
 def test_texts_are_those_of_the_plain_torch_loop(trained_model, settings):
-    """The fast path (engine.Stepper, NumPy) changes no text: a seed gives what calling the torch
+    """The fast path (stepper.Stepper, NumPy) changes no text: a seed gives what calling the torch
     module per character and drawing with torch.multinomial gives, the loop a tutorial writes."""
     for seed in range(3):
         generator = torch.Generator().manual_seed(seed)
@@ -117,12 +117,12 @@ def test_a_tiny_positive_temperature_is_greedy_not_nan(trained_model):
 def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypatch, prompt):
     """Never re-running the prefix: the model reads the prompt once (a short one step by step, a
     long one in one forward call), then one character a step."""
-    from rnn_demo.generation import stepper as engine
+    from rnn_demo.generation import stepper
     from rnn_demo.generation.sampling import PRIME_BY_STEPS_MAX
 
     forward_lengths, step_sizes, sample_sizes = [], [], []
     handle = trained_model.register_forward_hook(lambda module, args, output: forward_lengths.append(args[0].shape))
-    original_step, original_sample = engine.Stepper.step, engine.Stepper.sample
+    original_step, original_sample = stepper.Stepper.step, stepper.Stepper.sample
 
     def counting_step(self, tokens, hidden):
         step_sizes.append(tuple(tokens.shape))
@@ -132,8 +132,8 @@ def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypat
         sample_sizes.append(len(noise))  # characters drawn and stepped in this call
         return original_sample(self, logits, state, noise, *settings)
 
-    monkeypatch.setattr(engine.Stepper, "step", counting_step)
-    monkeypatch.setattr(engine.Stepper, "sample", counting_sample)
+    monkeypatch.setattr(stepper.Stepper, "step", counting_step)
+    monkeypatch.setattr(stepper.Stepper, "sample", counting_sample)
     try:
         generate(trained_model, prompt, 30, seed=0)
     finally:

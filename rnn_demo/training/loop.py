@@ -1,4 +1,4 @@
-"""Training a CharRNN, as importable functions (the CLI in ``train/`` only parses flags).
+"""Training a CharRNN, as importable functions (the CLI, :mod:`rnn_demo.cli.train`, only parses flags).
 
 Pieces a test (or a DDP wrapper) can drive on their own:
 
@@ -6,8 +6,9 @@ Pieces a test (or a DDP wrapper) can drive on their own:
   detached state to carry into the next batch;
 * :func:`evaluate` - mean loss (nats/char) over a whole split read as one stream, state carried;
 * :func:`learning_rate` - warmup, then cosine decay over steps or over the time budget;
-* :class:`RunFolder` - the ``--out`` folder: best model (a ``save_pretrained`` folder), the
-  resumable training state, the metrics log and the loss curve, every write atomic;
+* :class:`~rnn_demo.training.run_folder.RunFolder` - the ``--out`` folder: best model (a
+  ``save_pretrained`` folder), the resumable training state, the metrics log and the loss curve,
+  every write atomic;
 * :func:`train` - the loop that ties them together.
 """
 

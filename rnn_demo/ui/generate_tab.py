@@ -172,7 +172,7 @@ def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limi
                 output = gr.Textbox(
                     label="Text", lines=18, max_lines=30, interactive=False, buttons=["copy"], elem_id="output"
                 )
-                status_line = gr.Markdown(elem_id="status-line")
+                status = gr.Markdown(elem_id="status-line")
         gr.Examples(examples=[[p] for p in EXAMPLE_PROMPTS], inputs=[prompt], label="Example prompts")
 
     # The page's Generate button and the public /generate endpoint run the same generator and
@@ -206,7 +206,7 @@ def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limi
     generation = generate_button.click(
         generate_for_page,
         inputs=[prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed],
-        outputs=[output, status_line],
+        outputs=[output, status],
         api_visibility="private",
         preprocess=False,  # generate_stream validates every value itself, with clearer messages
         concurrency_limit=concurrency_limit,
