@@ -40,7 +40,7 @@ class GenerationError(RuntimeError):
 
 @dataclass(frozen=True)
 class RunStatus:
-    """Where one generation stands; rendered as the status line under the output."""
+    """Where one generation stands (the page shows it as its status line: rnn_demo.ui.display.status_line)."""
 
     model: ModelInfo
     new_chars: int = 0

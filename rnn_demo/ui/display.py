@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from rnn_demo.model.checkpoint import CheckpointError
 from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.streaming import GenerationError, RunStatus
 from rnn_demo.serving.zoo import ModelInfo
@@ -49,5 +48,5 @@ def shown_as_gradio_errors(updates: Iterator):
     no traceback). Closing this generator closes ``updates``."""
     try:
         yield from updates
-    except (RequestError, GenerationError, CheckpointError) as error:
+    except (RequestError, GenerationError) as error:
         raise gr.Error(str(error)) from None
