@@ -21,7 +21,7 @@ _EXPORTS = {
     "WEIGHTS_NAME": "checkpoint",
     "CheckpointError": "checkpoint",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["CELLS", "CONFIG_NAME", "WEIGHTS_NAME", "CharRNN", "CharTokenizer", "CheckpointError", "Hidden", "RNN", "bits_per_char"]
 
 
 def __getattr__(name: str):

@@ -41,11 +41,11 @@ class LazyScheduler:
     """The demo's scheduler, made on first use (importing one imports torch): the one given, or a
     ProcessScheduler, which steps the generations in a process of its own."""
 
-    def __init__(self, scheduler: "Scheduler | None" = None):
+    def __init__(self, scheduler: Scheduler | None = None):
         self._scheduler = scheduler
         self._lock = threading.Lock()
 
-    def get(self) -> "Scheduler":
+    def get(self) -> Scheduler:
         with self._lock:
             if self._scheduler is None:
                 from rnn_demo.serving.generation_process import ProcessScheduler

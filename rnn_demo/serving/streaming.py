@@ -71,7 +71,7 @@ def generate_stream(
     *,
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.perf_counter,
-    scheduler: "Scheduler | None" = None,
+    scheduler: Scheduler | None = None,
 ) -> Iterator[tuple[str, RunStatus]]:
     """Yield (prompt + continuation so far, RunStatus) every few characters, and once at the end.
 
