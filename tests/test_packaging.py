@@ -122,3 +122,13 @@ def test_pip_installs_the_library_and_another_program_imports_it(tmp_path):
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert finished.stdout.strip() == str(target / "rnn_demo" / "__init__.py")
+
+
+def test_the_readme_names_only_paths_that_exist_and_every_subpackage():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:rnn_demo|models|data|docs|benchmarks|tests|train)/[\w./-]*|app\.py)`", readme))
+    named = {path for path in named if "<" not in path and "*" not in path}
+    assert named, "the README names no paths"
+    assert sorted(path for path in named if not (REPO_ROOT / path).exists()) == []
+    subpackages = sorted(p.parent.name for p in (REPO_ROOT / "rnn_demo").glob("*/__init__.py"))
+    assert [name for name in subpackages if f"rnn_demo/{name}/" not in readme] == []
