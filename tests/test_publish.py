@@ -211,7 +211,7 @@ finally:
 
 
 def share_the_compiled_kernels(cache_folder: Path) -> None:
-    """Copy this session's compiled generation kernels (numba's cache files, compiled now unless
+    """Copy the generation kernels compiled for this test run (numba's cache files, compiled now unless
     they already are) into ``cache_folder``."""
     import os
 
