@@ -3,7 +3,7 @@ distribution of the next character, and the draw.
 
 Each entry point is one call from Python however many layers, gates and streams there are, so a
 step costs its products and little else (see ``rnn_demo/generation/stepper.py`` for the design, and
-``rnn_demo/generation/sampling.py`` for the two sampling entry points' callers). They release the GIL,
+``rnn_demo/generation/sampling.py`` for the two sampling entry points' callers). They run without the GIL (nogil),
 allocate what they return (and their scratch) on every call, and write nothing else: any number
 of threads may run them at once, on the same weights.
 

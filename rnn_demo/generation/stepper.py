@@ -38,7 +38,7 @@ never how one is. So row i comes out bit for bit the same at any batch size;
 The state keeps the model's layout ((L, B, H) arrays, and (h, c) for an LSTM);
 :func:`state_arrays` and :func:`state_tensors` convert it from and to torch, without copying
 what is already a float32 CPU tensor. :meth:`Stepper.step` writes only arrays it allocates:
-several threads may step with one Stepper at once (the compiled step releases the GIL).
+several threads may step with one Stepper at once (the compiled step runs without the GIL).
 """
 
 from __future__ import annotations
