@@ -223,3 +223,13 @@ def client(app_url):
     from gradio_client import Client
 
     return Client(app_url, verbose=False, analytics_enabled=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_engine():
+    """The compiled generation engine, ready before the first test (compiled into the session's
+    numba cache, or loaded from it), or None where numba is not available: the tests then run on
+    the engine a warm server uses, and those that compare the two engines have both."""
+    from rnn_demo.generation import engines
+
+    return engines.wait_compiled(timeout=900)

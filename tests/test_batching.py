@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import MIXED_REQUESTS, SLOW_MODEL, cpu_seconds, generate_with, wait_until
 
-from rnn_demo.generation import stepper
+from rnn_demo.generation import engines, stepper
 from rnn_demo.generation.sampling import SamplingSettings, TokenDraws, generate, next_token_distribution
 from rnn_demo.generation.stepper import Stepper, state_arrays
 from rnn_demo.model import CharRNN
@@ -319,13 +319,15 @@ def test_under_load_pieces_come_at_the_pace_asked_not_every_few_characters(train
         assert later - earlier > 0.09 or len(piece) >= batching.MAX_AHEAD_CHARS
 
 
-def test_the_stepper_keeps_its_matrices_float32_and_row_major():
+def test_the_stepper_keeps_its_matrices_float32_and_row_major(compiled_engine):
     # The compiled step is compiled for row-major float32 arrays, and its product reads each weight
-    # panel as one block; a transposed view, or a stack of them, would be column-major.
+    # panel as one block; a transposed view, or a stack of them, would be column-major. The reference
+    # engine's product reduces over the rows of a row-major matrix.
     for cell in ("rnn", "gru", "lstm"):
-        stepper = Stepper(CharRNN(VOCAB, cell=cell, hidden_size=32, num_layers=3).eval())
-        matrices = [stepper.first_input, stepper.input_panels, stepper.recurrent_panels, stepper.decoder_panels]
-        matrices += [stepper.input_biases, stepper.recurrent_biases, stepper.decoder_bias]
+        stepper = Stepper(CharRNN(VOCAB, cell=cell, hidden_size=32, num_layers=3).eval(), engines.REFERENCE)
+        matrices = list(stepper.weights)
+        if compiled_engine is not None:
+            matrices += list(stepper.using(compiled_engine)._weights)
         assert all(matrix.flags.c_contiguous and matrix.dtype == np.float32 for matrix in matrices), cell
 
 

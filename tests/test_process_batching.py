@@ -75,7 +75,10 @@ def test_two_models_are_served_apart_and_a_model_gone_here_is_forgotten_there(tr
     assert len(child.models_sent) == 1
 
 
-def test_a_request_is_drawn_only_a_little_ahead_of_its_reader(trained_model):
+def test_a_request_is_drawn_only_a_little_ahead_of_its_reader(trained_model, monkeypatch):
+    # The child keeps to the reference engine: loading the compiled one would use its CPU meanwhile.
+    # The text is the one the compiled engine gives here.
+    monkeypatch.setenv("RNN_DEMO_ENGINE", "reference")
     scheduler = ProcessScheduler(idle_seconds=1.0, max_ahead=16)
     try:
         generation = scheduler.submit(trained_model, "ROMEO:", 500, temperature=0.8, seed=21)
@@ -90,7 +93,8 @@ def test_a_request_is_drawn_only_a_little_ahead_of_its_reader(trained_model):
         scheduler.close()
 
 
-def test_cancel_frees_the_slot_at_once_and_stops_the_work(trained_model):
+def test_cancel_frees_the_slot_at_once_and_stops_the_work(trained_model, monkeypatch):
+    monkeypatch.setenv("RNN_DEMO_ENGINE", "reference")  # as above: only the steps use the child's CPU
     scheduler = ProcessScheduler(max_active=2, idle_seconds=1.0, max_ahead=10_000)
     try:  # longer than max_ahead: however fast the child draws, they cannot finish unread
         first = scheduler.submit(trained_model, "a", 50_000, seed=1)
@@ -193,7 +197,7 @@ def test_the_childs_loop_reports_a_failed_request_and_goes_on(trained_model, noi
     texts, failures = {}, {}
     while len(failures) < 2 or len(texts.get(2, "")) < 50:
         assert parent.poll(30)
-        _, new_texts, new_failures = parent.recv()
+        _, new_texts, new_failures, _ = parent.recv()
         for request, text in new_texts:
             texts[request] = texts.get(request, "") + text
         failures.update(new_failures)

@@ -1,6 +1,10 @@
 """The compiled arithmetic of generation (numba): a whole step of the recurrent stack, the
 distribution of the next character, and the draw.
 
+It is the compiled engine: ``rnn_demo/generation/reference.py`` computes the same numbers in NumPy,
+bit for bit, and is its specification (``tests/test_reference.py`` checks one against the other);
+``rnn_demo/generation/engines.py`` compiles this one in the background and chooses between them.
+
 Each entry point is one call from Python however many layers, gates and streams there are, so a
 step costs its products and little else (see ``rnn_demo/generation/stepper.py`` for the design, and
 ``rnn_demo/generation/sampling.py`` for the two sampling entry points' callers). They run without the GIL (nogil),
@@ -16,8 +20,9 @@ reorder floating-point operations (no ``fastmath``).
 Compiled code is cached on disk (numba's ``cache=True``): in ``rnn_demo/__pycache__`` when that
 is writable, else in numba's per-user cache directory (``$NUMBA_CACHE_DIR`` overrides both);
 where neither is writable the functions are compiled in memory in each process instead. numba
-renews a cached function when this file changes, not when ``rnn_demo/generation/simd.py`` does: after
-editing only that one, delete the ``kernels*.nbi`` and ``kernels*.nbc`` files of the cache.
+renews a cached function when this file changes, not when ``rnn_demo/generation/simd.py`` or the
+series constants taken from ``reference.py`` do: after editing only those, delete the
+``kernels*.nbi`` and ``kernels*.nbc`` files of the cache.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ import numba
 import numpy as np
 
 from rnn_demo.generation import simd
+from rnn_demo.generation.layout import PANEL, pack_columns
+from rnn_demo.generation.reference import CELL_CODES, EXP_CLIP, GRU, LSTM, RNN, TANH_SERIES_BELOW, TAYLOR, Weights
 
-# Cell codes the step takes (numba compiles one step for all three).
-RNN, GRU, LSTM = 0, 1, 2
-CELL_CODES = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
+__all__ = ["CELL_CODES", "GRU", "LSTM", "RNN", "PANEL", "pack_columns", "prepare", "step", "distribution",
+           "choose", "sample", "sample_rows", "add_product", "sigmoid", "tanh", "warm_up", "CACHED", "ENTRY_POINTS"]
 
-# A product's weight matrix (K, N) is stored in column panels (see :func:`pack_columns`).
-PANEL = 16  # columns of a panel: two 8-lane vectors
+# A product's weight matrix (K, N) is stored in column panels of PANEL columns (see
+# rnn_demo.generation.layout).
 ROWS_TOGETHER = 4  # rows of a batch computed together, each panel's loads shared by them
 PANELS_TOGETHER = 4  # panels one row goes through together (four streams from memory, not one)
 PREFETCH_AHEAD = 1024  # floats (4 KB) ahead of the panel position being read: asked for early
@@ -46,19 +52,37 @@ PREFETCH_AHEAD = 1024  # floats (4 KB) ahead of the panel position being read: a
 _OPTIONS = dict(nogil=True, error_model="numpy")
 
 
+CACHED = True  # whether the compiled code is kept in numba's disk cache (False: in memory only)
+
+
 def _compiled(function):
     """``numba.njit``, cached on disk where a cache directory can be written."""
+    global CACHED
     try:
         return numba.njit(cache=True, **_OPTIONS)(function)
     except RuntimeError:  # numba found no writable cache directory: compile in memory only
+        CACHED = False
         return numba.njit(**_OPTIONS)(function)
+
+
+def prepare(weights: Weights) -> tuple:
+    """A model's weights in the form :func:`step` and the sampling entry points take them: the
+    three product matrices in column panels (see :func:`step`)."""
+    return (
+        weights.first_input,
+        pack_columns(weights.input_weights),
+        pack_columns(weights.recurrent_weights),
+        weights.input_biases,
+        weights.recurrent_biases,
+        pack_columns(weights.decoder_weight),
+        weights.decoder_bias,
+    )
 
 
 # ---- activations, in float64 from a Taylor series: no libm call, so the loops vectorize ----------
 
-# exp's Taylor coefficients 1 / n!, from n = 12 down to 0 (the order of Horner's scheme)
-_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(12, -1, -1))
-_EXP_CLIP = 120.0  # exp(-120) is 7.7e-53: 0 once rounded to float32
+# The constants of the series are the reference engine's (rnn_demo.generation.reference).
+_TAYLOR, _EXP_CLIP, _TANH_SERIES_BELOW = TAYLOR, EXP_CLIP, TANH_SERIES_BELOW
 
 
 @_compiled
@@ -90,7 +114,7 @@ def tanh(x):
     far = (1.0 - e) / (1.0 + e)
     a2 = a * a
     near = a * (1.0 - a2 * (1.0 / 3.0 - a2 * (2.0 / 15.0 - a2 * (17.0 / 315.0))))
-    return math.copysign(near if a < 0.03125 else far, x)
+    return math.copysign(near if a < _TANH_SERIES_BELOW else far, x)
 
 
 # ---- products ---------------------------------------------------------------------------------
@@ -99,25 +123,6 @@ def tanh(x):
 # code below only chooses which elements are computed together (8 columns of a vector, 1 or 4 rows,
 # panel after panel), never how one is computed; so each row's result is the same bit for bit
 # whatever the other rows are, and whatever their number.
-
-
-def pack_columns(weight: np.ndarray) -> np.ndarray:
-    """W (..., K, N) -> its column panels (..., K * N) float32, the layout :func:`add_product` reads.
-
-    Panel p holds columns PANEL p .. PANEL p + PANEL - 1 of every weight row, a (K, PANEL) block,
-    row-major; the panels follow one another, then come the last N % PANEL columns, a (K, N % PANEL)
-    block. A panel is one contiguous stretch of memory, read from start to end once per row block;
-    with the plain (K, N) layout, the 64 bytes a block needs from each weight row would be N * 4
-    bytes apart, all in the same few L1 cache sets, evicting one another.
-    """
-    weight = np.asarray(weight, np.float32)
-    *lead, depth, width = weight.shape
-    full = width - width % PANEL
-    packed = np.empty((*lead, depth * width), np.float32)  # each block written by one copy
-    panels = packed[..., : depth * full].reshape(*lead, full // PANEL, depth, PANEL)
-    panels[...] = weight[..., :full].reshape(*lead, depth, full // PANEL, PANEL).swapaxes(-3, -2)
-    packed[..., depth * full :].reshape(*lead, depth, width - full)[...] = weight[..., full:]
-    return packed
 
 
 @_compiled
@@ -555,6 +560,9 @@ def sample_rows(cell, logits, h, c, weights, noise, counts, temperatures, top_ks
             if lstm:
                 c[:, drawing[j]] = new_c[:, j]
     return tokens, logits, h, c
+
+
+ENTRY_POINTS = (step, distribution, choose, sample, sample_rows)  # what warm_up compiles (with their callees)
 
 
 @functools.cache

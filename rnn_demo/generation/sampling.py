@@ -31,7 +31,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from rnn_demo.generation import kernels
+from rnn_demo.generation import engines, reference
+from rnn_demo.generation.engines import Engine
 from rnn_demo.generation.stepper import State, Stepper, state_arrays, state_tensors
 from rnn_demo.model import CharRNN, Hidden
 from rnn_demo.model.tokenizer import Encoding
@@ -134,7 +135,7 @@ def next_token_distribution(logits: np.ndarray, settings: SamplingSettings) -> n
     """
     logits = np.asarray(logits, dtype=np.float64)
     rows = np.ascontiguousarray(logits.reshape(-1, logits.shape[-1]))  # (R, V)
-    probs = kernels.distribution(rows, float(settings.temperature), settings.top_k, float(settings.top_p))
+    probs = reference.distribution(rows, float(settings.temperature), settings.top_k, float(settings.top_p))
     return probs.reshape(logits.shape)
 
 
@@ -171,7 +172,7 @@ class TokenDraws:
 
     def draw(self, probs: np.ndarray) -> int:
         """One token id drawn from probs (V,): what :func:`choose_tokens` picks for this row."""
-        return int(kernels.choose(np.ascontiguousarray(probs, np.float32)[None], self.noise()[None])[0])
+        return int(reference.choose(np.ascontiguousarray(probs, np.float32)[None], self.noise()[None])[0])
 
 
 def choose_tokens(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -183,7 +184,7 @@ def choose_tokens(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
     written out (:func:`rnn_demo.generation.kernels.choose`) so that a batch of streams, each with its own
     generator, can share one call, and every stream still draws exactly what it draws alone.
     """
-    return kernels.choose(np.ascontiguousarray(probs, np.float32), np.ascontiguousarray(noise, np.float32))
+    return reference.choose(np.ascontiguousarray(probs, np.float32), np.ascontiguousarray(noise, np.float32))
 
 
 def prime(model: CharRNN, stepper: Stepper, prompt_ids: list[int]) -> tuple[np.ndarray, State]:
@@ -216,17 +217,21 @@ def sample_steps(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
+    engine: Engine | None = None,
 ) -> Iterator[Step]:
-    """Yield ``max_new_chars`` sampled characters as :class:`Step` records."""
+    """Yield ``max_new_chars`` sampled characters as :class:`Step` records, computed by ``engine``
+    (by default the compiled one if it is ready, else the reference one: the same text either way;
+    see ``rnn_demo.generation.engines``)."""
     settings = SamplingSettings(temperature, top_k, top_p)
     check_length(max_new_chars)
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
     draws = TokenDraws(seed, model.vocab_size, max_new_chars)
-    return _sample_steps(model, encode_prompt(model, prompt).ids, max_new_chars, settings, draws)
+    engine = engine if engine is not None else engines.current()
+    return _sample_steps(model, encode_prompt(model, prompt).ids, max_new_chars, settings, draws, engine)
 
 
-def _sample_steps(model, prompt_ids, max_new_chars, settings, draws: TokenDraws) -> Iterator[Step]:
+def _sample_steps(model, prompt_ids, max_new_chars, settings, draws: TokenDraws, engine: Engine) -> Iterator[Step]:
     # A generator function of its own, so that argument errors above are raised at call time.
     # It holds no torch mode across a yield (modes are per thread, and a server may resume or
     # close this generator in another thread): the steps are NumPy.
@@ -236,7 +241,7 @@ def _sample_steps(model, prompt_ids, max_new_chars, settings, draws: TokenDraws)
     if was_training:  # dropout must be off while sampling
         model.eval()
     try:
-        stepper = Stepper(model)
+        stepper = Stepper(model, engine)
         logits, state = prime(model, stepper, prompt_ids)  # (1, V)
     finally:
         if was_training:
@@ -264,9 +269,10 @@ def stream(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
+    engine: Engine | None = None,
 ) -> Iterator[str]:
-    """Yield the continuation of ``prompt`` one character at a time."""
-    steps = sample_steps(model, prompt, max_new_chars, temperature, top_k, top_p, seed)
+    """Yield the continuation of ``prompt`` one character at a time (``engine``: as for :func:`sample_steps`)."""
+    steps = sample_steps(model, prompt, max_new_chars, temperature, top_k, top_p, seed, engine)
     return (step.char for step in steps)
 
 
@@ -278,6 +284,8 @@ def generate(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
+    engine: Engine | None = None,
 ) -> str:
-    """The continuation of ``prompt`` (without the prompt), ``max_new_chars`` characters long."""
-    return "".join(stream(model, prompt, max_new_chars, temperature, top_k, top_p, seed))
+    """The continuation of ``prompt`` (without the prompt), ``max_new_chars`` characters long
+    (``engine``: as for :func:`sample_steps`)."""
+    return "".join(stream(model, prompt, max_new_chars, temperature, top_k, top_p, seed, engine))

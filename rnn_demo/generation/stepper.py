@@ -43,10 +43,13 @@ several threads may step with one Stepper at once (the compiled step runs withou
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
-from rnn_demo.generation import kernels
+from rnn_demo.generation import engines, reference
+from rnn_demo.generation.engines import Engine
 from rnn_demo.model import CharRNN, Hidden
 
 State = np.ndarray | tuple[np.ndarray, np.ndarray]  # (L, B, H) float32; (h, c) for an LSTM
@@ -82,41 +85,48 @@ class Stepper:
     """Steps a CharRNN one character at a time, with its weights as they were when it was made."""
 
     @torch.inference_mode()
-    def __init__(self, model: CharRNN):
+    def __init__(self, model: CharRNN, engine: Engine | None = None):
         self.cell = model.cell
         self.num_layers = layers = model.num_layers
         self.hidden_size = size = model.hidden_size
         rnn = model.rnn
         if self.cell == "rnn" and rnn.nonlinearity != "tanh":
             raise ValueError("Stepper supports the tanh RNN that CharRNN builds")
-        self._cell_code = kernels.CELL_CODES[self.cell]
+        self._cell_code = reference.CELL_CODES[self.cell]
         weights = dict(rnn.named_parameters())
         width = weights["weight_hh_l0"].shape[0]  # G*H: the gate columns
         # Every matrix is taken as (K, N), N being the gate columns G*H (or the vocabulary).
         # Layer 0: the input part of every character, (V, G*H).
         embedding = model.encoder.weight.detach().to("cpu", torch.float32)  # (V, E)
         first_input = embedding @ weights["weight_ih_l0"].detach().to("cpu", torch.float32).t() + weights["bias_ih_l0"]
-        self.first_input = _stacked([first_input], (1, model.vocab_size, width))[0]
         above, every = range(1, layers), range(layers)
-        # The products' matrices, in the column panels the compiled product reads.
-        input_weights = _stacked([weights[f"weight_ih_l{k}"] for k in above], (layers - 1, size, width), True)
-        recurrent_weights = _stacked([weights[f"weight_hh_l{k}"] for k in every], (layers, size, width), True)
-        decoder_weight = _stacked([model.decoder.weight], (1, size, model.vocab_size), True)[0]  # (H, V)
-        self.input_panels = kernels.pack_columns(input_weights)  # (L - 1, H * G*H)
-        self.recurrent_panels = kernels.pack_columns(recurrent_weights)  # (L, H * G*H)
-        self.decoder_panels = kernels.pack_columns(decoder_weight)  # (H * V,)
-        self.input_biases = _stacked([weights[f"bias_ih_l{k}"] for k in every], (layers, width))
-        self.recurrent_biases = _stacked([weights[f"bias_hh_l{k}"] for k in every], (layers, width))
-        self.decoder_bias = _stacked([model.decoder.bias], (1, model.vocab_size))[0]
-        self._weights = (  # in the order rnn_demo.generation.kernels.step takes them
-            self.first_input,
-            self.input_panels,
-            self.recurrent_panels,
-            self.input_biases,
-            self.recurrent_biases,
-            self.decoder_panels,
-            self.decoder_bias,
+        self.weights = reference.Weights(
+            first_input=_stacked([first_input], (1, model.vocab_size, width))[0],
+            input_weights=_stacked([weights[f"weight_ih_l{k}"] for k in above], (layers - 1, size, width), True),
+            recurrent_weights=_stacked([weights[f"weight_hh_l{k}"] for k in every], (layers, size, width), True),
+            input_biases=_stacked([weights[f"bias_ih_l{k}"] for k in every], (layers, width)),
+            recurrent_biases=_stacked([weights[f"bias_hh_l{k}"] for k in every], (layers, width)),
+            decoder_weight=_stacked([model.decoder.weight], (1, size, model.vocab_size), True)[0],
+            decoder_bias=_stacked([model.decoder.bias], (1, model.vocab_size))[0],
         )
+        self.engine = engine if engine is not None else engines.current()
+        self._prepared: dict[str, tuple] = {}  # each engine's form of the weights, by engine name
+
+    def using(self, engine: Engine) -> Stepper:
+        """This Stepper stepping with ``engine`` (the same weights, shared)."""
+        if engine == self.engine:
+            return self
+        other = copy.copy(self)  # shares self._prepared: each engine's weights are made once
+        other.engine = engine
+        return other
+
+    @property
+    def _weights(self) -> tuple:
+        """The weights in the form this Stepper's engine takes them (made on first use)."""
+        prepared = self._prepared.get(self.engine.name)
+        if prepared is None:  # two threads may both make it: the same arrays, one kept
+            prepared = self._prepared.setdefault(self.engine.name, self.engine.module.prepare(self.weights))
+        return prepared
 
     def zero_state(self, batch: int) -> State:
         """The zero state of ``batch`` streams (what ``CharRNN.init_hidden`` gives)."""
@@ -133,7 +143,7 @@ class Stepper:
         (see "Batch invariance" above).
         """
         h, c = self._state_arrays(state)
-        logits, new_h, new_c = kernels.step(self._cell_code, np.ascontiguousarray(tokens, np.int64), h, c, self._weights)
+        logits, new_h, new_c = self.engine.module.step(self._cell_code, np.ascontiguousarray(tokens, np.int64), h, c, self._weights)
         return logits, (new_h, new_c) if self.cell == "lstm" else new_h
 
     def sample(
@@ -148,7 +158,7 @@ class Stepper:
         the last step (1, V), and the state after each step (new arrays).
         """
         h, c = self._state_arrays(state)
-        tokens, probs, logits, hs, cs = kernels.sample(
+        tokens, probs, logits, hs, cs = self.engine.module.sample(
             self._cell_code,
             np.ascontiguousarray(logits, np.float32),
             h,
@@ -180,7 +190,7 @@ class Stepper:
         each row's last step (new arrays).
         """
         h, c = self._state_arrays(state)
-        tokens, logits, h, c = kernels.sample_rows(
+        tokens, logits, h, c = self.engine.module.sample_rows(
             self._cell_code,
             np.ascontiguousarray(logits, np.float32),
             h,

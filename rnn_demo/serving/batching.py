@@ -38,7 +38,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from rnn_demo.generation import kernels
+from rnn_demo.generation import engines
+from rnn_demo.generation.engines import Engine
 from rnn_demo.generation.sampling import SamplingSettings, TokenDraws, check_length, check_seed, encode_prompt, prime
 from rnn_demo.generation.stepper import State, Stepper
 from rnn_demo.model import CharRNN
@@ -89,6 +90,10 @@ class Generation:
         # after tick it keeps their rows stacked, and writes them back here when the batch changes.
         self.logits: np.ndarray | None = None
         self.state: State | None = None
+        # The engine that computes it, chosen when it starts and kept to the end, and what the
+        # status line says of it (rnn_demo.generation.engines.note): set by BatchScheduler.start.
+        self.engine: Engine | None = None
+        self.engine_note = ""
         self._wake_scheduler: Callable[[], None] = lambda: None  # set when it joins a model's batch
         self._condition = threading.Condition()
         self._pieces: list[str] = []  # drawn, not yet taken
@@ -243,9 +248,9 @@ class _ModelWorker:
         self.joining: list[Generation] = []  # prefilled, not yet in the batch
         self.active = 0  # requests in the batch (read under the condition)
         # The requests the last tick stepped, in row order, with their logits (R, V) and state
-        # (L, R, H) as the step left them: while the next tick steps the same requests (the usual
-        # case), it takes these as they are instead of joining the requests' own rows again.
-        self._stacked: tuple[list[Generation], np.ndarray, State] | None = None
+        # (L, R, H) as the step left them, for each engine: while the next tick steps the same
+        # requests (the usual case), it takes these as they are instead of joining their own rows again.
+        self._stacked: dict[str, tuple[list[Generation], np.ndarray, State]] = {}
         self.thread = threading.Thread(
             target=self._run, name=f"batching-{model.cell}-h{model.hidden_size}", daemon=True
         )
@@ -280,13 +285,23 @@ class _ModelWorker:
 
     def _tick(self, stepper: Stepper, requests: list[Generation]) -> list[Generation]:
         """Draw the next characters of every request whose consumer keeps up (see
-        :func:`tick_chars`), stepping them together, and return the requests still generating."""
+        :func:`tick_chars`), stepping together those on the same engine, and return the requests
+        still generating."""
         requests = [request for request in requests if not request.cancelled]
         ready = [request for request in requests if request._ready]
         if not ready:
             self._unstack()
             return requests
-        logits, state = self._stack(ready)  # (R, V), (L, R, H)
+        ended: set[int] = set()
+        for engine in dict.fromkeys(request.engine for request in ready):  # in order, each once
+            group = [request for request in ready if request.engine == engine]
+            ended |= self._tick_engine(stepper.using(engine), group)
+        return [request for request in requests if id(request) not in ended]
+
+    def _tick_engine(self, stepper: Stepper, ready: list[Generation]) -> set[int]:
+        """One tick of the ready requests of one engine (``stepper``'s); the ids of those that ended."""
+        engine = stepper.engine
+        logits, state = self._stack(engine, ready)  # (R, V), (L, R, H)
         counts = np.zeros(len(ready), np.int64)
         noise_rows = []
         for i, request in enumerate(ready):
@@ -315,8 +330,7 @@ class _ModelWorker:
         except Exception as error:  # noqa: BLE001 - cannot tell whose row broke it: end them all
             for request in ready:
                 request._fail(error)
-            ended = {id(request) for request in ready}
-            return [request for request in requests if id(request) not in ended]
+            return {id(request) for request in ready}
         vocab = self.model.vocab
         going_on = []  # indices into ready
         for i, (request, count) in enumerate(zip(ready, counts.tolist())):
@@ -329,28 +343,29 @@ class _ModelWorker:
         if stepping:
             if len(stepping) < len(ready):
                 logits, state = logits[going_on], _state_rows(state, going_on)
-            self._stacked = (stepping, logits, state)
-        ended = {id(request) for request in ready} - {id(request) for request in stepping}
-        return [request for request in requests if id(request) not in ended]
+            self._stacked[engine.name] = (stepping, logits, state)
+        return {id(request) for request in ready} - {id(request) for request in stepping}
 
-    def _stack(self, ready: list[Generation]) -> tuple[np.ndarray, State]:
-        """The logits (R, V) and state (L, R, H) of ``ready``, row i being request i's; it takes
-        them out of the last step's arrays when it stepped the same requests."""
-        if self._stacked is not None:
-            stepped, logits, state = self._stacked
+    def _stack(self, engine: Engine, ready: list[Generation]) -> tuple[np.ndarray, State]:
+        """The logits (R, V) and state (L, R, H) of ``ready`` (all on ``engine``), row i being
+        request i's; it takes them out of the last step's arrays when it stepped the same requests."""
+        stacked = self._stacked.pop(engine.name, None)
+        if stacked is not None:
+            stepped, logits, state = stacked
             if stepped == ready:  # the same requests in the same order (Generation compares by identity)
-                self._stacked = None
                 return logits, state
-        self._unstack()
+            self._stacked[engine.name] = stacked
+            self._unstack(engine.name)
         return np.concatenate([request.logits for request in ready]), _cat_states([request.state for request in ready])
 
-    def _unstack(self) -> None:
-        """Give each request of the last step its own rows again."""
-        if self._stacked is not None:
-            stepped, logits, state = self._stacked
-            for row, request in enumerate(stepped):
-                request.logits, request.state = logits[row : row + 1], _state_row(state, row)
-            self._stacked = None
+    def _unstack(self, engine_name: str | None = None) -> None:
+        """Give each request of the last step (of one engine, or of all) its own rows again."""
+        for name in [engine_name] if engine_name is not None else list(self._stacked):
+            stacked = self._stacked.pop(name, None)
+            if stacked is not None:
+                stepped, logits, state = stacked
+                for row, request in enumerate(stepped):
+                    request.logits, request.state = logits[row : row + 1], _state_row(state, row)
 
 
 def check_request(
@@ -403,10 +418,10 @@ class BatchScheduler:
         return stepper
 
     def preload(self, model: CharRNN) -> None:
-        """Make ``model``'s Stepper, and compile the generation kernels (or load them from the disk
-        cache), now, so that its first request does not wait for them."""
+        """Make ``model``'s Stepper now, so that its first request does not wait for it, and start
+        getting the compiled engine ready (in the background; the reference engine serves until then)."""
+        engines.start_compiling()
         self.stepper(model)
-        kernels.warm_up()
 
     def submit(
         self,
@@ -436,8 +451,12 @@ class BatchScheduler:
         model has ``max_active`` requests."""
         if generation.max_new_chars == 0:
             return
+        # One engine from start to end: the compiled one if it is ready now, else the reference one.
+        generation.engine = engines.current()
+        generation.engine_note = engines.note(generation.engine)
+        stepper = self.stepper(model).using(generation.engine)
         # The same priming as rnn_demo.generation.sampling's: (1, V) and (L, 1, H).
-        generation.logits, generation.state = prime(model, self.stepper(model), encode_prompt(model, prompt).ids)
+        generation.logits, generation.state = prime(model, stepper, encode_prompt(model, prompt).ids)
         with self._lock:
             worker = self._workers.get(model)
             if worker is None:

@@ -22,8 +22,9 @@ parent -> child
     ``max_ahead`` characters beyond what was taken: the back-pressure of the in-process scheduler);
     ``("cancel", request)``.
 child -> parent
-    ``("out", [(request, text), ...], [(request, error message), ...])``: new characters and
-    failed requests, gathered for up to SEND_EVERY_SECONDS.
+    ``("out", [(request, text), ...], [(request, error message), ...], [(request, engine note), ...])``:
+    new characters, failed requests and what the status line says of the engine of the requests
+    that started (``rnn_demo.generation.engines.note``), gathered for up to SEND_EVERY_SECONDS.
 
 The child's messages are read by one thread here, which hands the characters to the requests'
 Generation objects. When the child ends (killed, out of memory, a crash), every unfinished request
@@ -316,7 +317,11 @@ class _Child:
     def _read(self) -> None:
         try:
             while True:
-                _, texts, failures = self.connection.recv()
+                _, texts, failures, notes = self.connection.recv()
+                for request, note in notes:
+                    generation = self.requests.get(request)
+                    if generation is not None:
+                        generation.engine_note = note
                 for request, text in texts:
                     generation = self.requests.get(request)
                     if generation is not None:
@@ -368,6 +373,7 @@ class _Outbox:
         self._condition = threading.Condition()
         self._texts: dict[int, list[str]] = {}
         self._failures: list[tuple[int, str]] = []
+        self._notes: list[tuple[int, str]] = []
         threading.Thread(target=self._send_forever, name="process-batching-sender", daemon=True).start()
 
     def add(self, request: int, text: str) -> None:
@@ -384,14 +390,22 @@ class _Outbox:
             self._failures.append((request, message))
             self._condition.notify()
 
+    def note(self, request: int, note: str) -> None:
+        """What the status line says of the request's engine (sent before its first characters)."""
+        if note:
+            with self._condition:
+                self._notes.append((request, note))
+
     def _send_forever(self) -> None:
         while True:
             with self._condition:
                 self._condition.wait_for(lambda: self._texts or self._failures)
                 texts, self._texts = self._texts, {}
                 failures, self._failures = self._failures, []
+                notes, self._notes = self._notes, []
+            texts = [(request, "".join(pieces)) for request, pieces in texts.items()]
             try:
-                self.connection.send(("out", [(request, "".join(pieces)) for request, pieces in texts.items()], failures))
+                self.connection.send(("out", texts, failures, notes))
             except (OSError, ValueError):  # the parent is gone: the main thread sees it too and ends
                 return
             time.sleep(SEND_EVERY_SECONDS)
@@ -408,10 +422,13 @@ class _RelayedGeneration(Generation):
 
     def _deliver(self, text: str) -> None:
         with self._condition:
+            first = self.remaining == self.max_new_chars
             self._buffered += len(text)
             self.remaining -= len(text)
             if self.remaining <= 0:
                 self._finished = True
+        if first:  # the engine's note goes with (or before) the first characters
+            self._outbox.note(self._request, self.engine_note)
         self._outbox.add(self._request, text)
 
     def _fail(self, error: BaseException | str) -> None:
@@ -485,6 +502,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-ahead", type=int, default=MAX_AHEAD_CHARS)
     parser.add_argument("--torch-threads", type=int, default=1)
     args = parser.parse_args(argv)
+    from rnn_demo.generation import engines
+
+    engines.start_compiling()  # in the background from the start; the reference engine serves meanwhile
     import torch
 
     torch.set_num_threads(args.torch_threads)

@@ -48,6 +48,7 @@ class RunStatus:
     skipped: str = ""  # distinct prompt characters outside the vocabulary (skipped)
     done: bool = False  # all max_new_chars were generated
     stopped: bool = False  # the Stop button ended it early
+    engine_note: str = ""  # why the reference engine serves it, when it does (rnn_demo.generation.engines.note)
 
     @property
     def finished(self) -> bool:
@@ -83,6 +84,7 @@ def generate_stream(
     Raises RequestError for bad arguments, GenerationError when the model cannot be loaded, the
     scheduler is full or the generation fails.
     """
+    from rnn_demo.generation import engines
     from rnn_demo.generation.sampling import encode_prompt, stream
     from rnn_demo.serving.batching import GenerationFailed, SchedulerFull
 
@@ -95,7 +97,9 @@ def generate_stream(
     started = clock()
     settings = dict(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p, seed=request.seed)
     if scheduler is None:
-        pieces_out = stream(model, request.prompt, request.max_new_chars, **settings)  # one character at a time
+        engine = engines.current()
+        pieces_out = stream(model, request.prompt, request.max_new_chars, **settings, engine=engine)  # a character at a time
+        engine_note = lambda: engines.note(engine)  # noqa: E731
     else:
         try:
             generation = scheduler.submit(model, request.prompt, request.max_new_chars, **settings)
@@ -108,6 +112,7 @@ def generate_stream(
             max_wait=YIELD_EVERY_SECONDS,
             pace=lambda: scheduler.active_count() / MAX_UPDATES_PER_SECOND,
         )
+        engine_note = lambda: generation.engine_note  # noqa: E731 - set when the generation starts
     status = RunStatus(info, skipped=encode_prompt(model, request.prompt).skipped)
     pieces = [request.prompt]
     new_chars = unsent = 0
@@ -124,7 +129,7 @@ def generate_stream(
                 break
             now = clock()
             if unsent >= YIELD_EVERY_CHARS or now - last_sent >= YIELD_EVERY_SECONDS:
-                status = RunStatus(info, new_chars, now - started, status.skipped)
+                status = RunStatus(info, new_chars, now - started, status.skipped, engine_note=engine_note())
                 yield "".join(pieces), status
                 unsent, last_sent = 0, now
     except GenerationFailed as error:
@@ -132,4 +137,6 @@ def generate_stream(
     finally:
         pieces_out.close()
     seconds = clock() - started
-    yield "".join(pieces), RunStatus(info, new_chars, seconds, status.skipped, done=not stopped, stopped=stopped)
+    yield "".join(pieces), RunStatus(
+        info, new_chars, seconds, status.skipped, done=not stopped, stopped=stopped, engine_note=engine_note()
+    )

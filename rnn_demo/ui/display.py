@@ -31,12 +31,15 @@ def describe_model(info: ModelInfo) -> str:
 
 
 def status_line(status: RunStatus) -> str:
-    """The status line under the text (Markdown): the model, the state, the speed, skipped characters."""
+    """The status line under the text (Markdown): the model, the state, the speed, the engine when it is
+    the reference one, skipped characters."""
     state = DONE if status.done else STOPPED if status.stopped else GENERATING
     parts = [
         describe_model(status.model),
         f"{state} {status.new_chars:,} characters in {status.seconds:.2f} s ({status.chars_per_second:,.0f} chars/s)",
     ]
+    if status.engine_note:
+        parts.append(status.engine_note)
     if status.skipped:
         shown = " ".join(repr(c) for c in status.skipped[:10]) + (" …" if len(status.skipped) > 10 else "")
         parts.append(f"skipped characters the model does not know: {shown}")
