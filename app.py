@@ -19,6 +19,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+if __name__ == "__main__":
+    # Served: the generation process starts now and imports torch on another core while this one
+    # imports gradio, so the first request waits for neither (``python -m benchmarks.startup --cold``).
+    from rnn_demo.serving import process_start
+
+    process_start.start_early()
+
 import gradio as gr
 
 # Nothing imported here imports torch: the page is served first and torch (seconds to import on a

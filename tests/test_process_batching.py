@@ -210,13 +210,13 @@ def test_the_childs_loop_reports_a_failed_request_and_goes_on(trained_model, noi
 
 def test_a_child_that_cannot_be_started_is_a_clear_error_here_and_in_the_app(trained_model, app_models, monkeypatch):
 
-    from rnn_demo.serving import generation_process
+    from rnn_demo.serving import process_start
     from rnn_demo.serving.zoo import ModelZoo
 
     def no_processes_left(*args, **kwargs):
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(generation_process.subprocess, "Popen", no_processes_left)
+    monkeypatch.setattr(process_start.subprocess, "Popen", no_processes_left)
     scheduler = ProcessScheduler()
     with pytest.raises(GenerationFailed, match="could not start the generation process: .*Resource temporarily"):
         scheduler.submit(trained_model, "a", 10)

@@ -141,6 +141,8 @@ def _settle(new_state: str, reason: str = "", engine: Engine | None = None) -> N
     if new_state in (UNAVAILABLE, FAILED):
         what = "numba is not available" if new_state == UNAVAILABLE else "the fast kernels failed to compile"
         log.warning("rnn_demo: %s (%s); generation runs on the reference engine", what, reason)
+    elif new_state == READY:
+        log.info("rnn_demo: the fast kernels are ready; new generations run on the compiled engine")
     _ready.set()
 
 
@@ -159,6 +161,7 @@ def _get_ready() -> None:
     try:
         if kernels.CACHED and not _cached(kernels):
             _set_state(COMPILING)
+            log.info("rnn_demo: compiling the fast kernels in the background; the reference engine serves meanwhile")
             failure = _compile_elsewhere()
             if failure:
                 _settle(FAILED, failure)
@@ -212,7 +215,11 @@ def _one_line(error: BaseException) -> str:
 
 def main() -> None:
     """Compile every kernel into numba's disk cache (what :func:`_compile_elsewhere` runs). On
-    failure the last line of stderr says why, and the exit code is 1."""
+    failure the last line of stderr says why, and the exit code is 1. It runs at the lowest CPU
+    priority: it is background work, and the server (serving with the reference engine meanwhile)
+    comes first."""
+    if hasattr(os, "nice"):
+        os.nice(19)
     try:
         from rnn_demo.generation import kernels
 

@@ -14,6 +14,9 @@ Protocol, over a socket pair (``multiprocessing.connection`` messages, so pickle
 this module, and the socket belongs to the two processes alone):
 
 parent -> child
+    ``("settings", max_active, idle_seconds, max_ahead, torch_threads)``, first: the child's
+    BatchScheduler and torch (so a process started before its scheduler, see
+    ``rnn_demo.serving.process_start``, serves any);
     ``("model", number, config, weights)``: a model's config and its weights as NumPy arrays, sent
     before its first request (the child keeps them: the weights the model had then are served);
     ``("forget", number)`` when the model is gone here;
@@ -37,6 +40,7 @@ from __future__ import annotations
 import argparse
 import collections
 import itertools
+import logging
 import os
 import socket
 import subprocess
@@ -45,12 +49,12 @@ import threading
 import time
 import weakref
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import numpy as np
 
 from rnn_demo.generation.sampling import SamplingSettings, TokenDraws
 from rnn_demo.model import CharRNN
+from rnn_demo.serving import process_start
 from rnn_demo.serving.batching import (
     IDLE_SECONDS,
     MAX_ACTIVE_PER_MODEL,
@@ -66,7 +70,6 @@ from rnn_demo.serving.batching import (
 # Python, and 16 streams step hundreds of times a second. 10 ms adds at most 10 ms to an update
 # that comes every 0.05-0.4 s (rnn_demo.serving.streaming's pace).
 SEND_EVERY_SECONDS = 0.01
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder holding rnn_demo/: on the child's path
 
 
 # ---- the parent's side ------------------------------------------------------------------------
@@ -215,28 +218,7 @@ class _Child:
 
     def __init__(self, scheduler: ProcessScheduler):
         self.scheduler = scheduler
-        self._socket, theirs = socket.socketpair()
-        environment = dict(os.environ)
-        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, environment.get("PYTHONPATH")]))
-        try:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "rnn_demo.serving.generation_process",
-                    "--fd", str(theirs.fileno()),
-                    "--max-active", str(2 * scheduler.max_active),  # the limit is kept here; see ProcessScheduler
-                    "--idle-seconds", str(scheduler.idle_seconds),
-                    "--max-ahead", str(scheduler.max_ahead),
-                    "--torch-threads", str(scheduler.torch_threads),
-                ],
-                pass_fds=[theirs.fileno()],
-                env=environment,
-                stdin=subprocess.DEVNULL,
-            )
-        except BaseException:
-            self._socket.close()
-            raise
-        finally:
-            theirs.close()
+        self.process, self._socket = process_start.take_early() or process_start.spawn()
         self.connection = Connection(os.dup(self._socket.fileno()))
         self._send_lock = threading.Lock()  # one message at a time, in the order they are sent
         self._lock = threading.Lock()  # guards the fields below
@@ -244,6 +226,13 @@ class _Child:
         self.per_model: dict[int, int] = {}  # unfinished requests per model number
         self.models_sent: set[int] = set()
         self.ended: str | None = None  # why the child is gone, once it is
+        self.send((
+            "settings",
+            2 * scheduler.max_active,  # the limit is kept here; see ProcessScheduler
+            scheduler.idle_seconds,
+            scheduler.max_ahead,
+            scheduler.torch_threads,
+        ))
         self.reader = threading.Thread(target=self._read, name="process-batching-reader", daemon=True)
         self.reader.start()
 
@@ -494,22 +483,33 @@ def serve(connection: Connection, scheduler: BatchScheduler) -> None:
             models.pop(request, None)
 
 
+def _log_to_stderr() -> None:
+    """The ``rnn_demo`` log (where the engine stands) on this process's stderr, a line per message."""
+    logger = logging.getLogger("rnn_demo")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The generation process of rnn_demo.serving.generation_process (not run by hand).")
     parser.add_argument("--fd", type=int, required=True, help="the socket to the parent")
-    parser.add_argument("--max-active", type=int, default=MAX_ACTIVE_PER_MODEL)
-    parser.add_argument("--idle-seconds", type=float, default=IDLE_SECONDS)
-    parser.add_argument("--max-ahead", type=int, default=MAX_AHEAD_CHARS)
-    parser.add_argument("--torch-threads", type=int, default=1)
     args = parser.parse_args(argv)
     from rnn_demo.generation import engines
 
+    _log_to_stderr()
     engines.start_compiling()  # in the background from the start; the reference engine serves meanwhile
     import torch
 
-    torch.set_num_threads(args.torch_threads)
-    scheduler = BatchScheduler(args.max_active, args.idle_seconds, args.max_ahead)
-    serve(Connection(args.fd), scheduler)
+    connection = Connection(args.fd)
+    try:  # the parent's first message: ("settings", max_active, idle_seconds, max_ahead, torch_threads)
+        _, max_active, idle_seconds, max_ahead, torch_threads = connection.recv()
+    except (EOFError, OSError):  # the parent ended (or never took this process): nothing to do
+        os._exit(0)
+    torch.set_num_threads(torch_threads)
+    serve(connection, BatchScheduler(max_active, idle_seconds, max_ahead))
     # The parent is gone or closed the socket: nothing is left to do or to save. Exit at once,
     # without the interpreter's shutdown, which could meet a model thread in the middle of a step
     # (seen: SIGABRT from finalizing while a daemon thread ran a torch call).
