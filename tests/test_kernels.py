@@ -8,10 +8,11 @@ import sys
 import threading
 from pathlib import Path
 
-import numba
 import numpy as np
 import pytest
 import torch
+
+numba = pytest.importorskip("numba", reason="numba is not available: the compiled engine is not there to test")
 
 from rnn_demo.generation import kernels
 from rnn_demo.generation.sampling import SamplingSettings, TokenDraws, choose_tokens, next_token_distribution

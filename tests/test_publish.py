@@ -215,7 +215,10 @@ def share_the_compiled_kernels(cache_folder: Path) -> None:
     they already are) into ``cache_folder``."""
     import os
 
-    from rnn_demo.generation import kernels
+    try:
+        from rnn_demo.generation import kernels
+    except ImportError:  # numba is not available here: the bundle serves with the reference engine
+        return
 
     kernels.warm_up()
     compiled = Path(kernels.step._cache.cache_path)  # where numba keeps them: one folder for all the kernels
