@@ -27,7 +27,10 @@ import torch
 
 from benchmarks import PROJECT_ROOT, use_one_blas_thread
 from rnn_demo.cli.arguments import existing_folder, whole_number
-from rnn_demo.generation import kernels
+try:
+    from rnn_demo.generation import kernels
+except ImportError as error:  # numba is not available: there is no compiled product to measure
+    raise SystemExit(f"benchmarks.engine_choices measures the compiled kernels, and numba is not available: {error}")
 from rnn_demo.generation.stepper import Stepper
 from rnn_demo.model import CharRNN
 

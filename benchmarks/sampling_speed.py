@@ -3,17 +3,19 @@
     python -m benchmarks.sampling_speed            # 2000 characters at temperature 0.8
     python -m benchmarks.sampling_speed --quick    # a smoke run
 
-Columns: ``generate`` (rnn_demo.generation.sampling, through engine.Stepper); ``naive``, the loop a
-tutorial writes (the torch module called per character, softmax, torch.multinomial,
-``.item()``); ``floor``, the bare products a step cannot avoid, timed alone for the same number
+Columns: ``compiled`` (rnn_demo.generation.sampling's generate on the compiled engine, numba);
+``reference``, the same on the reference engine (NumPy, rnn_demo/generation/reference.py: the same
+text, bit for bit); ``naive``, the loop a tutorial writes (the torch module called per character,
+softmax, torch.multinomial, ``.item()``); ``floor``, the bare products a step cannot avoid, timed alone for the same number
 of characters: per character, the first layer's ``h @ W_hh`` (its input part is a row lookup)
 and, for every layer above it, ``[x, h] @ [W_ih; W_hh]`` (the layer's input is the output of the
 layer below, computed in the same step), each timed with torch.mm and with NumPy's matmul (one
 thread) and the faster kept; ``W_hh floor``, the same with ``h @ W_hh`` alone for every layer (it
 leaves out the input products of the layers above the first, which no implementation can skip);
 and the time per character at 500 and 5000 characters, which must be flat (no re-reading of
-the prefix). ``generate`` and the floors are timed in turns (``--rounds``, 5 by default) and the
-fastest of each is kept; the naive loop runs once.
+the prefix), with the compiled engine. The compiled engine and the floors are timed in turns
+(``--rounds``, 5 by default) and the fastest of each is kept; the reference engine and the naive
+loop run once. Where numba is not available, the compiled columns say so.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 
 from benchmarks import PROJECT_ROOT, use_one_blas_thread
 from rnn_demo.cli.arguments import existing_folder, finite_number, whole_number
+from rnn_demo.generation import engines
 from rnn_demo.generation.sampling import generate
 from rnn_demo.model import CharRNN
 
@@ -94,35 +97,44 @@ def main(argv: list[str] | None = None) -> None:
     rounds = 1 if args.quick else args.rounds
 
     folders = sorted(p for p in Path(args.models_dir).iterdir() if (p / "config.json").is_file())
+    compiled = engines.wait_compiled()
     print(
         f"batch 1, {chars} characters, temperature {args.temperature}, torch threads: {torch.get_num_threads()}; "
-        f"generate and the floors: the fastest of {rounds} turns, the naive loop: one run"
+        f"the compiled engine and the floors: the fastest of {rounds} turns, the reference engine and the naive "
+        "loop: one run" + ("" if compiled else f"; the compiled engine is not available ({engines.state()[1]})")
     )
     print(
-        f"| model | generate chars/s | naive chars/s | speed-up | floor chars/s | generate / floor time "
-        f"| generate / W_hh floor time | µs/char at {short} | µs/char at {long} |"
+        f"| model | compiled chars/s | reference chars/s | naive chars/s | compiled / naive | reference / naive "
+        f"| floor chars/s | compiled / floor time | compiled / W_hh floor time | µs/char at {short} "
+        f"| µs/char at {long} |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for folder in folders:
         model = CharRNN.from_pretrained(folder)
-        generate(model, "ROMEO:", 50, temperature=args.temperature, seed=0)  # warm up
+
+        def generate_with(engine, length=chars, seed=0, model=model):
+            return lambda: generate(model, "ROMEO:", length, temperature=args.temperature, seed=seed, engine=engine)
+
+        generate_with(engines.REFERENCE, 50)()  # warm up
         naive = seconds(lambda: naive_generate(model, "ROMEO:", chars, args.temperature))
-        # generate and the floors, taken in turns, the fastest of each kept: on a shared machine
-        # the noise only ever adds time, to either side, and runs minutes apart differ by ±25%.
+        slow = seconds(generate_with(engines.REFERENCE))
+        if compiled is None:
+            print(f"| {folder.name} | - | {chars / slow:,.0f} | {chars / naive:,.0f} | - | {naive / slow:.1f}x "
+                  "| - | - | - | - | - |")
+            continue
+        generate_with(compiled, 50)()
+        # the compiled engine and the floors, taken in turns, the fastest of each kept: on a shared
+        # machine the noise only ever adds time, to either side, and runs minutes apart differ by ±25%.
         turns = [
-            (
-                seconds(lambda: generate(model, "ROMEO:", chars, temperature=args.temperature, seed=0)),
-                products_floor(model, chars),
-                products_floor(model, chars, recurrent_only=True),
-            )
+            (seconds(generate_with(compiled)), products_floor(model, chars), products_floor(model, chars, True))
             for _ in range(rounds)
         ]
         ours, floor, recurrent_floor = (min(times) for times in zip(*turns))
-        at_short = seconds(lambda: generate(model, "ROMEO:", short, temperature=args.temperature, seed=1)) / short
-        at_long = seconds(lambda: generate(model, "ROMEO:", long, temperature=args.temperature, seed=1)) / long
+        at_short = seconds(generate_with(compiled, short, seed=1)) / short
+        at_long = seconds(generate_with(compiled, long, seed=1)) / long
         print(
-            f"| {folder.name} | {chars / ours:,.0f} | {chars / naive:,.0f} | {naive / ours:.1f}x "
-            f"| {chars / floor:,.0f} | {ours / floor:.2f}x | {ours / recurrent_floor:.2f}x "
+            f"| {folder.name} | {chars / ours:,.0f} | {chars / slow:,.0f} | {chars / naive:,.0f} | {naive / ours:.1f}x "
+            f"| {naive / slow:.1f}x | {chars / floor:,.0f} | {ours / floor:.2f}x | {ours / recurrent_floor:.2f}x "
             f"| {at_short * 1e6:.0f} | {at_long * 1e6:.0f} |"
         )
 

@@ -2,6 +2,7 @@
 
     python -m benchmarks.startup            # 3 runs of each, the median reported
     python -m benchmarks.startup --quick    # 1 run of each
+    python -m benchmarks.startup --cold     # a fresh Space: an empty numba cache, every shipped model
 
 The baseline imports gradio and launches an empty ``gr.Blocks``; both are timed from process
 start until ``GET /`` answers 200 on loopback. Offline switches are set for both.
@@ -10,6 +11,13 @@ Then (not with --quick) what the app's warm-up does after the page is up, in the
 process: ``rnn_demo.generation.kernels.warm_up()`` in a fresh interpreter, once with an empty numba cache
 (what the first start on a machine pays: compiling) and once more with the cache that left
 (every later start).
+
+``--cold`` starts ``python app.py`` as a fresh Space container does, with an empty numba cache
+(``$NUMBA_CACHE_DIR`` a new folder), once per shipped model: as soon as the page answers, one
+client asks that model for 200 characters (``/generate``, streamed). It prints when the page
+answered, when the first characters came (counted from the page, the client's connection included:
+the reference engine serves while the kernels compile) and, for the first model, when the
+generation process said the compiled engine took over (its log line).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from benchmarks.server import OFFLINE, PROJECT_ROOT, free_port, page_answers
@@ -68,11 +77,81 @@ def kernel_warm_up_seconds(cache_dir: str) -> float:
     return float(result.stdout.split()[-1])
 
 
+READY_LINE = "the fast kernels are ready"  # what the generation process logs at the switch-over
+
+
+def cold_start(model: str, wait_for_kernels: bool, timeout: float = 300.0) -> dict:
+    """One cold start of ``python app.py`` (see the module's doc) asking ``model`` ("lstm-h512")
+    for its first characters: seconds from process start to the page, from the page to the first
+    characters and (``wait_for_kernels``) from the page to the compiled engine's log line."""
+    from gradio_client import Client
+
+    cell, hidden_size = model.split("-h")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as cache_dir:
+        environment = dict(os.environ, **OFFLINE, OMP_NUM_THREADS="1", NUMBA_CACHE_DIR=cache_dir)
+        environment.pop("RNN_DEMO_ENGINE", None)
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)],
+                                   cwd=PROJECT_ROOT, env=environment, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        ready = threading.Event()
+        ready_at = []
+
+        def read_log():
+            for line in process.stderr:
+                if READY_LINE in line and not ready_at:
+                    ready_at.append(time.perf_counter())
+                    ready.set()
+
+        threading.Thread(target=read_log, daemon=True).start()
+        try:
+            while not page_answers(port):
+                if process.poll() is not None or time.perf_counter() - started > timeout:
+                    raise RuntimeError(f"python app.py did not serve (exit code {process.poll()})")
+                time.sleep(0.02)
+            page = time.perf_counter()
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False, ssl_verify=False)
+            job = client.submit("ROMEO:", cell, int(hidden_size), 0.8, 200, 0, 1.0, 1, api_name="/generate")
+            first = None
+            for text in job:
+                if first is None and len(text) > len("ROMEO:"):
+                    first = time.perf_counter()
+            if first is None:
+                raise RuntimeError(f"{model} answered no characters")
+            result = dict(page=page - started, first=first - page)
+            if wait_for_kernels:
+                if not ready.wait(timeout):
+                    raise RuntimeError("the compiled engine did not take over")
+                result["kernels"] = ready_at[0] - page
+            return result
+        finally:
+            process.terminate()
+            process.wait()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=whole_number(1, 20), default=3, help="runs of each (the median is reported)")
     parser.add_argument("--quick", action="store_true", help="one run of each")
+    parser.add_argument("--cold", action="store_true", help="cold starts (an empty numba cache), every shipped model")
+    parser.add_argument("--models", default="", help="with --cold: these shipped models only (comma-separated)")
     args = parser.parse_args(argv)
+    if args.cold:
+        shipped = sorted(p.name for p in (PROJECT_ROOT / "models").iterdir() if (p / "config.json").is_file())
+        models = [name for name in args.models.split(",") if name] or shipped
+        unknown = sorted(set(models) - set(shipped))
+        if unknown:
+            parser.error(f"not shipped models: {', '.join(unknown)} (shipped: {', '.join(shipped)})")
+        models.sort(key=lambda name: name != "lstm-h512")  # the largest first: it also waits for the kernels
+        print("cold starts of python app.py (an empty numba cache each), one request of 200 characters as the page answers")
+        print("| model | page ready | first characters, after the page | compiled engine took over, after the page |")
+        print("|---|---:|---:|---:|")
+        for index, model in enumerate(models):
+            run = cold_start(model, wait_for_kernels=index == 0)
+            kernels = f"{run['kernels']:.1f} s" if "kernels" in run else "-"
+            print(f"| {model} | {run['page']:.2f} s | {run['first']:.2f} s | {kernels} |", flush=True)
+        return
     runs = 1 if args.quick else args.runs
     bare, ours = [], []
     for _ in range(runs):  # interleaved, so a slow moment of the machine hits both

@@ -13,6 +13,10 @@ os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="rnn-demo-hf-home-"))
 # generation kernels compile once (about half a minute), not once per interpreter or copy of the
 # tree, and the checkout's own rnn_demo/generation/__pycache__ is left alone.
 os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="rnn-demo-numba-cache-"))
+# Every generation waits for the compiled engine (where numba is available), in this process and
+# every subprocess: a text the tests compare is the compiled engine's, never the reference engine's
+# because it came first. The tests of the reference engine ask for it, or clear this.
+os.environ.setdefault("RNN_DEMO_ENGINE", "compiled")
 # The test models are tiny: one thread is as fast, and it does not collapse when the machine
 # is busy (OpenMP threads spin-waiting on an oversubscribed CPU). Subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

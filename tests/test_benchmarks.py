@@ -32,10 +32,27 @@ def test_sampling_speed_quick_prints_a_row_per_model(capsys, trained_run, tmp_pa
     shutil.copytree(trained_run[0], tmp_path / "models" / "lstm-h64")
     sampling_speed.main(["--quick", "--models-dir", str(tmp_path / "models")])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[3].startswith("| lstm-h64 |") and lines[3].count("|") == 10
+    assert lines[3].startswith("| lstm-h64 |") and lines[3].count("|") == 12
+
+
+def test_sampling_speed_says_when_the_compiled_engine_is_not_there(capsys, trained_run, tmp_path, monkeypatch):
+    import shutil
+
+    from benchmarks import sampling_speed
+    from rnn_demo.generation import engines
+
+    monkeypatch.setattr(engines, "wait_compiled", lambda timeout=None: None)
+    monkeypatch.setattr(engines, "state", lambda: (engines.UNAVAILABLE, "import numba: ModuleNotFoundError"))
+    shutil.copytree(trained_run[0], tmp_path / "models" / "lstm-h64")
+    sampling_speed.main(["--quick", "--models-dir", str(tmp_path / "models")])
+    lines = capsys.readouterr().out.splitlines()
+    assert "the compiled engine is not available (import numba: ModuleNotFoundError)" in lines[0]
+    cells = [cell.strip() for cell in lines[3].split("|")[1:-1]]
+    assert cells[0] == "lstm-h64" and cells[1] == "-" and float(cells[2].replace(",", "")) > 0
 
 
 def test_engine_choices_quick_measures_each_choice(capsys):
+    pytest.importorskip("numba", reason="numba is not available: no compiled product to measure", exc_type=ImportError)
     from benchmarks import engine_choices
 
     engine_choices.main(["--quick"])
@@ -43,6 +60,16 @@ def test_engine_choices_quick_measures_each_choice(capsys):
     assert "| NumPy row by row | 0 of 63 |" in out and "| the engine's compiled product | 0 of 63 |" in out
     for row in ("| torch.mm |", "| NumPy matmul |", "| 16 rows, one gemm |", "| batch 16 |"):
         assert row in out
+
+
+@pytest.mark.slow
+def test_startup_cold_serves_the_first_request_before_the_kernels_are_compiled(capsys):
+    from benchmarks import startup
+
+    startup.main(["--cold", "--models", "lstm-h64"])
+    row = [cell.strip(" s") for cell in capsys.readouterr().out.splitlines()[-1].split("|")[1:-1]]
+    assert row[0] == "lstm-h64" and all(float(value) > 0 for value in row[1:])
+    assert float(row[2]) < float(row[3])  # the first characters came before the compiled engine
 
 
 @pytest.mark.slow

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-numba = pytest.importorskip("numba", reason="numba is not available: the compiled engine is not there to test")
+numba = pytest.importorskip(
+    "numba", reason="numba is not available: the compiled engine is not there to test", exc_type=ImportError
+)
 
 from rnn_demo.generation import kernels
 from rnn_demo.generation.sampling import SamplingSettings, TokenDraws, choose_tokens, next_token_distribution

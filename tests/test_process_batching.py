@@ -14,6 +14,7 @@ from multiprocessing import Pipe
 import pytest
 from conftest import MIXED_REQUESTS, REPO_ROOT, cpu_seconds, generate_with, wait_until
 
+from rnn_demo.generation import engines
 from rnn_demo.generation.sampling import generate
 from rnn_demo.model import CharRNN
 from rnn_demo.serving import streaming
@@ -77,7 +78,6 @@ def test_two_models_are_served_apart_and_a_model_gone_here_is_forgotten_there(tr
 
 def test_a_request_is_drawn_only_a_little_ahead_of_its_reader(trained_model, monkeypatch):
     # The child keeps to the reference engine: loading the compiled one would use its CPU meanwhile.
-    # The text is the one the compiled engine gives here.
     monkeypatch.setenv("RNN_DEMO_ENGINE", "reference")
     scheduler = ProcessScheduler(idle_seconds=1.0, max_ahead=16)
     try:
@@ -88,7 +88,7 @@ def test_a_request_is_drawn_only_a_little_ahead_of_its_reader(trained_model, mon
         assert generation.remaining == 500 - 16
         assert process_cpu_seconds(scheduler.child_pid()) - cpu_before < 0.05
         text = "".join(generation.chunks(min_chars=100))  # more than it may hold: still served
-        assert text == generate(trained_model, "ROMEO:", 500, temperature=0.8, seed=21)
+        assert text == generate(trained_model, "ROMEO:", 500, temperature=0.8, seed=21, engine=engines.REFERENCE)
     finally:
         scheduler.close()
 
@@ -111,7 +111,8 @@ def test_cancel_frees_the_slot_at_once_and_stops_the_work(trained_model, monkeyp
         time.sleep(0.3)
         assert process_cpu_seconds(scheduler.child_pid()) - cpu_before < 0.05  # the child stopped stepping them
         assert first.remaining > 0 and second.remaining > 0
-        assert generate_with(scheduler, trained_model, "c", 10, seed=3) == generate(trained_model, "c", 10, seed=3)
+        expected = generate(trained_model, "c", 10, seed=3, engine=engines.REFERENCE)
+        assert generate_with(scheduler, trained_model, "c", 10, seed=3) == expected
     finally:
         scheduler.close()
 

@@ -1,6 +1,6 @@
 """Which engine computes generation: the compiled kernels once they are ready, the reference until then.
 
-Two engines compute the same numbers, bit for bit (``rnn_demo/generation/reference.py`` says how):
+Two engines compute the same generation (``rnn_demo/generation/reference.py`` says how closely):
 
 * ``reference``: NumPy (:mod:`rnn_demo.generation.reference`), always there;
 * ``compiled``: numba (:mod:`rnn_demo.generation.kernels`), several times faster, once numba
@@ -9,8 +9,8 @@ Two engines compute the same numbers, bit for bit (``rnn_demo/generation/referen
 :func:`current` never waits: it gives the compiled engine when it is ready and the reference
 engine until then, and its first call starts getting the compiled one ready in the background
 (:func:`start_compiling`). A caller chooses an engine when a generation starts and keeps it to the
-end, so no text changes engine halfway (it would be the same text; the rule keeps that a fact to
-test, not a hope).
+end, so no text changes engine halfway: the two engines compute the same step to float32
+rounding, not bit for bit, and a text must not depend on when the kernels became ready.
 
 Getting the kernels ready, in a thread of its own:
 
@@ -24,8 +24,10 @@ Getting the kernels ready, in a thread of its own:
    faster later).
 
 When numba does not import, or the kernels fail to compile or load, one line says why in the
-``rnn_demo`` log and the reference engine serves from then on. ``$RNN_DEMO_ENGINE=reference``
-keeps the kernels off altogether.
+``rnn_demo`` log and the reference engine serves from then on. ``$RNN_DEMO_ENGINE`` overrides
+the choice: ``reference`` keeps the kernels off altogether; ``compiled`` makes :func:`current`
+wait for them, so that every text is the compiled engine's (the reference engine then serves only
+where they cannot be had).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from types import ModuleType
 
 from rnn_demo.generation import reference
 
-ENGINE_VARIABLE = "RNN_DEMO_ENGINE"  # "reference": never use the compiled kernels
+ENGINE_VARIABLE = "RNN_DEMO_ENGINE"  # "reference": never the kernels; "compiled": wait for them
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder holding rnn_demo/
 # The compile process's time limit: compiling takes tens of seconds on a slow machine; a compiler
 # that runs much longer is stuck, and the reference engine goes on serving.
@@ -88,9 +90,12 @@ def state() -> tuple[str, str]:
 
 
 def current() -> Engine:
-    """The compiled engine if it is ready, else the reference engine; never waits. The first call
-    starts getting the compiled one ready (:func:`start_compiling`)."""
+    """The compiled engine if it is ready, else the reference engine; never waits (but with
+    ``$RNN_DEMO_ENGINE=compiled``, see the module's doc). The first call starts getting the compiled
+    one ready (:func:`start_compiling`)."""
     start_compiling()
+    if _compiled is None and os.environ.get(ENGINE_VARIABLE) == "compiled":
+        _ready.wait()
     return _compiled or REFERENCE
 
 
@@ -107,7 +112,7 @@ def note(engine: Engine) -> str:
     else why the reference engine serves."""
     if engine.compiled:
         return ""
-    now, reason = state()
+    now, _ = state()
     if now in (NOT_STARTED, LOADING, COMPILING):
         return "fast kernels compiling, serving with the reference engine"
     if now == OFF:
@@ -196,6 +201,7 @@ def _compile_elsewhere() -> str:
             capture_output=True,
             text=True,
             timeout=COMPILE_TIMEOUT_SECONDS,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"the compile process: {_one_line(error)}"

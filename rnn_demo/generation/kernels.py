@@ -20,9 +20,8 @@ reorder floating-point operations (no ``fastmath``).
 Compiled code is cached on disk (numba's ``cache=True``): in ``rnn_demo/__pycache__`` when that
 is writable, else in numba's per-user cache directory (``$NUMBA_CACHE_DIR`` overrides both);
 where neither is writable the functions are compiled in memory in each process instead. numba
-renews a cached function when this file changes, not when ``rnn_demo/generation/simd.py`` or the
-series constants taken from ``reference.py`` do: after editing only those, delete the
-``kernels*.nbi`` and ``kernels*.nbc`` files of the cache.
+renews a cached function when this file changes, not when ``rnn_demo/generation/simd.py`` does:
+after editing only that one, delete the ``kernels*.nbi`` and ``kernels*.nbc`` files of the cache.
 """
 
 from __future__ import annotations
@@ -35,10 +34,12 @@ import numpy as np
 
 from rnn_demo.generation import simd
 from rnn_demo.generation.layout import PANEL, pack_columns
-from rnn_demo.generation.reference import CELL_CODES, EXP_CLIP, GRU, LSTM, RNN, TANH_SERIES_BELOW, TAYLOR, Weights
+from rnn_demo.generation.reference import CELL_CODES, GRU, LSTM, RNN, Weights
 
-__all__ = ["CELL_CODES", "GRU", "LSTM", "RNN", "PANEL", "pack_columns", "prepare", "step", "distribution",
-           "choose", "sample", "sample_rows", "add_product", "sigmoid", "tanh", "warm_up", "CACHED", "ENTRY_POINTS"]
+__all__ = [  # the entry points, and what it shares with the reference engine and the layout
+    "CACHED", "CELL_CODES", "ENTRY_POINTS", "GRU", "LSTM", "PANEL", "RNN", "add_product", "choose",
+    "distribution", "pack_columns", "prepare", "sample", "sample_rows", "sigmoid", "step", "tanh", "warm_up",
+]
 
 # A product's weight matrix (K, N) is stored in column panels of PANEL columns (see
 # rnn_demo.generation.layout).
@@ -81,8 +82,10 @@ def prepare(weights: Weights) -> tuple:
 
 # ---- activations, in float64 from a Taylor series: no libm call, so the loops vectorize ----------
 
-# The constants of the series are the reference engine's (rnn_demo.generation.reference).
-_TAYLOR, _EXP_CLIP, _TANH_SERIES_BELOW = TAYLOR, EXP_CLIP, TANH_SERIES_BELOW
+# exp's Taylor coefficients 1 / n!, from n = 12 down to 0 (the order of Horner's scheme)
+_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(12, -1, -1))
+_EXP_CLIP = 120.0  # exp(-120) is 7.7e-53: 0 once rounded to float32
+_TANH_SERIES_BELOW = 0.03125  # |x| under which tanh is its own series (1 - e would lose digits)
 
 
 @_compiled

@@ -1,31 +1,29 @@
 """The reference engine: a generation step, the distribution of the next character and the draw,
 in NumPy, with no compiler.
 
-It is the readable specification of what :mod:`rnn_demo.generation.kernels` computes, and it
-computes the same numbers, bit for bit: every product adds its terms in the kernels' order, every
-activation is the kernels' series, every sum of probabilities is taken in index order, and each
-operation is rounded to the same type. So a seed gives the same text with either engine, and a
-request may start on this one while the kernels compile and the next one run compiled
-(``tests/test_reference.py`` checks both against each other, over seeds and every cell).
+It is the readable specification of what :mod:`rnn_demo.generation.kernels` computes: the same
+step, from the same weights, with the products and activations NumPy and BLAS provide (a one-row
+``np.dot`` per row, ``np.tanh``), and the very same distribution and draw. The kernels' tests check
+them against it (``tests/test_reference.py``): the same tokens' distributions and draws, bit for
+bit; steps equal to float32 rounding. The step's last bits differ, since the kernels add each
+product's terms in another order and compute their activations from a series of their own, so
+once in a while a draw that is a near tie goes the other way and the two texts part from there
+(``python -m benchmarks.engine_agreement`` counts how often). A request is served by one engine
+from start to end (``rnn_demo.generation.engines``), so its text never depends on when the kernels
+were ready.
 
 The entry points take the arguments of the kernels' entry points of the same names, with the
 weights in :class:`Weights` (plain matrices; the kernels take the same matrices in column panels,
 see :func:`rnn_demo.generation.layout.pack_columns`), and return what they return. Like the
-kernels, every function computes row b of its results from row b of its inputs alone, in the same
-order whatever the number of rows (batch invariance), allocates what it returns and writes nothing
-else, so any number of threads may call it at once on the same weights.
+kernels, every function computes row b of its results from row b of its inputs alone, by the same
+calls whatever the number of rows (batch invariance: one stream gives the same text alone or
+batched with others), allocates what it returns and writes nothing else, so any number of threads
+may call it at once on the same weights.
 
-Where the order matters, it is written out:
-
-* a product ``bias + rows @ W`` starts from the bias and adds ``x_k w_k`` for k = 0, 1, ... K - 1,
-  each product and each sum rounded to float32. NumPy's ``add.reduce`` over the first axis of a
-  C-contiguous (K + 1, N) array adds its rows one after another in that order (it sums pairwise
-  only along the last axis, which it does not do here); the terms are computed first, in one call;
-* the activations are the kernels' float64 series (:func:`exp_of_negative`), not ``np.exp``, whose
-  last bit may differ from it (and, on a CPU with AVX-512, from the C library's);
-* the exponentials of the distribution are the C library's ``exp`` (``math.exp``, which the
-  compiled ``math.exp`` calls too), one element at a time: ``np.exp`` may use a vector routine of
-  its own, rounded differently.
+In the distribution the order of operations is the kernels': its exponentials are the C library's
+``exp`` (``math.exp``, which the compiled ``math.exp`` calls too), one element at a time
+(``np.exp`` may use a vector routine of its own, rounded differently), and its sums are taken
+left to right (``np.add.accumulate``; ``np.sum`` adds pairwise).
 
 ``python -m benchmarks.sampling_speed`` times it next to the compiled engine and the naive loop.
 """
@@ -34,20 +32,13 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from typing import NamedTuple
 
 import numpy as np
-import torch
 
 # Cell codes, as the kernels take them.
 RNN, GRU, LSTM = 0, 1, 2
 CELL_CODES = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
-
-# exp's Taylor coefficients 1 / n!, from n = 12 down to 0 (the order of Horner's scheme)
-TAYLOR = tuple(1.0 / math.factorial(n) for n in range(12, -1, -1))
-EXP_CLIP = 120.0  # exp(-120) is 7.7e-53: 0 once rounded to float32
-TANH_SERIES_BELOW = 0.03125  # |x| under which tanh is its own series (1 - e would lose digits)
 
 
 class Weights(NamedTuple):
@@ -75,154 +66,51 @@ def _ieee(function):
     return quiet
 
 
-# ---- activations: float64, from exp(-t)'s Taylor series, element by element as the kernels --------
-
-
-def exp_of_negative(t: np.ndarray) -> np.ndarray:
-    """exp(-t) for t >= 0 (float64): exp(-t / 256) from its Taylor series to degree 12, squared
-    eight times (relative error below 1e-11). NaN stays NaN."""
-    # The constants are 0-d arrays and every call writes in place: NumPy's fixed cost per call is
-    # most of the series' time at the shipped sizes, and a Python float costs a conversion each time.
-    multiply, add = np.multiply, np.add
-    y = np.minimum(t, _EXP_CLIP)
-    multiply(y, _MINUS_1_256, out=y)  # = -y / 256 exactly (a power of two)
-    # Horner's scheme, p = p y + c for each coefficient, from p = 0; its first step gives the first
-    # coefficient itself (or NaN where y is NaN, which the second step gives too).
-    p = multiply(y, _TAYLOR[0])
-    add(p, _TAYLOR[1], out=p)
-    for coefficient in _TAYLOR[2:]:
-        multiply(p, y, out=p)
-        add(p, coefficient, out=p)
-    for _ in range(8):  # the 256th power
-        multiply(p, p, out=p)
-    return p
-
-
-_TAYLOR = tuple(np.array(coefficient) for coefficient in TAYLOR)
-_EXP_CLIP, _MINUS_1_256 = np.array(EXP_CLIP), np.array(-1.0 / 256.0)
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)) of float64 values, without overflow."""
-    return _sigmoid_from(x, exp_of_negative(np.abs(x)))
-
-
-def _sigmoid_from(x: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """sigmoid(x) given e = exp(-|x|): 1 / (1 + e) for x >= 0, e / (1 + e) below."""
-    denominator = np.add(e, 1.0)
-    return np.divide(np.where(x >= 0, 1.0, e), denominator, out=denominator)
-
-
-def tanh(x: np.ndarray) -> np.ndarray:
-    """tanh of float64 values: (1 - e) / (1 + e) with e = exp(-2|x|), or its series near 0."""
-    return _tanh_from(x, exp_of_negative(2.0 * np.abs(x)))
-
-
-def _tanh_from(x: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """tanh(x) given e = exp(-2|x|)."""
-    result = np.subtract(1.0, e)
-    result /= np.add(1.0, e)
-    a = np.abs(x)
-    near = a < TANH_SERIES_BELOW
-    if near.any():  # only where it is used (the same values as computing it everywhere)
-        a = a[near]
-        a2 = a * a
-        result[near] = a * (1.0 - a2 * (1.0 / 3.0 - a2 * (2.0 / 15.0 - a2 * (17.0 / 315.0))))
-    return np.copysign(result, x, out=result)
-
-
-# ---- products -----------------------------------------------------------------------------------
-
-
-def affine(bias: np.ndarray, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """bias (N,) + rows (B, K) @ weight (K, N) -> (B, N) float32, each element summed in the order
-    bias + x_0 w_0 + x_1 w_1 + ... (left to right), each product and each sum rounded to float32.
-    Row by row, so that a row's result cannot depend on the others."""
-    depth, width = weight.shape
-    out = np.empty((rows.shape[0], width), np.float32)
-    terms = _scratch((depth + 1, width))  # the bias, then the K products
-    multiply = _torch_multiply if depth * width >= TORCH_MULTIPLY_FROM else _numpy_multiply
-    for b, x in enumerate(rows):
-        terms[0] = bias
-        multiply(x, weight, terms[1:])
-        np.add.reduce(terms, axis=0, out=out[b])
-    return out
-
-
-_per_thread = threading.local()
-
-
-def _scratch(shape: tuple[int, int]) -> np.ndarray:
-    """A float32 array of ``shape`` for this thread's use until its next call with that shape: kept,
-    because a fresh array of a megabyte is fresh memory from the system, whose first writes cost
-    more than the products written into it."""
-    arrays = getattr(_per_thread, "arrays", None)
-    if arrays is None:
-        arrays = _per_thread.arrays = {}
-    array = arrays.get(shape)
-    if array is None:
-        array = arrays[shape] = np.empty(shape, np.float32)
-    return array
-
-
-# The products x_k w_kn of a large matrix are made by torch, whose broadcast multiply is several
-# times faster than NumPy's here (``python -m benchmarks.sampling_speed``), and those of a small one
-# by NumPy, whose calls cost less; a product is rounded the same way by both (IEEE float32).
-TORCH_MULTIPLY_FROM = 32_768  # elements of the matrix
-
-
-def _numpy_multiply(x: np.ndarray, weight: np.ndarray, out: np.ndarray) -> None:
-    """out = x[:, None] * weight, element by element."""
-    np.multiply(x[:, None], weight, out=out)
-
-
-def _torch_multiply(x: np.ndarray, weight: np.ndarray, out: np.ndarray) -> None:
-    """out = x[:, None] * weight, element by element, by torch (into the same memory)."""
-    torch.mul(torch.from_numpy(x)[:, None], torch.from_numpy(weight), out=torch.from_numpy(out))
-
-
-# ---- the cells ------------------------------------------------------------------------------------
+# ---- the cells --------------------------------------------------------------------------------
 # input_part = W_ih x + b_ih and recurrent_part = W_hh h + b_hh, (B, G*H) float32, in torch's gate order.
 
 
-def _sum_as_float64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a + b added in float32 (as the kernels add a gate's two parts), given as float64."""
-    return np.add(a, b, dtype=np.float32, out=np.empty(np.broadcast_shapes(a.shape, b.shape)))
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), as 0.5 + 0.5 tanh(x / 2): no overflow for any x."""
+    y = np.tanh(x * np.float32(0.5))
+    y *= np.float32(0.5)
+    y += np.float32(0.5)
+    return y
 
 
 def rnn_update(input_part: np.ndarray, recurrent_part: np.ndarray) -> np.ndarray:
-    """h' = tanh(input + recurrent), the sum in float32."""
-    return tanh(_sum_as_float64(input_part, recurrent_part)).astype(np.float32)
+    """h' = tanh(input + recurrent)."""
+    return np.tanh(input_part + recurrent_part)
 
 
 def lstm_update(input_part: np.ndarray, recurrent_part: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gates i, f, g, o: c' = f c + i g (rounded to float32), h' = o tanh(c'). The four gates'
-    exponentials are one series over all of them (sigmoid's exp(-|x|), tanh's exp(-2|x|))."""
+    """Gates i, f, g, o: c' = f c + i g, h' = o tanh(c')."""
     size = c.shape[-1]
-    x = _sum_as_float64(input_part, recurrent_part)
-    t = np.abs(x)
-    t[:, 2 * size : 3 * size] *= 2.0  # the g gate's tanh
-    e = exp_of_negative(t)
-    gates = _sigmoid_from(x, e)  # the sigmoid of every gate (g's is not used)
-    i, f, o = gates[:, :size], gates[:, size : 2 * size], gates[:, 3 * size :]
-    g = _tanh_from(x[:, 2 * size : 3 * size], e[:, 2 * size : 3 * size])
-    c_new = (f * c + i * g).astype(np.float32)
-    h_new = (o * tanh(c_new.astype(np.float64))).astype(np.float32)
-    return h_new, c_new
+    gates = input_part + recurrent_part
+    i, f, o = sigmoid(gates[:, :size]), sigmoid(gates[:, size : 2 * size]), sigmoid(gates[:, 3 * size :])
+    c_new = f * c
+    c_new += i * np.tanh(gates[:, 2 * size : 3 * size])
+    return o * np.tanh(c_new), c_new
 
 
 def gru_update(input_part: np.ndarray, recurrent_part: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Gates r, z, n: n = tanh(i_n + r (W_hn h + b_hn)) (in float64), h' = (1 - z) n + z h."""
+    """Gates r, z, n: n = tanh(i_n + r (W_hn h + b_hn)), h' = (1 - z) n + z h = n + z (h - n)."""
     size = h.shape[-1]
-    rz = sigmoid(_sum_as_float64(input_part[:, : 2 * size], recurrent_part[:, : 2 * size]))
+    rz = sigmoid(input_part[:, : 2 * size] + recurrent_part[:, : 2 * size])
     r, z = rz[:, :size], rz[:, size:]
-    n_part = np.multiply(r, recurrent_part[:, 2 * size :])
-    n_part += input_part[:, 2 * size :]
-    n = tanh(n_part)
-    n *= np.subtract(1.0, z)
-    z *= h
-    n += z
-    return n.astype(np.float32)
+    n = np.tanh(input_part[:, 2 * size :] + r * recurrent_part[:, 2 * size :])
+    return n + z * (h - n)
+
+
+def affine(bias: np.ndarray, rows: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """bias (N,) + rows (B, K) @ weight (K, N) -> (B, N) float32, row by row: a one-row product
+    (BLAS's gemv) for each, so that a row's result is the same whatever the other rows are
+    (one product of the whole batch would not promise that: see docs/design.md, "Batch invariance")."""
+    out = np.empty((rows.shape[0], weight.shape[1]), np.float32)
+    for b, x in enumerate(rows):
+        np.dot(x, weight, out=out[b])
+        out[b] += bias
+    return out
 
 
 # ---- the step -------------------------------------------------------------------------------------

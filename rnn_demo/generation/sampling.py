@@ -3,12 +3,13 @@
 The prompt primes the hidden state once (see :func:`prime`); after that every step feeds only
 the character just sampled (through :class:`rnn_demo.generation.stepper.Stepper`), so the cost per
 character is flat however long the text grows (never re-running the prefix). One stream's
-characters are drawn and stepped several at a time in one compiled call
+characters are drawn and stepped several at a time in one call
 (:meth:`~rnn_demo.generation.stepper.Stepper.sample`); the distributions and draws are those of
 :func:`next_token_distribution` and :func:`choose_tokens` (the per-character reference the tests
 compare with), and the server draws a batch of streams with
-:meth:`~rnn_demo.generation.stepper.Stepper.sample_rows`: all of them run the same code,
-``rnn_demo.generation.kernels``, so a seed gives the same text either way. Each call owns its random
+:meth:`~rnn_demo.generation.stepper.Stepper.sample_rows`. Either engine computes them, the compiled
+kernels or the NumPy reference (``rnn_demo.generation.engines``), with the same numbers, so a seed
+gives the same text whichever engine and whichever way. Each call owns its random
 generator, seeded from ``seed`` (see :class:`TokenDraws`): no global RNG is touched, so
 concurrent calls cannot disturb each other and the same seed always gives the same text.
 
@@ -130,7 +131,8 @@ def next_token_distribution(logits: np.ndarray, settings: SamplingSettings) -> n
 
     Computed in float64 (any positive temperature a Python float can hold stays positive when
     divided by; in float32, 1e-300 would become 0 and the division 0/0), each row on its own by
-    :func:`rnn_demo.generation.kernels.distribution`: a row comes out the same alone or in a batch. With
+    :func:`rnn_demo.generation.reference.distribution` (what the kernels compute too): a row comes
+    out the same alone or in a batch. With
     temperature 0 all the mass sits on the most likely token.
     """
     logits = np.asarray(logits, dtype=np.float64)
@@ -181,7 +183,7 @@ def choose_tokens(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
     argmax(p / q) with q ~ Exp(1) picks token i with probability p_i (the exponential race; the
     Gumbel-max trick with exp applied). It is what ``torch.multinomial(p, 1)`` computes on CPU,
     draw for draw (tests/test_batching.py checks that the same seeds give the same tokens);
-    written out (:func:`rnn_demo.generation.kernels.choose`) so that a batch of streams, each with its own
+    written out (:func:`rnn_demo.generation.reference.choose`) so that a batch of streams, each with its own
     generator, can share one call, and every stream still draws exactly what it draws alone.
     """
     return reference.choose(np.ascontiguousarray(probs, np.float32), np.ascontiguousarray(noise, np.float32))

@@ -3,9 +3,11 @@
 ``CharRNN.forward`` is built for training: whole sequences through torch's fused layers. For
 generation it runs one character at a time, where the fixed cost of each call dominates (the
 naive column of ``python -m benchmarks.sampling_speed`` is that loop). :class:`Stepper`
-snapshots the model's weights as float32 NumPy arrays, in the few matrices one step needs, and
-runs a whole step (every layer's products, the cell's gates and activations, the decoder) as
-one compiled call, :func:`rnn_demo.generation.kernels.step` (numba):
+snapshots the model's weights as float32 NumPy arrays, in the few matrices one step needs
+(:class:`rnn_demo.generation.reference.Weights`), and runs a whole step with its engine (see
+``rnn_demo.generation.engines``): the reference engine, NumPy, or, once compiled, one call of
+:func:`rnn_demo.generation.kernels.step` (numba), as described here. Both compute the same bits.
+The compiled step:
 
 * one call, not dozens: every NumPy or torch call has a fixed cost of its own, and a step
   written as NumPy calls makes two dozen of them;
@@ -16,7 +18,7 @@ one compiled call, :func:`rnn_demo.generation.kernels.step` (numba):
   is precomputed for the whole vocabulary: a step starts with a row lookup, not a product;
 * the matrices are kept transposed, (K, N) with N the gate columns (or the vocabulary) in
   torch's gate order, and cut into panels of 16 columns, each panel one contiguous block
-  (:func:`rnn_demo.generation.kernels.pack_columns`): the batched product reads a panel once for every 4
+  (:func:`rnn_demo.generation.layout.pack_columns`): the batched product reads a panel once for every 4
   rows, from L1, and keeps their 4 x 16 outputs in registers;
 * the activations are computed in float64 from a series (``rnn_demo.generation.kernels``), within one
   float32 step of the exact value, with no call into a maths library, so that their loops

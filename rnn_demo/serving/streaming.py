@@ -99,7 +99,7 @@ def generate_stream(
     if scheduler is None:
         engine = engines.current()
         pieces_out = stream(model, request.prompt, request.max_new_chars, **settings, engine=engine)  # a character at a time
-        engine_note = lambda: engines.note(engine)  # noqa: E731
+        engine_note = lambda: engines.note(engine)
     else:
         try:
             generation = scheduler.submit(model, request.prompt, request.max_new_chars, **settings)
@@ -112,7 +112,7 @@ def generate_stream(
             max_wait=YIELD_EVERY_SECONDS,
             pace=lambda: scheduler.active_count() / MAX_UPDATES_PER_SECOND,
         )
-        engine_note = lambda: generation.engine_note  # noqa: E731 - set when the generation starts
+        engine_note = lambda: generation.engine_note  # set when the generation starts
     status = RunStatus(info, skipped=encode_prompt(model, request.prompt).skipped)
     pieces = [request.prompt]
     new_chars = unsent = 0
