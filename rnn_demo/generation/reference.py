@@ -131,8 +131,7 @@ def _check_step(cell: int, tokens: np.ndarray, h: np.ndarray, c: np.ndarray, wei
         raise IndexError("a token id is outside the vocabulary")
 
 
-@_ieee
-def step(cell: int, tokens: np.ndarray, h: np.ndarray, c: np.ndarray, weights: Weights):
+def _step(cell: int, tokens: np.ndarray, h: np.ndarray, c: np.ndarray, weights: Weights):
     """One character in for each of B streams, through every layer and the decoder: tokens (B,)
     int64, h and c (L, B, H) float32 (c read only for an LSTM) -> logits (B, V), the new h
     (L, B, H) and the new c (an LSTM's; (0, 0, 0) otherwise)."""
@@ -169,8 +168,7 @@ def _sum_in_order(values: np.ndarray) -> float:
     return float(np.add.accumulate(values)[-1]) if len(values) else 0.0
 
 
-@_ieee
-def distribution_row(logits: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
+def _distribution_row(logits: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
     """The distribution of one row, logits (V,) float64 -> probabilities (V,) float32: temperature
     (0 = all the mass on the most likely token), then top-k (0 = off), then top-p (1.0 = off;
     keeps the smallest set of most likely tokens whose mass reaches it), in float64."""
@@ -194,21 +192,22 @@ def distribution_row(logits: np.ndarray, temperature: float, top_k: int, top_p: 
     return p.astype(np.float32)
 
 
+@_ieee
 def distribution(logits: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
     """Probabilities (R, V) float32 from logits (R, V) float64, row by row (:func:`distribution_row`)."""
     probs = np.empty(logits.shape, np.float32)
     for r, row in enumerate(np.asarray(logits, np.float64)):
-        probs[r] = distribution_row(row.copy(), temperature, top_k, top_p)
+        probs[r] = _distribution_row(row.copy(), temperature, top_k, top_p)
     return probs
 
 
-@_ieee
-def choose(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+def _choose(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """One token per row, argmax(p / q) (float32 division; the first largest, or the first NaN):
     probs and noise (R, V) float32 -> (R,) int64."""
     return np.argmax(probs / noise, axis=1).astype(np.int64)
 
 
+@_ieee
 def sample(cell, logits, h, c, weights, noise, temperature, top_k, top_p):
     """One stream's next ``n`` characters: from logits (1, V) float32 and the state after them,
     ``n`` times the distribution, the draw (with noise (n, V)) and the step. Returns the tokens (n,)
@@ -221,15 +220,16 @@ def sample(cell, logits, h, c, weights, noise, temperature, top_k, top_p):
     hs = np.empty((count, layers, 1, size), np.float32)
     cs = np.empty((count, layers, 1, size) if cell == LSTM else (count, 0, 0, 0), np.float32)
     for i in range(count):
-        probs[i] = distribution_row(logits[0].astype(np.float64), temperature, top_k, top_p)
-        tokens[i] = choose(probs[i : i + 1], noise[i : i + 1])[0]
-        logits, hs[i], new_c = step(cell, tokens[i : i + 1], h, c, weights)
+        probs[i] = _distribution_row(logits[0].astype(np.float64), temperature, top_k, top_p)
+        tokens[i] = np.argmax(probs[i] / noise[i])  # as _choose does for one row
+        logits, hs[i], new_c = _step(cell, tokens[i : i + 1], h, c, weights)
         h = hs[i]
         if cell == LSTM:
             cs[i] = c = new_c
     return tokens, probs, logits, hs, cs
 
 
+@_ieee
 def sample_rows(cell, logits, h, c, weights, noise, counts, temperatures, top_ks, top_ps):
     """Several streams' next characters at once: row r draws and steps ``counts[r]`` characters,
     each time its distribution (with its own settings), its draw (with noise (R, K, V)) and one
@@ -254,13 +254,17 @@ def sample_rows(cell, logits, h, c, weights, noise, counts, temperatures, top_ks
         if len(drawing) == 0:
             break
         for r in drawing:
-            probs = distribution_row(logits[r].astype(np.float64), temperatures[r], top_ks[r], top_ps[r])
-            tokens[r, i] = choose(probs[None], noise[r, i][None])[0]
-        new_logits, new_h, new_c = step(cell, tokens[drawing, i], h[:, drawing], c[:, drawing], weights)
+            probs = _distribution_row(logits[r].astype(np.float64), temperatures[r], top_ks[r], top_ps[r])
+            tokens[r, i] = np.argmax(probs / noise[r, i])  # as _choose does for one row
+        new_logits, new_h, new_c = _step(cell, tokens[drawing, i], h[:, drawing], c[:, drawing], weights)
         logits[drawing], h[:, drawing] = new_logits, new_h
         if lstm:
             c[:, drawing] = new_c
     return tokens, logits, h, (c if lstm else h)
+
+
+# The entry points that the functions above are, with NumPy's floating-point warnings off.
+step, distribution_row, choose = _ieee(_step), _ieee(_distribution_row), _ieee(_choose)
 
 
 def prepare(weights: Weights) -> Weights:
