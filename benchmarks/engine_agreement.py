@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     seeds, chars = (3, 50) if args.quick else (args.seeds, args.chars)
     compiled = engines.wait_compiled()
     if compiled is None:
-        raise SystemExit(f"engine_agreement compares with the compiled engine, which is not available: {engines.state()[1]}")
+        reason = engines.state()[1]
+        raise SystemExit(f"engine_agreement compares with the compiled engine, which is not available: {reason}")
     print(f"{seeds} seeds x {chars} characters per model, temperature 0.8")
     print("| model | same text | where they part (median character) | earliest |")
     print("|---|---:|---:|---:|")
@@ -48,7 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         model = CharRNN.from_pretrained(folder).eval()
         parts = []
         for seed in range(seeds):
-            texts = [generate(model, "ROMEO:", chars, temperature=0.8, seed=seed, engine=e) for e in (engines.REFERENCE, compiled)]
+            texts = [
+                generate(model, "ROMEO:", chars, temperature=0.8, seed=seed, engine=engine)
+                for engine in (engines.REFERENCE, compiled)
+            ]
             index = first_difference(*texts)
             if index is not None:
                 parts.append(index)

@@ -78,6 +78,7 @@ def kernel_warm_up_seconds(cache_dir: str) -> float:
 
 
 READY_LINE = "the fast kernels are ready"  # what the generation process logs at the switch-over
+NEVER_LINE = "generation runs on the reference engine"  # ... or when the kernels are not coming
 
 
 def cold_start(model: str, wait_for_kernels: bool, timeout: float = 300.0) -> dict:
@@ -96,12 +97,16 @@ def cold_start(model: str, wait_for_kernels: bool, timeout: float = 300.0) -> di
                                    cwd=PROJECT_ROOT, env=environment, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
         ready = threading.Event()
-        ready_at = []
+        ready_at: list[float] = []
+        never: list[str] = []
 
         def read_log():
             for line in process.stderr:
-                if READY_LINE in line and not ready_at:
+                if READY_LINE in line and not ready.is_set():
                     ready_at.append(time.perf_counter())
+                    ready.set()
+                elif NEVER_LINE in line and not ready.is_set():
+                    never.append(line.strip())
                     ready.set()
 
         threading.Thread(target=read_log, daemon=True).start()
@@ -123,7 +128,8 @@ def cold_start(model: str, wait_for_kernels: bool, timeout: float = 300.0) -> di
             if wait_for_kernels:
                 if not ready.wait(timeout):
                     raise RuntimeError("the compiled engine did not take over")
-                result["kernels"] = ready_at[0] - page
+                result["kernels"] = ready_at[0] - page if ready_at else None
+                result["why not"] = never[0] if never else ""
             return result
         finally:
             process.terminate()
@@ -144,12 +150,15 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             parser.error(f"not shipped models: {', '.join(unknown)} (shipped: {', '.join(shipped)})")
         models.sort(key=lambda name: name != "lstm-h512")  # the largest first: it also waits for the kernels
-        print("cold starts of python app.py (an empty numba cache each), one request of 200 characters as the page answers")
+        print("cold starts of python app.py (an empty numba cache each), one request of 200 characters "
+              "as the page answers")
         print("| model | page ready | first characters, after the page | compiled engine took over, after the page |")
         print("|---|---:|---:|---:|")
         for index, model in enumerate(models):
             run = cold_start(model, wait_for_kernels=index == 0)
-            kernels = f"{run['kernels']:.1f} s" if "kernels" in run else "-"
+            kernels = f"{run['kernels']:.1f} s" if run.get("kernels") is not None else "-"
+            if run.get("why not"):
+                kernels = f"never: {run['why not']}"
             print(f"| {model} | {run['page']:.2f} s | {run['first']:.2f} s | {kernels} |", flush=True)
         return
     runs = 1 if args.quick else args.runs

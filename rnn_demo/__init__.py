@@ -6,7 +6,8 @@ The subpackages, in the order data flows through them (none imports one further 
 - :mod:`rnn_demo.model`: the recurrent layer, the language model, characters <-> ids, the
   checkpoint format;
 - :mod:`rnn_demo.training`: text and batches, the training loop, run folders, presets;
-- :mod:`rnn_demo.generation`: sampling, the generation step and its compiled kernels;
+- :mod:`rnn_demo.generation`: sampling, the generation step and its two engines (the NumPy
+  reference, the compiled kernels);
 - :mod:`rnn_demo.serving`: the zoo of served models, request validation and caps, batching
   many streams, the generation process;
 - :mod:`rnn_demo.hub`: publishing models and the Space;

@@ -64,6 +64,7 @@ def test_engine_choices_quick_measures_each_choice(capsys):
 
 @pytest.mark.slow
 def test_startup_cold_serves_the_first_request_before_the_kernels_are_compiled(capsys):
+    pytest.importorskip("numba", reason="numba is not available: no kernels to wait for", exc_type=ImportError)
     from benchmarks import startup
 
     startup.main(["--cold", "--models", "lstm-h64"])

@@ -271,7 +271,8 @@ while True:
 pids.append(scheduler.child_pid())
 scheduler.close()
 demo.close()
-report = dict(texts=texts, expected="ROMEO:" + expected, pids=pids, note=probe.engine_note, numba="numba" in sys.modules)
+report = dict(texts=texts, expected="ROMEO:" + expected, pids=pids, note=probe.engine_note)
+report["numba"] = "numba" in sys.modules
 print("REPORT", json.dumps(report))
 '''
 
@@ -317,7 +318,8 @@ def test_without_numba_generation_and_the_app_work_on_the_reference_engine(tmp_p
 @pytest.mark.slow
 @pytest.mark.parametrize("failure", ["error", "abort"])
 def test_a_compile_failure_is_logged_once_and_the_reference_engine_serves(tmp_path, pick_free_port, failure):
-    report, stderr = run_isolated(tmp_path, {"sitecustomize.py": BROKEN_COMPILER}, pick_free_port(), BREAK_NUMBA=failure)
+    files = {"sitecustomize.py": BROKEN_COMPILER}
+    report, stderr = run_isolated(tmp_path, files, pick_free_port(), BREAK_NUMBA=failure)
     assert report["texts"] == [report["expected"]] * 3
     assert len(set(report["pids"])) == 1  # the generation process did not crash, nor start again
     assert report["note"] == "fast kernels failed to compile, serving with the reference engine"
@@ -325,3 +327,16 @@ def test_a_compile_failure_is_logged_once_and_the_reference_engine_serves(tmp_pa
     lines = engine_lines(stderr)
     assert lines[0].startswith("rnn_demo: compiling the fast kernels in the background")
     assert len(lines) == 2 and "the fast kernels failed to compile" in lines[1] and reason in lines[1], stderr[-2000:]
+
+
+def test_an_unknown_engine_setting_is_named_in_the_log_and_ignored(tmp_path):
+    script = (
+        "from rnn_demo.generation import engines\n"
+        "engines.start_compiling()\n"
+        "print(engines.state()[0])\n"
+    )
+    env = dict(os.environ, RNN_DEMO_ENGINE="fastest", PYTHONPATH=str(REPO_ROOT))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["loading"]  # getting the kernels ready, as with no setting
+    assert "$RNN_DEMO_ENGINE='fastest' is neither 'reference' nor 'compiled': ignored" in result.stderr

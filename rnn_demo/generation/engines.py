@@ -39,13 +39,12 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
+from rnn_demo import subprocesses
 from rnn_demo.generation import reference
 
 ENGINE_VARIABLE = "RNN_DEMO_ENGINE"  # "reference": never the kernels; "compiled": wait for them
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder holding rnn_demo/
 # The compile process's time limit: compiling takes tens of seconds on a slow machine; a compiler
 # that runs much longer is stuck, and the reference engine goes on serving.
 COMPILE_TIMEOUT_SECONDS = 600
@@ -131,6 +130,8 @@ def start_compiling() -> None:
         if _state != NOT_STARTED:
             return
         choice = os.environ.get(ENGINE_VARIABLE, "")
+        if choice not in ("", "reference", "compiled"):
+            log.warning("rnn_demo: $%s=%r is neither 'reference' nor 'compiled': ignored", ENGINE_VARIABLE, choice)
         if choice == "reference":
             _state, _reason = OFF, f"${ENGINE_VARIABLE} is {choice!r}"
             _ready.set()
@@ -191,12 +192,10 @@ def _cached(kernels: ModuleType) -> bool:
 
 def _compile_elsewhere() -> str:
     """Compile the kernels into numba's cache in another process; what went wrong, or ""."""
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, environment.get("PYTHONPATH")]))
     try:
         result = subprocess.run(
             [sys.executable, "-m", "rnn_demo.generation.engines"],
-            env=environment,
+            env=subprocesses.environment(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,

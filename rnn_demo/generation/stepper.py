@@ -145,7 +145,8 @@ class Stepper:
         (see "Batch invariance" above).
         """
         h, c = self._state_arrays(state)
-        logits, new_h, new_c = self.engine.module.step(self._cell_code, np.ascontiguousarray(tokens, np.int64), h, c, self._weights)
+        tokens = np.ascontiguousarray(tokens, np.int64)
+        logits, new_h, new_c = self.engine.module.step(self._cell_code, tokens, h, c, self._weights)
         return logits, (new_h, new_c) if self.cell == "lstm" else new_h
 
     def sample(

@@ -10,14 +10,12 @@ one started early serves whatever scheduler the app makes.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the folder holding rnn_demo/: on the child's path
+from rnn_demo import subprocesses
 
 _lock = threading.Lock()
 _early: tuple[subprocess.Popen, socket.socket] | None = None
@@ -26,13 +24,11 @@ _early: tuple[subprocess.Popen, socket.socket] | None = None
 def spawn() -> tuple[subprocess.Popen, socket.socket]:
     """A new generation process and this end of its socket. Raises OSError when it cannot start."""
     ours, theirs = socket.socketpair()
-    environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, environment.get("PYTHONPATH")]))
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "rnn_demo.serving.generation_process", "--fd", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
-            env=environment,
+            env=subprocesses.environment(),
             stdin=subprocess.DEVNULL,
         )
     except BaseException:

@@ -97,8 +97,8 @@ def generate_stream(
     started = clock()
     settings = dict(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p, seed=request.seed)
     if scheduler is None:
-        engine = engines.current()
-        pieces_out = stream(model, request.prompt, request.max_new_chars, **settings, engine=engine)  # a character at a time
+        engine = engines.current()  # one engine for the whole text
+        pieces_out = stream(model, request.prompt, request.max_new_chars, **settings, engine=engine)  # char by char
         engine_note = lambda: engines.note(engine)
     else:
         try:
