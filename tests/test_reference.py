@@ -257,22 +257,27 @@ scheduler = ProcessScheduler(idle_seconds=1.0)
 demo = app.build_demo(zoo, scheduler)
 demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[2]), prevent_thread_lock=True)
 client = Client(f"http://127.0.0.1:{sys.argv[2]}/", verbose=False, analytics_enabled=False)
+first = scheduler.submit(model, "ROMEO:", 120, temperature=0.8, seed=7)  # while the kernels are not ready
+first_text = "".join(first.chunks())
 texts, pids = [], []
 for _ in range(3):
     texts.append(client.predict("ROMEO:", "lstm", 64, 0.8, 120, 0, 1.0, 7, api_name="/generate"))
     pids.append(scheduler.child_pid())
-deadline = time.monotonic() + 120  # until the generation process knows the kernels are not coming
+deadline = time.monotonic() + 240  # until the generation process has the kernels, or knows they are not coming
 while True:
-    probe = scheduler.submit(model, "a", 5, seed=1)
-    "".join(probe.chunks())
+    probe = scheduler.submit(model, "ROMEO:", 120, temperature=0.8, seed=7)
+    probe_text = "".join(probe.chunks())
     if "compiling" not in probe.engine_note or time.monotonic() > deadline:
         break
     time.sleep(0.2)
 pids.append(scheduler.child_pid())
 scheduler.close()
 demo.close()
-report = dict(texts=texts, expected="ROMEO:" + expected, pids=pids, note=probe.engine_note)
-report["numba"] = "numba" in sys.modules
+report = dict(texts=texts, expected="ROMEO:" + expected, pids=pids, note=probe.engine_note, probe_text=probe_text)
+report.update(first_note=first.engine_note, first_text=first_text, numba="numba" in sys.modules)
+if probe.engine_note == "":  # served by the compiled engine: its text here, for the same request
+    compiled = engines.wait_compiled(300)
+    report["compiled_expected"] = generate(model, "ROMEO:", 120, temperature=0.8, seed=7, engine=compiled)
 print("REPORT", json.dumps(report))
 '''
 
@@ -289,7 +294,7 @@ def run_isolated(tmp_path, files: dict[str, str], port: int, **environment) -> t
     env.pop("RNN_DEMO_ENGINE", None)
     result = subprocess.run(
         [sys.executable, "-c", SERVE_AND_CALL, str(REPO_ROOT / "models"), str(port)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=420, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = [line for line in result.stdout.splitlines() if line.startswith("REPORT ")]
@@ -298,6 +303,23 @@ def run_isolated(tmp_path, files: dict[str, str], port: int, **environment) -> t
 
 def engine_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "reference engine" in line or "fast kernels" in line]
+
+
+@pytest.mark.slow
+def test_the_compiled_engine_takes_over_between_requests(tmp_path, pick_free_port):
+    # A fresh start with an empty compile cache: the first request is served by the reference
+    # engine from its start to its end while the kernels compile (in a process of their own), and a
+    # request after they are ready by the compiled engine.
+    report, stderr = run_isolated(tmp_path, {}, pick_free_port())
+    assert report["first_note"] == "fast kernels compiling, serving with the reference engine"
+    assert "ROMEO:" + report["first_text"] == report["expected"]
+    assert report["note"] == ""  # the last request: the compiled engine
+    assert report["probe_text"] == report["compiled_expected"]
+    assert len(set(report["pids"])) == 1
+    assert engine_lines(stderr) == [
+        "rnn_demo: compiling the fast kernels in the background; the reference engine serves meanwhile",
+        "rnn_demo: the fast kernels are ready; new generations run on the compiled engine",
+    ]
 
 
 @pytest.mark.slow
