@@ -66,6 +66,50 @@ def test_hand_written_backward_passes_numerical_gradcheck():
     assert torch.autograd.gradcheck(run, (input, h_0, *parameters))
 
 
+@pytest.mark.parametrize(
+    "num_layers,nonlinearity,bias,batch_first,batched",
+    [
+        *itertools.product([1, 2], ["tanh", "relu"], [True, False], [False, True], [True]),
+        (1, "tanh", True, False, False),
+        (2, "relu", False, False, False),
+    ],
+)
+def test_second_order_gradients_pass_gradgradcheck(num_layers, nonlinearity, bias, batch_first, batched):
+    # A gradient of a gradient (a gradient penalty, a Hessian-vector product) goes through the
+    # hand-written backward, which must be differentiable itself, or the result is silently wrong.
+    torch.manual_seed(1)
+    rnn = RNN(3, 4, num_layers=num_layers, nonlinearity=nonlinearity, bias=bias, batch_first=batch_first).double()
+    names = [name for name, _ in rnn.named_parameters()]
+
+    def run(input, h_0, *parameters):
+        return torch.func.functional_call(rnn, dict(zip(names, parameters)), (input, h_0))
+
+    shape = ((2, 5, 3) if batch_first else (5, 2, 3)) if batched else (5, 3)
+    input = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    h_0 = torch.randn((num_layers, 2, 4) if batched else (num_layers, 4), dtype=torch.float64, requires_grad=True)
+    parameters = [p.detach().clone().requires_grad_() for p in rnn.parameters()]
+    assert torch.autograd.gradgradcheck(run, (input, h_0, *parameters))
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_a_gradient_penalty_matches_torch(nonlinearity):
+    # The gradient of |d loss / d input|^2 with respect to the input and every weight.
+    torch.manual_seed(2)
+    ours, theirs = twins(2, nonlinearity)
+    input = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
+    results = []
+    for module in (ours, theirs):
+        x = input.clone().requires_grad_()
+        output, h_n = module(x)
+        (grad_input,) = torch.autograd.grad(output.pow(2).sum() + h_n.sum(), x, create_graph=True)
+        penalty = grad_input.pow(2).sum()
+        results.append(torch.autograd.grad(penalty, [x, *module.parameters()], allow_unused=True))
+    names = ["input"] + [name for name, _ in ours.named_parameters()]
+    for name, ours_grad, theirs_grad in zip(names, *results, strict=True):
+        assert ours_grad is not None, name
+        assert (ours_grad - theirs_grad).abs().max() <= 1e-9, name
+
+
 def test_same_parameter_names_shapes_and_initial_values_as_torch():
     torch.manual_seed(123)
     ours = RNN(20, 50, 2)

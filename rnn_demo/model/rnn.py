@@ -25,7 +25,6 @@ import math
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 NONLINEARITIES = ("tanh", "relu")
@@ -62,8 +61,13 @@ class _Recurrence(torch.autograd.Function):
         return states
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_states):
+        # A backward with create_graph=True (grad mode on in here) records a graph of its own, and
+        # a gradient of this gradient (a gradient penalty, a Hessian-vector product) flows back
+        # through grad_states, weight_hh, h0 and the saved states (and from those into this
+        # function's inputs): so it is written in differentiable operations, and comes out right
+        # (tests/test_rnn.py runs gradgradcheck). Otherwise (grad mode off) the same numbers are
+        # written in place, one buffer for all steps (``python -m benchmarks.rnn_vs_torch``).
         h0, weight_hh, states = ctx.saved_tensors
         steps = states.shape[0]
         # d(activation)/d(pre), written with the activation's output y:
@@ -72,11 +76,18 @@ class _Recurrence(torch.autograd.Function):
             slope = 1.0 - states * states
         else:
             slope = (states > 0).to(states.dtype)
-        grad_pre = torch.empty_like(states)  # (T, B, H)
         grad_h = torch.zeros_like(h0)  # gradient reaching h_t from step t+1
-        for t in range(steps - 1, -1, -1):
-            torch.mul(grad_states[t] + grad_h, slope[t], out=grad_pre[t])
-            grad_h = grad_pre[t] @ weight_hh  # (B, H)
+        if torch.is_grad_enabled():
+            grad_pres = [None] * steps  # (B, H) each
+            for t in range(steps - 1, -1, -1):
+                grad_pres[t] = (grad_states[t] + grad_h) * slope[t]
+                grad_h = grad_pres[t] @ weight_hh  # (B, H)
+            grad_pre = torch.stack(grad_pres)  # (T, B, H)
+        else:
+            grad_pre = torch.empty_like(states)  # (T, B, H)
+            for t in range(steps - 1, -1, -1):
+                torch.mul(grad_states[t] + grad_h, slope[t], out=grad_pre[t])
+                grad_h = grad_pre[t] @ weight_hh  # (B, H)
         grad_h0 = grad_h if ctx.needs_input_grad[1] else None
         grad_weight_hh = None
         if ctx.needs_input_grad[2]:
