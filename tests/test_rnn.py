@@ -208,7 +208,8 @@ def test_dropout_between_layers_only_in_training_mode():
     rnn.train()
     assert not torch.equal(rnn(input)[0], rnn(input)[0])
     # dropout is never applied to the last layer's output: with one layer training is deterministic
-    single = RNN(INPUT, HIDDEN, num_layers=1, dropout=0.5).train()
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        single = RNN(INPUT, HIDDEN, num_layers=1, dropout=0.5).train()
     assert torch.equal(single(input)[0], single(input)[0])
 
 
@@ -257,3 +258,91 @@ def test_an_empty_batch_gives_empty_outputs_like_torch():
 def test_non_tensor_input_is_refused():
     with pytest.raises(TypeError, match="torch.Tensor"):
         RNN(INPUT, HIDDEN)([[1.0] * INPUT])
+
+
+# ---- as torch.nn.RNN refuses: the same exception types and messages ------------------------------
+
+
+def outcome(make):
+    """What ``make()`` does: "ok", or the exception's type name and message."""
+    try:
+        make()
+    except Exception as error:  # noqa: BLE001 - the outcome is what is compared
+        return f"{type(error).__name__}: {error}"
+    return "ok"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"input_size": 4, "hidden_size": 4.0},
+        {"input_size": 4, "hidden_size": "4"},
+        {"input_size": 4.0, "hidden_size": 4},
+        {"input_size": 4, "hidden_size": 4, "bias": 0},
+        {"input_size": 4, "hidden_size": 4, "batch_first": "False"},
+        {"input_size": 0, "hidden_size": 4},
+        {"input_size": 4, "hidden_size": 0},
+        {"input_size": 4, "hidden_size": 4, "num_layers": 0},
+        {"input_size": 4, "hidden_size": 4, "nonlinearity": "sigmoid"},
+        {"input_size": 4, "hidden_size": 4, "dropout": 1.5},
+        {"input_size": 4, "hidden_size": 4, "dropout": True},
+        {"input_size": 4, "hidden_size": 4, "proj_size": 0},
+        {"input_size": 4, "hidden_size": 4, "proj_size": 2},
+        {"input_size": 4, "hidden_size": 4, "bidirectional": False, "num_layers": 2},
+    ],
+)
+def test_constructor_arguments_are_refused_as_torch_refuses_them(kwargs):
+    assert outcome(lambda: RNN(**kwargs)) == outcome(lambda: torch.nn.RNN(**kwargs))
+
+
+def test_dropout_with_one_layer_warns_as_torch_does():
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1") as ours:
+        RNN(4, 4, dropout=0.5)
+    with pytest.warns(UserWarning) as theirs:
+        torch.nn.RNN(4, 4, dropout=0.5)
+    assert str(ours[0].message) == str(theirs[0].message)
+
+
+def test_bidirectional_is_refused_clearly():
+    with pytest.raises(ValueError, match="bidirectional=True is not supported"):
+        RNN(4, 4, bidirectional=True)
+
+
+@pytest.mark.parametrize(
+    "input,hx",
+    [
+        (torch.randn(6, 3, INPUT), torch.randn(1, 3, HIDDEN)),
+        (torch.randn(6, 3, INPUT), torch.randn(2, 4, HIDDEN)),
+        (torch.randn(6, 3, INPUT), torch.randn(2, HIDDEN)),
+        (torch.randn(6, INPUT), torch.randn(2, 3, HIDDEN)),
+        (torch.randn(6, 3, INPUT + 1), None),
+        (torch.randn(6, 3, INPUT, dtype=torch.float64), None),
+    ],
+)
+def test_bad_calls_give_torchs_messages(input, hx):
+    ours, theirs = RNN(INPUT, HIDDEN, num_layers=2), torch.nn.RNN(INPUT, HIDDEN, num_layers=2)
+    assert outcome(lambda: ours(input, hx)).split(": ", 1)[1] == outcome(lambda: theirs(input, hx)).split(": ", 1)[1]
+
+
+def test_the_initial_state_is_hx_as_in_torch_and_h_0_still_works():
+    ours, theirs = twins(num_layers=2)
+    input = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
+    hx = torch.randn(2, BATCH, HIDDEN, dtype=torch.float64)
+    expected = theirs(input, hx=hx)
+    for output, h_n in (ours(input, hx=hx), ours(input, h_0=hx), ours(input, hx)):
+        assert torch.allclose(output, expected[0], atol=1e-12) and torch.allclose(h_n, expected[1], atol=1e-12)
+    with pytest.raises(TypeError, match="twice"):
+        ours(input, hx, h_0=hx)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_weight_lists_and_flatten_parameters_as_in_torch(bias):
+    ours, theirs = twins(num_layers=2, bias=bias)
+    assert ours._flat_weights_names == theirs._flat_weights_names
+    assert [[tuple(w.shape) for w in layer] for layer in ours.all_weights] == [
+        [tuple(w.shape) for w in layer] for layer in theirs.all_weights
+    ]
+    assert all(a is b for a, b in zip(ours._flat_weights, ours.parameters(), strict=True))
+    ours.flatten_parameters()  # a no-op, as code written for torch.nn.RNN calls it
+    input = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
+    assert torch.allclose(ours(input)[0], theirs(input)[0], atol=1e-12)

@@ -22,6 +22,8 @@ Two things make it fast on a CPU without changing the maths:
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 
 import torch
 from torch import nn
@@ -97,6 +99,33 @@ class _Recurrence(torch.autograd.Function):
         return grad_pre, grad_h0, grad_weight_hh, None
 
 
+def _check_arguments(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout, bidirectional):
+    """Refuse what torch.nn.RNN refuses, in its order, with its exception types and messages
+    (``tests/test_rnn.py`` compares them); and bidirectional=True, which this RNN does not do."""
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+    if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+        raise ValueError(
+            "dropout should be a number in range [0, 1] representing the probability of an element being zeroed"
+        )
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            "dropout option adds dropout after all but last recurrent layer, so non-zero dropout expects "
+            f"num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}",
+            stacklevel=3,
+        )
+    for name, value in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        if not isinstance(value, int):
+            raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+        if value <= 0:
+            raise ValueError(f"{name} must be greater than zero")
+    if bidirectional:
+        raise ValueError("bidirectional=True is not supported by rnn_demo.rnn.RNN (use torch.nn.RNN)")
+
+
 class RNN(nn.Module):
     """Multi-layer Elman RNN with the constructor, parameters and call of ``torch.nn.RNN``.
 
@@ -111,9 +140,9 @@ class RNN(nn.Module):
         dropout: probability of dropout on each layer's output except the last, applied
             in training mode only.
 
-    Call: ``output, h_n = rnn(input, h_0=None)`` with input (seq, batch, input_size)
+    Call: ``output, h_n = rnn(input, hx=None)`` with input (seq, batch, input_size)
     (or (batch, seq, input_size) with ``batch_first``, or (seq, input_size) unbatched) and
-    h_0 (num_layers, batch, hidden_size) (or (num_layers, hidden_size) unbatched), zeros if
+    hx (num_layers, batch, hidden_size) (or (num_layers, hidden_size) unbatched), zeros if
     omitted. ``output`` holds the last layer's h_t for every t; ``h_n`` every layer's last state.
     """
 
@@ -126,17 +155,17 @@ class RNN(nn.Module):
         bias: bool = True,
         batch_first: bool = False,
         dropout: float = 0.0,
+        bidirectional: bool = False,
         device=None,
         dtype=None,
+        **unsupported,
     ):
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"Unknown nonlinearity {nonlinearity!r}; choose 'tanh' or 'relu'")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
-            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        _check_arguments(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout, bidirectional)
+        if "proj_size" in unsupported:  # torch.nn.RNN refuses it too, even 0
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if unsupported:
+            raise TypeError(f"RNN got an unexpected keyword argument {next(iter(unsupported))!r}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -159,6 +188,28 @@ class RNN(nn.Module):
                 self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(hidden_size, **factory)))
                 self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(hidden_size, **factory)))
         self.reset_parameters()
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        """The parameters' names in torch's order: weight_ih, weight_hh (, bias_ih, bias_hh), layer by layer."""
+        return [name for name, _ in self.named_parameters()]
+
+    @property
+    def _flat_weights(self) -> list[torch.Tensor]:
+        """The parameters in the order of :attr:`_flat_weights_names`."""
+        return list(self.parameters())
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """Each layer's parameters, ``[weight_ih, weight_hh, bias_ih, bias_hh]`` (no biases
+        without ``bias``), as ``torch.nn.RNN.all_weights`` lists them."""
+        per_layer = 4 if self.bias else 2
+        weights = list(self.parameters())
+        return [weights[i : i + per_layer] for i in range(0, len(weights), per_layer)]
+
+    def flatten_parameters(self) -> None:
+        """Nothing to do: torch.nn.RNN packs its weights into one buffer for cuDNN; these stay
+        separate tensors. Kept so that code calling it on torch's RNN runs unchanged."""
 
     def reset_parameters(self) -> None:
         """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as in torch."""
@@ -194,23 +245,36 @@ class RNN(nn.Module):
             )
         if input.shape[-2 if self.batch_first and input.dim() == 3 else 0] == 0:
             raise RNNShapeError("Expected sequence length to be larger than 0 in RNN")
+        weight = self.weight_ih_l0
+        if input.dtype != weight.dtype and not torch.is_autocast_enabled():
+            raise ValueError(
+                f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight.dtype}). "
+                f"Convert input: input.to({weight.dtype}), or convert model: model.to({input.dtype})"
+            )
         batched = input.dim() == 3
         if h_0 is not None:
             if not isinstance(h_0, torch.Tensor):
-                raise TypeError(f"RNN h_0 must be a torch.Tensor, got {type(h_0).__name__}")
+                raise TypeError(f"RNN hx must be a torch.Tensor, got {type(h_0).__name__}")
             if h_0.dim() != (3 if batched else 2):
                 kind = "3-D" if batched else "2-D"
                 raise RNNShapeError(
-                    f"For {'batched' if batched else 'unbatched'} {input.dim()}-D input, h_0 should also be "
+                    f"For {'batched' if batched else 'unbatched'} {input.dim()}-D input, hx should also be "
                     f"{kind} but got {h_0.dim()}-D tensor"
                 )
             batch = (input.shape[0] if self.batch_first else input.shape[1]) if batched else None
             expected = (self.num_layers, batch, self.hidden_size) if batched else (self.num_layers, self.hidden_size)
             if tuple(h_0.shape) != expected:
-                raise RNNShapeError(f"Expected hidden size {expected}, got {tuple(h_0.shape)}")
+                raise RNNShapeError(f"Expected hidden size {expected}, got {list(h_0.shape)}")
         return batched
 
-    def forward(self, input: torch.Tensor, h_0: torch.Tensor | None = None):
+    def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None, *, h_0: torch.Tensor | None = None):
+        """``output, h_n`` for ``input`` from the initial state ``hx`` (torch's name; ``h_0=`` is the
+        same argument under this class's earlier name)."""
+        if h_0 is not None:
+            if hx is not None:
+                raise TypeError("RNN.forward got the initial state twice (hx and h_0): pass hx only")
+            hx = h_0
+        h_0 = hx
         batched = self._check_shapes(input, h_0)
         if not batched:
             input = input.unsqueeze(1)  # (T, 1, I)
