@@ -33,6 +33,7 @@ import time
 
 from benchmarks.server import OFFLINE, PROJECT_ROOT, free_port, page_answers
 from rnn_demo.cli.arguments import whole_number
+from rnn_demo.generation import engines
 
 BARE_APP = (
     "import sys, gradio as gr\n"
@@ -77,8 +78,8 @@ def kernel_warm_up_seconds(cache_dir: str) -> float:
     return float(result.stdout.split()[-1])
 
 
-READY_LINE = "the fast kernels are ready"  # what the generation process logs at the switch-over
-NEVER_LINE = "generation runs on the reference engine"  # ... or when the kernels are not coming
+READY_LINE = engines.READY_MESSAGE  # what the generation process logs at the switch-over
+NEVER_LINE = engines.NOT_COMING  # ... or when the kernels are not coming
 
 
 def cold_start(model: str, wait_for_kernels: bool, timeout: float = 300.0) -> dict:

@@ -50,6 +50,10 @@ ENGINE_VARIABLE = "RNN_DEMO_ENGINE"  # "reference": never the kernels; "compiled
 COMPILE_TIMEOUT_SECONDS = 600
 
 log = logging.getLogger("rnn_demo")
+# What the log says when the compiled engine takes over, and (in the line of a warning) when it will
+# not come: ``python -m benchmarks.startup --cold`` watches for them.
+READY_MESSAGE = "rnn_demo: the fast kernels are ready; new generations run on the compiled engine"
+NOT_COMING = "generation runs on the reference engine"
 
 
 @dataclass(frozen=True)
@@ -146,9 +150,9 @@ def _settle(new_state: str, reason: str = "", engine: Engine | None = None) -> N
         _state, _reason, _compiled = new_state, reason, engine
     if new_state in (UNAVAILABLE, FAILED):
         what = "numba is not available" if new_state == UNAVAILABLE else "the fast kernels failed to compile"
-        log.warning("rnn_demo: %s (%s); generation runs on the reference engine", what, reason)
+        log.warning("rnn_demo: %s (%s); %s", what, reason, NOT_COMING)
     elif new_state == READY:
-        log.info("rnn_demo: the fast kernels are ready; new generations run on the compiled engine")
+        log.info(READY_MESSAGE)
     _ready.set()
 
 

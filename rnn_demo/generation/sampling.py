@@ -8,8 +8,9 @@ characters are drawn and stepped several at a time in one call
 :func:`next_token_distribution` and :func:`choose_tokens` (the per-character reference the tests
 compare with), and the server draws a batch of streams with
 :meth:`~rnn_demo.generation.stepper.Stepper.sample_rows`. Either engine computes them, the compiled
-kernels or the NumPy reference (``rnn_demo.generation.engines``), with the same numbers, so a seed
-gives the same text whichever engine and whichever way. Each call owns its random
+kernels or the NumPy reference (``rnn_demo.generation.engines``): with one engine a seed gives the
+same text either way, and the two engines' texts part only at a draw that is a near tie (see
+``rnn_demo/generation/reference.py``). Each call owns its random
 generator, seeded from ``seed`` (see :class:`TokenDraws`): no global RNG is touched, so
 concurrent calls cannot disturb each other and the same seed always gives the same text.
 
@@ -222,8 +223,8 @@ def sample_steps(
     engine: Engine | None = None,
 ) -> Iterator[Step]:
     """Yield ``max_new_chars`` sampled characters as :class:`Step` records, computed by ``engine``
-    (by default the compiled one if it is ready, else the reference one: the same text either way;
-    see ``rnn_demo.generation.engines``)."""
+    (by default the compiled one if it is ready, else the reference one, kept to the end; see
+    ``rnn_demo.generation.engines``)."""
     settings = SamplingSettings(temperature, top_k, top_p)
     check_length(max_new_chars)
     if not isinstance(prompt, str):

@@ -6,8 +6,8 @@ naive column of ``python -m benchmarks.sampling_speed`` is that loop). :class:`S
 snapshots the model's weights as float32 NumPy arrays, in the few matrices one step needs
 (:class:`rnn_demo.generation.reference.Weights`), and runs a whole step with its engine (see
 ``rnn_demo.generation.engines``): the reference engine, NumPy, or, once compiled, one call of
-:func:`rnn_demo.generation.kernels.step` (numba), as described here. Both compute the same bits.
-The compiled step:
+:func:`rnn_demo.generation.kernels.step` (numba), as described here. They agree to float32
+rounding. The compiled step:
 
 * one call, not dozens: every NumPy or torch call has a fixed cost of its own, and a step
   written as NumPy calls makes two dozen of them;

@@ -19,7 +19,7 @@ thread
 4. hands each request its new characters.
 
 So a request gives, bit for bit, the text that ``rnn_demo.generation.sampling.generate`` gives for the same
-settings and seed, however many others share its steps. Requests join and leave between ticks.
+settings, seed and engine (chosen when it starts, kept to its end), however many others share its steps. Requests join and leave between ticks.
 Characters wait in a per-request buffer; the consumer (the web handler) takes them in chunks.
 
 The thread sleeps on a condition variable while its model has no requests, and ends after
@@ -434,7 +434,7 @@ class BatchScheduler:
         seed: int | None = None,
     ) -> Generation:
         """Start generating; the arguments mean what they mean for ``rnn_demo.generation.sampling.generate``,
-        and so does the text (bit for bit, for the same seed).
+        and so does the text (bit for bit, for the same seed and engine).
 
         The prompt is run through the model here, in the caller's thread. Raises ValueError or
         TypeError for bad arguments, SchedulerFull when the model has ``max_active`` requests.

@@ -1,5 +1,5 @@
 """Starting the generation process (``python -m rnn_demo.serving.generation_process``), with nothing
-imported but the standard library.
+imported but the standard library (and ``rnn_demo.subprocesses``, which imports no more).
 
 ``python app.py`` starts one before it imports gradio (:func:`start_early`), so that the process
 imports torch and the generation code on another core while the server imports gradio: the first
