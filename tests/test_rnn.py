@@ -346,3 +346,131 @@ def test_weight_lists_and_flatten_parameters_as_in_torch(bias):
     ours.flatten_parameters()  # a no-op, as code written for torch.nn.RNN calls it
     input = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
     assert torch.allclose(ours(input)[0], theirs(input)[0], atol=1e-12)
+
+
+def _functional(module):
+    """module as a function of (parameters, input): the form torch.func transforms take."""
+    return lambda parameters, input: torch.func.functional_call(module, parameters, (input,))
+
+
+TRANSFORMS = {
+    # Each maps (module, input) to a tensor computed by one functional transform.
+    "grad": lambda m, x: torch.func.grad(lambda p, x: _functional(m)(p, x)[0].sum())(dict(m.named_parameters()), x),
+    "jacrev": lambda m, x: torch.func.jacrev(lambda x: m(x)[1])(x),
+    "jacfwd": lambda m, x: torch.func.jacfwd(lambda x: m(x)[1])(x),
+    "jvp": lambda m, x: torch.func.jvp(lambda x: m(x)[0], (x,), (torch.ones_like(x),)),
+    "hessian": lambda m, x: torch.func.hessian(lambda x: m(x)[0].sum())(x[:2]),
+}
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS.values(), ids=TRANSFORMS.keys())
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
+def test_functional_transforms_give_torchs_results(transform, batched):
+    # Under torch.func the time loop is plain autograd operations (the hand-written backward has
+    # no forward-mode or vmap rule), so every transform composes as it does with torch.nn.RNN.
+    torch.manual_seed(3)
+    ours, theirs = twins(num_layers=2, nonlinearity="tanh")
+    input = torch.randn((STEPS, BATCH, INPUT) if batched else (STEPS, INPUT), dtype=torch.float64)
+    torch.testing.assert_close(transform(ours, input), transform(theirs, input), atol=1e-10, rtol=0)
+
+
+def test_forward_mode_ad_and_batched_gradients_pass_gradcheck():
+    torch.manual_seed(4)
+    rnn = RNN(3, 4, num_layers=2, nonlinearity="relu").double()
+    names = [name for name, _ in rnn.named_parameters()]
+
+    def run(input, *parameters):
+        return torch.func.functional_call(rnn, dict(zip(names, parameters)), (input,))
+
+    input = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    parameters = [p.detach().clone().requires_grad_() for p in rnn.parameters()]
+    assert torch.autograd.gradcheck(run, (input, *parameters), check_forward_ad=True, check_batched_grad=True)
+    assert torch.autograd.gradgradcheck(run, (input, *parameters), check_batched_grad=True)
+
+
+def test_the_dual_tensors_of_forward_mode_ad_give_torchs_tangents():
+    from torch.autograd import forward_ad
+
+    torch.manual_seed(5)
+    ours, theirs = twins(num_layers=2)
+    input, tangent = torch.randn(2, STEPS, BATCH, INPUT, dtype=torch.float64)
+    tangents = []
+    for module in (ours, theirs):
+        with forward_ad.dual_level():
+            output, _ = module(forward_ad.make_dual(input, tangent))
+            tangents.append(forward_ad.unpack_dual(output).tangent)
+    assert tangents[0] is not None
+    torch.testing.assert_close(tangents[0], tangents[1], atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("style", ["weight_norm", "parametrizations.weight_norm"])
+def test_weight_norm_on_the_recurrent_weight_trains_as_on_torchs(style):
+    apply = torch.nn.utils.weight_norm if style == "weight_norm" else torch.nn.utils.parametrizations.weight_norm
+    torch.manual_seed(6)
+    pair = [apply(module, "weight_hh_l0") for module in twins(num_layers=2)]
+    input = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
+    results = []
+    for module in pair:
+        output, h_n = module(input)
+        (output.pow(2).sum() + h_n.sum()).backward()
+        results.append((output, [p.grad for p in module.parameters()]))
+        computed = module.weight_hh_l0
+        assert module._flat_weights[1] is not None
+        torch.testing.assert_close(module._flat_weights[1], computed)
+        torch.testing.assert_close(module.all_weights[0][1], computed)
+    assert [n for n, _ in pair[0].named_parameters()] == [n for n, _ in pair[1].named_parameters()]
+    torch.testing.assert_close(results[0], results[1], atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("inner", ["forward", "grad"])
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
+def test_vmap_equals_a_loop_over_torchs_rnn(inner, batched):
+    # torch.nn.RNN itself has no vmap rule ("Batching rule not implemented for aten::rnn_tanh"),
+    # so the reference is a Python loop over the mapped dimension.
+    torch.manual_seed(7)
+    ours, theirs = twins(num_layers=2)
+    inputs = torch.randn((4, STEPS, BATCH, INPUT) if batched else (4, STEPS, INPUT), dtype=torch.float64)
+
+    def function(module):
+        if inner == "forward":
+            return lambda x: module(x)[0]
+        return torch.func.grad(lambda x: module(x)[0].pow(2).sum())
+
+    expected = torch.stack([function(theirs)(x) for x in inputs])
+    torch.testing.assert_close(torch.func.vmap(function(ours))(inputs), expected, atol=1e-10, rtol=0)
+
+
+def test_packed_sequences_are_refused_clearly():
+    packed = torch.nn.utils.rnn.pack_sequence([torch.randn(4, INPUT), torch.randn(2, INPUT)])
+    with pytest.raises(TypeError, match="does not accept PackedSequence"):
+        RNN(INPUT, HIDDEN)(packed)
+
+
+def test_torch_jit_trace_gives_the_same_outputs():
+    torch.manual_seed(8)
+    ours, theirs = twins(num_layers=2)
+    input = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
+    traced = torch.jit.trace(ours, input)
+    # The time loop is one traced node (the custom autograd.Function), so other lengths run too.
+    for these in (input, torch.randn(STEPS + 3, BATCH + 1, INPUT, dtype=torch.float64)):
+        torch.testing.assert_close(traced(these), theirs(these), atol=1e-12, rtol=0)
+
+
+def test_torch_jit_script_is_not_supported():
+    # TorchScript cannot compile a custom autograd.Function (torch deprecates torch.jit.script).
+    with pytest.raises(Exception, match="keyword-only arguments|autograd.Function|not supported"):
+        torch.jit.script(RNN(INPUT, HIDDEN))
+
+
+@pytest.mark.slow
+def test_torch_compile_gives_torchs_outputs_and_gradients():
+    torch.manual_seed(9)
+    ours, theirs = twins(num_layers=2, nonlinearity="relu")
+    input = torch.randn(STEPS, BATCH, INPUT, dtype=torch.float64)
+    compiled = torch.compile(ours)
+    results = []
+    for module in (compiled, theirs):
+        output, h_n = module(input)
+        (output.pow(2).sum() + h_n.sum()).backward()
+        results.append((output, h_n, [p.grad for p in module.parameters()]))
+    torch.testing.assert_close(results[0], results[1], atol=1e-10, rtol=0)

@@ -17,6 +17,11 @@ Two things make it fast on a CPU without changing the maths:
   function whose backward pass is written out by hand: one matrix multiply per step going
   backwards, and the weight gradient ``dW_hh`` as one matrix multiply over all steps at the
   end. Autograd would otherwise record and replay several small nodes per step.
+
+Under a functional transform (``torch.func.grad``, ``vmap``, ``jvp``, ``jacrev``, ``hessian``) or
+forward-mode AD (``torch.autograd.forward_ad``), the time loop is plain autograd operations
+instead, so every transform composes with it exactly as with torch's own operators; see
+:func:`_transform_active`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import warnings
 
 import torch
 from torch import nn
+from torch.autograd import forward_ad
 from torch.nn import functional as F
 
 NONLINEARITIES = ("tanh", "relu")
@@ -38,6 +44,28 @@ class RNNShapeError(ValueError, RuntimeError):
     It is both a ``ValueError`` (the Python convention) and a ``RuntimeError`` (what
     ``torch.nn.RNN`` raises), so code written for either keeps working.
     """
+
+
+def _transform_active() -> bool:
+    """Whether a functorch transform (grad, vmap, jvp, ...) or a forward-mode AD level is active.
+
+    The hand-written backward of :class:`_Recurrence` is a reverse-mode rule only: it has no
+    forward-mode (jvp) rule and its in-place form has no vmap rule. Where either could be asked
+    for, the layer runs its time loop as ordinary autograd operations (:func:`_plain_recurrence`),
+    which every transform understands, rather than give an error or a wrong derivative.
+    """
+    return torch._C._functorch.peek_interpreter_stack() is not None or forward_ad._current_level >= 0
+
+
+def _plain_recurrence(pre, h0, weight_hh, nonlinearity):
+    """The same loop as :class:`_Recurrence`, recorded by autograd step by step: (T, B, H) states."""
+    activate = torch.tanh if nonlinearity == "tanh" else torch.relu
+    h = h0
+    states = []
+    for t in range(pre.shape[0]):
+        h = activate(torch.addmm(pre[t], h, weight_hh.t()))  # (B, H)
+        states.append(h)
+    return torch.stack(states)
 
 
 class _Recurrence(torch.autograd.Function):
@@ -68,8 +96,10 @@ class _Recurrence(torch.autograd.Function):
         # a gradient of this gradient (a gradient penalty, a Hessian-vector product) flows back
         # through grad_states, weight_hh, h0 and the saved states (and from those into this
         # function's inputs): so it is written in differentiable operations, and comes out right
-        # (tests/test_rnn.py runs gradgradcheck). Otherwise (grad mode off) the same numbers are
-        # written in place, one buffer for all steps (``python -m benchmarks.rnn_vs_torch``).
+        # (tests/test_rnn.py runs gradgradcheck). So is a backward under vmap (gradcheck's batched
+        # gradients, ``autograd.grad(..., is_grads_batched=True)``): vmap has no rule for out= ops.
+        # Otherwise the same numbers are written in place, one buffer for all steps
+        # (``python -m benchmarks.rnn_vs_torch``).
         h0, weight_hh, states = ctx.saved_tensors
         steps = states.shape[0]
         # d(activation)/d(pre), written with the activation's output y:
@@ -79,7 +109,8 @@ class _Recurrence(torch.autograd.Function):
         else:
             slope = (states > 0).to(states.dtype)
         grad_h = torch.zeros_like(h0)  # gradient reaching h_t from step t+1
-        if torch.is_grad_enabled():
+        batched = torch._C._functorch.is_legacy_batchedtensor(grad_states) or _transform_active()
+        if torch.is_grad_enabled() or batched:
             grad_pres = [None] * steps  # (B, H) each
             for t in range(steps - 1, -1, -1):
                 grad_pres[t] = (grad_states[t] + grad_h) * slope[t]
@@ -190,22 +221,27 @@ class RNN(nn.Module):
         self.reset_parameters()
 
     @property
+    def _all_weights(self) -> list[list[str]]:
+        """Each layer's weight names, ``[weight_ih_lk, weight_hh_lk(, bias_ih_lk, bias_hh_lk)]``."""
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
+        return [[f"{kind}_l{layer}" for kind in kinds] for layer in range(self.num_layers)]
+
+    @property
     def _flat_weights_names(self) -> list[str]:
-        """The parameters' names in torch's order: weight_ih, weight_hh (, bias_ih, bias_hh), layer by layer."""
-        return [name for name, _ in self.named_parameters()]
+        """The weights' names in torch's order: weight_ih, weight_hh (, bias_ih, bias_hh), layer by layer."""
+        return [name for names in self._all_weights for name in names]
 
     @property
     def _flat_weights(self) -> list[torch.Tensor]:
-        """The parameters in the order of :attr:`_flat_weights_names`."""
-        return list(self.parameters())
+        """The weights in the order of :attr:`_flat_weights_names`, as the forward pass reads them: a
+        weight reparametrised by ``torch.nn.utils.weight_norm`` (or ``parametrize``) is the computed one."""
+        return [getattr(self, name) for name in self._flat_weights_names]
 
     @property
-    def all_weights(self) -> list[list[nn.Parameter]]:
-        """Each layer's parameters, ``[weight_ih, weight_hh, bias_ih, bias_hh]`` (no biases
-        without ``bias``), as ``torch.nn.RNN.all_weights`` lists them."""
-        per_layer = 4 if self.bias else 2
-        weights = list(self.parameters())
-        return [weights[i : i + per_layer] for i in range(0, len(weights), per_layer)]
+    def all_weights(self) -> list[list[torch.Tensor]]:
+        """Each layer's weights, ``[weight_ih, weight_hh, bias_ih, bias_hh]`` (no biases without
+        ``bias``), as ``torch.nn.RNN.all_weights`` lists them."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
 
     def flatten_parameters(self) -> None:
         """Nothing to do: torch.nn.RNN packs its weights into one buffer for cuDNN; these stay
@@ -218,11 +254,10 @@ class RNN(nn.Module):
             nn.init.uniform_(parameter, -bound, bound)
 
     def extra_repr(self) -> str:
+        """torch.nn.RNN's text, argument for argument (it does not show the nonlinearity)."""
         text = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
-        if self.nonlinearity != "tanh":
-            text += f", nonlinearity={self.nonlinearity!r}"
         if not self.bias:
             text += ", bias=False"
         if self.batch_first:
@@ -285,6 +320,7 @@ class RNN(nn.Module):
         if h_0 is None:
             h_0 = input.new_zeros(self.num_layers, batch, self.hidden_size)
 
+        transformed = _transform_active()
         layer_input = input
         last_states = []
         for layer in range(self.num_layers):
@@ -298,7 +334,8 @@ class RNN(nn.Module):
             else:
                 pre = flat_input @ weight_ih.t()
             pre = pre.view(steps, batch, self.hidden_size)  # (T, B, H)
-            states = _Recurrence.apply(pre, h_0[layer], weight_hh, self.nonlinearity)  # (T, B, H)
+            recurrence = _plain_recurrence if transformed else _Recurrence.apply
+            states = recurrence(pre, h_0[layer], weight_hh, self.nonlinearity)  # (T, B, H)
             last_states.append(states[-1])
             if self.dropout and self.training and layer < self.num_layers - 1:
                 states = F.dropout(states, p=self.dropout, training=True)
