@@ -2,6 +2,8 @@
 holds what they print)."""
 
 import functools
+import statistics
+import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -17,3 +19,15 @@ def use_one_blas_thread() -> None:
     from threadpoolctl import ThreadpoolController
 
     ThreadpoolController().select(internal_api="openblas").limit(limits=1)
+
+
+def median_seconds(function, repeats: int, warmup: int = 1) -> float:
+    """The median wall time of ``repeats`` calls of ``function``, after ``warmup`` calls not timed."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)

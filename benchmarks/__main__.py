@@ -25,6 +25,7 @@ PERFORMANCE = [
     ("startup", False, True),
     ("load", False, True),
     ("model_table", True, False),
+    ("views", False, True),
 ]
 TRAINING = [
     ("quality_per_second", True, True),

@@ -9,24 +9,12 @@ Prints a table of median forward+backward (and forward-only) times and the ratio
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from benchmarks import median_seconds
 from rnn_demo.cli.arguments import whole_number
 from rnn_demo.model.rnn import RNN
-
-
-def median_seconds(function, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def measure(hidden_size: int, seq_len: int, batch_size: int, num_layers: int, repeats: int) -> dict:
@@ -46,8 +34,8 @@ def measure(hidden_size: int, seq_len: int, batch_size: int, num_layers: int, re
             with torch.no_grad():
                 module(input)
 
-        row[f"{name}_fwd_bwd"] = median_seconds(forward_backward, repeats)
-        row[f"{name}_fwd"] = median_seconds(forward_only, repeats)
+        row[f"{name}_fwd_bwd"] = median_seconds(forward_backward, repeats, warmup=2)
+        row[f"{name}_fwd"] = median_seconds(forward_only, repeats, warmup=2)
     return row
 
 

@@ -189,3 +189,20 @@ def test_many_users_reports_the_apps_refusal_of_a_stream():
 
     with pytest.raises(RuntimeError, match="2 of 2 streams failed: max_new_chars must be between"):
         many_users.run_streams(Client(), 2, {"max_new_chars": 4000}, first_seed=0)
+
+
+def test_views_quick_times_explain_score_and_neurons_per_model(capsys, tmp_path):
+    import shutil
+
+    from benchmarks import PROJECT_ROOT, views
+
+    shutil.copytree(PROJECT_ROOT / "models" / "rnn-h64", tmp_path / "models" / "rnn-h64")
+    assert views.main(["--quick", "--models-dir", str(tmp_path / "models")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("text: the first 200 characters of the validation split; torch threads: ")
+    assert lines[1].startswith("| model | parameters | explain 200 chars (s) | score 200 chars (s) | neurons 200 chars")
+    assert len(lines) == 4
+    cells = [cell.strip() for cell in lines[3].split("|")[1:-1]]
+    assert cells[0] == "rnn-h64" and cells[1] == "25,025"
+    assert all(float(seconds) > 0 for seconds in cells[2:5])
+    assert cells[-1] in ("yes", "NO")
