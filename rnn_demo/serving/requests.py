@@ -1,8 +1,9 @@
-"""What a generation request may ask for, and its validation: the caps the page and the API share.
+"""What a request may ask for, and its validation: the caps the page and the API share.
 
-:func:`validate_request` checks every argument of ``/generate`` and raises :class:`RequestError`
-(a ``ValueError``) with one sentence naming the first bad one; the UI shows that sentence as it
-is. Nothing here imports torch or gradio.
+:func:`validate_request` checks every argument of ``/generate``; the ``validate_*`` functions check
+those of the views inside the network (:mod:`rnn_demo.serving.views`). Each raises
+:class:`RequestError` (a ``ValueError``) with one sentence naming the first bad argument; the UI
+shows that sentence as it is. Nothing here imports torch or gradio.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from rnn_demo.serving.zoo import ModelInfo, ModelZoo, UnknownModelError
 MAX_PROMPT_CHARS = 2_000
 MAX_NEW_CHARS = 2_000
 DEFAULT_NEW_CHARS = 500
+# The views inside the network (/explain, /score, /neurons, and their tab) read texts of up to
+# this many characters. /neurons answers 2 x hidden_size numbers per character (h, and an LSTM's
+# c), so this cap also bounds the size of its answer.
+MAX_VIEW_CHARS = 2_000
 MAX_TEMPERATURE = 2.0
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_K = 0  # 0 = off
@@ -67,6 +72,42 @@ def _whole_number(name: str, value) -> int:
     return value
 
 
+def _text(name: str, value, limit: int) -> str:
+    """``value`` as text of at most ``limit`` characters, refused when it is not valid Unicode."""
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be text, got {type(value).__name__}.")
+    if len(value) > limit:
+        raise RequestError(f"The {name} is {len(value):,} characters long; the limit is {limit:,}.")
+    surrogate = LONE_SURROGATE.search(value)
+    if surrogate:  # JSON can carry "\ud800"; it is no character, and could not be sent back as UTF-8
+        raise RequestError(
+            f"{name} must be valid Unicode text: it holds a lone surrogate (U+{ord(surrogate.group()):04X}) "
+            f"at position {surrogate.start()}."
+        )
+    return value
+
+
+def validate_model(zoo: ModelZoo, cell, hidden_size) -> ModelInfo:
+    """The served model with this cell and hidden size; RequestError names what exists otherwise."""
+    if not isinstance(cell, str):
+        raise RequestError(f"cell must be text (one of {', '.join(zoo.cells()) or 'none'}), got {cell!r}.")
+    hidden_size = _whole_number("hidden_size", hidden_size)
+    try:
+        return zoo.info(cell.strip().lower(), hidden_size)
+    except UnknownModelError as error:
+        raise RequestError(f"{error}.") from None
+
+
+def validate_seed(seed) -> int | None:
+    """A seed from 0 to MAX_SEED; None for RANDOM_SEED (a fresh random seed)."""
+    seed = _whole_number("seed", seed)
+    from rnn_demo.generation.sampling import MAX_SEED  # imports torch: not before the first request
+
+    if seed != RANDOM_SEED and not 0 <= seed <= MAX_SEED:
+        raise RequestError(f"seed must be {RANDOM_SEED} (random) or between 0 and {MAX_SEED}, got {seed}.")
+    return None if seed == RANDOM_SEED else seed
+
+
 def validate_request(
     zoo: ModelZoo,
     prompt,
@@ -79,23 +120,8 @@ def validate_request(
     seed,
 ) -> GenerationRequest:
     """Check every argument of /generate; raise RequestError with one clear sentence on the first bad one."""
-    if not isinstance(prompt, str):
-        raise RequestError(f"prompt must be text, got {type(prompt).__name__}.")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise RequestError(f"The prompt is {len(prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}.")
-    surrogate = LONE_SURROGATE.search(prompt)
-    if surrogate:  # JSON can carry "\ud800"; it is no character, and could not be sent back as UTF-8
-        raise RequestError(
-            f"prompt must be valid Unicode text: it holds a lone surrogate (U+{ord(surrogate.group()):04X}) "
-            f"at position {surrogate.start()}."
-        )
-    if not isinstance(cell, str):
-        raise RequestError(f"cell must be text (one of {', '.join(zoo.cells()) or 'none'}), got {cell!r}.")
-    hidden_size = _whole_number("hidden_size", hidden_size)
-    try:
-        model = zoo.info(cell.strip().lower(), hidden_size)
-    except UnknownModelError as error:
-        raise RequestError(f"{error}.") from None
+    prompt = _text("prompt", prompt, MAX_PROMPT_CHARS)
+    model = validate_model(zoo, cell, hidden_size)
     temperature = _number("temperature", temperature)
     if not 0 <= temperature <= MAX_TEMPERATURE:
         raise RequestError(f"temperature must be between 0 (greedy) and {MAX_TEMPERATURE}, got {temperature}.")
@@ -108,11 +134,7 @@ def validate_request(
     top_p = _number("top_p", top_p)
     if not 0 < top_p <= 1:
         raise RequestError(f"top_p must be above 0 and at most 1 (1 = off), got {top_p}.")
-    seed = _whole_number("seed", seed)
-    from rnn_demo.generation.sampling import MAX_SEED  # imports torch: not before the first request
-
-    if seed != RANDOM_SEED and not 0 <= seed <= MAX_SEED:
-        raise RequestError(f"seed must be {RANDOM_SEED} (random) or between 0 and {MAX_SEED}, got {seed}.")
+    seed = validate_seed(seed)
     return GenerationRequest(
         prompt=prompt,
         model=model,
@@ -120,5 +142,39 @@ def validate_request(
         max_new_chars=max_new_chars,
         top_k=top_k,
         top_p=top_p,
-        seed=None if seed == RANDOM_SEED else seed,
+        seed=seed,
     )
+
+
+def validate_cell(zoo: ModelZoo, cell) -> str:
+    """A cell the zoo serves (``"rnn"``, ``"gru"``, ``"lstm"``, ...), in lower case."""
+    cells = zoo.cells()
+    if not isinstance(cell, str) or cell.strip().lower() not in cells:
+        raise RequestError(f"cell must be one of {', '.join(cells) or 'none (no models are available)'}, got {cell!r}.")
+    return cell.strip().lower()
+
+
+def validate_view_text(text) -> str:
+    """A text for the views inside the network: at most MAX_VIEW_CHARS characters, not empty."""
+    text = _text("text", text, MAX_VIEW_CHARS)
+    if not text:
+        raise RequestError("The text is empty; give the model something to read.")
+    return text
+
+
+def validate_layer(model: ModelInfo, layer) -> int:
+    """A layer of ``model``, counted from 0 (the layer next to the input)."""
+    layer = _whole_number("layer", layer)
+    if not 0 <= layer < model.num_layers:
+        allowed = "0" if model.num_layers == 1 else f"between 0 and {model.num_layers - 1}"
+        layers = f"{model.num_layers} layer{'s' if model.num_layers > 1 else ''}"
+        raise RequestError(f"layer must be {allowed} for {model.name} (it has {layers}), got {layer}.")
+    return layer
+
+
+def validate_alternatives(top_k, vocab_size: int) -> int:
+    """How many likeliest characters to list at each position: 1 to the model's vocabulary size."""
+    top_k = _whole_number("top_k", top_k)
+    if not 1 <= top_k <= vocab_size:
+        raise RequestError(f"top_k must be between 1 and {vocab_size} (the model's vocabulary), got {top_k}.")
+    return top_k

@@ -18,6 +18,7 @@ from rnn_demo.serving.requests import validate_request
 from rnn_demo.serving.zoo import ModelInfo, ModelZoo
 
 if TYPE_CHECKING:
+    from rnn_demo.model import CharRNN
     from rnn_demo.serving.batching import BatchScheduler
     from rnn_demo.serving.generation_process import ProcessScheduler
 
@@ -59,6 +60,14 @@ class RunStatus:
         return self.new_chars / self.seconds if self.seconds > 0 else 0.0
 
 
+def load_model(zoo: ModelZoo, info: ModelInfo) -> CharRNN:
+    """The weights of a served model; GenerationError when its files cannot be loaded."""
+    try:
+        return zoo.load(info.cell, info.hidden_size)
+    except CheckpointError as error:
+        raise GenerationError(f"The model {info.name} could not be loaded: {error}") from None
+
+
 def generate_stream(
     zoo: ModelZoo,
     prompt,
@@ -90,10 +99,7 @@ def generate_stream(
 
     request = validate_request(zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed)
     info = request.model
-    try:
-        model = zoo.load(info.cell, info.hidden_size)
-    except CheckpointError as error:
-        raise GenerationError(f"The model {info.name} could not be loaded: {error}") from None
+    model = load_model(zoo, info)
     started = clock()
     settings = dict(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p, seed=request.seed)
     if scheduler is None:
