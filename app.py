@@ -11,6 +11,10 @@ Public API (fixed names; clients depend on them):
     /generate(prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed)
         streams the text shown in the UI: the prompt followed by the continuation so far.
     /models() -> the model table as a list of JSON objects.
+    /explain(text, cell, hidden_size, top_k) -> what the model expected at each character.
+    /score(text) -> the text's bits/char under every model.
+    /neurons(text, cell, hidden_size, layer) -> one layer's state after each character.
+    /compare(prompt, cell, temperature, max_new_chars, seed) streams every hidden size's continuation.
 Every other event is private.
 """
 
@@ -44,8 +48,10 @@ from rnn_demo.serving.lifecycle import (
 from rnn_demo.serving.zoo import MODELS_ENV, ModelZoo
 from rnn_demo.ui.about_tab import build_about_tab
 from rnn_demo.ui.api import register_api
+from rnn_demo.ui.compare_tab import build_compare_tab
 from rnn_demo.ui.display import CELL_LABELS
 from rnn_demo.ui.generate_tab import build_generate_tab
+from rnn_demo.ui.inside_tab import build_inside_tab
 from rnn_demo.ui.models_tab import build_models_tab
 
 if TYPE_CHECKING:
@@ -89,6 +95,8 @@ def build_demo(
                 "at a folder or a Hub repo id, and restart the app."
             )
         build_generate_tab(zoo, scheduler, concurrency_limit)
+        build_inside_tab(zoo, scheduler, concurrency_limit)
+        build_compare_tab(zoo, scheduler, concurrency_limit)
         build_models_tab(zoo)
         build_about_tab()
         register_api(zoo, scheduler, concurrency_limit)

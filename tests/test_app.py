@@ -321,7 +321,7 @@ def test_importing_the_app_imports_no_torch_and_the_warm_up_does():
 
 def test_view_api_shows_exactly_the_public_endpoints(client):
     info = client.view_api(print_info=False, return_format="dict")
-    assert set(info["named_endpoints"]) == {"/generate", "/models"}
+    assert set(info["named_endpoints"]) == {"/generate", "/models", "/explain", "/score", "/neurons", "/compare"}
     assert info["unnamed_endpoints"] == {}
     parameters = info["named_endpoints"]["/generate"]["parameters"]
     names = [p["parameter_name"] for p in parameters]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import gradio as gr
 
@@ -51,5 +51,13 @@ def shown_as_gradio_errors(updates: Iterator):
     no traceback). Closing this generator closes ``updates``."""
     try:
         yield from updates
+    except (RequestError, GenerationError) as error:
+        raise gr.Error(str(error)) from None
+
+
+def answered_or_gradio_error(call: Callable, *args):
+    """``call(*args)``, with a bad request or a failed load raised as ``gr.Error`` (its one sentence)."""
+    try:
+        return call(*args)
     except (RequestError, GenerationError) as error:
         raise gr.Error(str(error)) from None
