@@ -19,7 +19,7 @@ import pytest
 import app
 from rnn_demo.serving import requests
 from rnn_demo.serving.zoo import ModelZoo
-from rnn_demo.ui import display, generate_tab
+from rnn_demo.ui import compare_tab, display, generate_tab, inside_tab
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -147,3 +147,68 @@ def test_generate_streams_in_the_browser_and_stop_stops_it(browser_app, tmp_path
         finally:
             browser.close()
     assert 0 < screenshot.stat().st_size < 300_000
+
+
+@pytest.mark.slow
+def test_the_views_inside_the_network_in_the_browser(browser_app, tmp_path):
+    """Each view: read the text, click a character and see its alternatives; show a unit and pick
+    one from the ranked units; compare the sizes; the Models tab's plot. The README's picture of
+    the confidence view is saved to ``$RNN_DEMO_INSIDE_SCREENSHOT`` (docs/inside.png) when set."""
+    screenshot = Path(os.environ.get("RNN_DEMO_INSIDE_SCREENSHOT") or tmp_path / "inside.png")
+    from playwright.sync_api import expect, sync_playwright
+
+    from rnn_demo.serving.views import explain_request, units_request
+
+    url, zoo = browser_app
+    cell = "lstm" if "lstm" in zoo.cells() else zoo.cells()[0]
+    hidden_size = zoo.hidden_sizes(cell)[-1]  # the page's preselected model
+    explained = explain_request(zoo, inside_tab.EXAMPLE_TEXT, cell, hidden_size)
+    index = inside_tab.EXAMPLE_TEXT.index("light")  # the 'l' of "light": predicted, with alternatives
+    top = explained["chars"][index]["top"]
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(url)
+            page.get_by_role("tab", name="Inside the network").click()
+            page.locator("#inside-read").click()
+
+            # What it expected: one span per character, a click shows that character's alternatives.
+            character = page.locator(f"#confidence-view [data-i='{index}']")
+            character.wait_for(timeout=60_000)
+            assert page.locator("#confidence-view [data-i]").count() == len(explained["chars"])
+            assert f"p = {explained['chars'][index]['prob']:.4f}" in character.get_attribute("title")
+            expect(page.locator("#confidence-summary")).to_contain_text(f"{explained['bits_per_char']:.3f} bits/char")
+            character.click()
+            expect(page.locator("#picked-char")).to_contain_text(f"Character {index + 1}, 'l'", timeout=10_000)
+            labels = page.locator("#alternatives")
+            for char, _ in top:
+                expect(labels).to_contain_text(inside_tab.shown_char(char))
+            page.screenshot(path=str(screenshot), full_page=True)
+
+            # One neuron: the text coloured by a unit; a click on a ranked unit shows it.
+            page.get_by_role("tab", name="One neuron").click()
+            spans = page.locator("#neuron-view [data-i]")
+            expect(spans).to_have_count(len(explained["chars"]))
+            best = str(units_request(zoo, inside_tab.EXAMPLE_TEXT, cell, hidden_size, 0)["units"][0]["unit"])
+            page.locator("#units-table").get_by_text(best, exact=True).last.click()
+            expect(page.get_by_label("number input for Unit")).to_have_value(best, timeout=10_000)
+            assert page.locator("#neuron-view [data-i='0']").get_attribute("title").startswith("'R': ")
+
+            # Sizes side by side: one column per size, each ending done.
+            page.get_by_role("tab", name="Sizes side by side").click()
+            set_slider(page, "New characters", 80)
+            page.locator("#compare").click()
+            columns = page.locator("#compare-columns .compare-column")
+            expect(columns).to_have_count(len(zoo.hidden_sizes(cell)), timeout=60_000)
+            for column in range(columns.count()):
+                expect(columns.nth(column)).to_contain_text("done", timeout=60_000)
+            expect(page.locator("#compare-seed")).to_contain_text(f"Seed {compare_tab.DEFAULT_COMPARE_SEED}")
+
+            # The Models tab's plot of bits/char against parameters.
+            page.get_by_role("tab", name="Models").click()
+            expect(page.locator(".vega-embed, canvas, svg.marks").first).to_be_visible(timeout=20_000)
+        finally:
+            browser.close()
+    assert 0 < screenshot.stat().st_size < 600_000

@@ -1,9 +1,12 @@
-"""The Models tab: every model the demo serves, with its size, scores and training."""
+"""The Models tab: every model the demo serves, with its size, scores and training, and a plot of
+validation bits per character against size."""
 
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
+from rnn_demo.model.checkpoint import CELLS
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import CELL_LABELS
 
@@ -43,6 +46,29 @@ MODEL_TABLE_HEADERS = [
 ]
 
 
+PLOT_COLUMNS = ["cell", "model", "hidden size", "parameters", "val bits/char"]
+
+
+def bits_per_char_plot_data(zoo: ModelZoo) -> pd.DataFrame:
+    """The plot's data: one row per model with a validation score (models without one are left out),
+    ordered by cell (rnn, gru, lstm) and then parameters, with the columns of ``PLOT_COLUMNS``."""
+    order = {cell: index for index, cell in enumerate(CELLS)}
+    scored = sorted(
+        (info for info in zoo.models() if info.val_bpc is not None),
+        key=lambda info: (order[info.cell], info.params),
+    )
+    return pd.DataFrame(
+        {
+            "cell": pd.Series([CELL_LABELS[info.cell] for info in scored], dtype="str"),
+            "model": pd.Series([info.name for info in scored], dtype="str"),
+            "hidden size": pd.Series([info.hidden_size for info in scored], dtype="int64"),
+            "parameters": pd.Series([info.params for info in scored], dtype="int64"),
+            "val bits/char": pd.Series([round(info.val_bpc, 3) for info in scored], dtype="float64"),
+        },
+        columns=PLOT_COLUMNS,
+    )
+
+
 def build_models_tab(zoo: ModelZoo) -> None:
     """The tab's content, inside the caller's ``gr.Blocks``."""
     with gr.Tab("Models"):
@@ -56,6 +82,23 @@ def build_models_tab(zoo: ModelZoo) -> None:
             interactive=False,
             datatype=["str", "number", "number", "number", "number", "number", "number", "number", "str"],
         )
+        plot_data = bits_per_char_plot_data(zoo)
+        if len(plot_data):
+            # gr.LinePlot has no log scale; an SI-formatted linear axis (25k, 500k, 1M) reads well enough.
+            gr.LinePlot(
+                plot_data,
+                x="parameters",
+                y="val bits/char",
+                color="cell",
+                title="Validation bits per character against size (lower is better)",
+                x_title="parameters",
+                y_title="validation bits/char",
+                color_title="cell",
+                x_axis_format="~s",
+                tooltip="all",
+                label="bits per character against parameters",
+                show_label=False,
+            )
         problems = zoo.problems()
         if problems and zoo.cells():
             gr.Markdown("Skipped:\n" + "\n".join(f"- {problem}" for problem in problems))

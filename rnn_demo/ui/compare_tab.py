@@ -1,0 +1,101 @@
+"""The "Sizes side by side" tab: every hidden size of one cell continues the same prompt with the
+same seed, one column each, streaming (:func:`rnn_demo.serving.views.compare_stream`, also the
+``/compare`` endpoint)."""
+
+from __future__ import annotations
+
+from html import escape
+
+import gradio as gr
+
+from rnn_demo.serving.lifecycle import LazyScheduler
+from rnn_demo.serving.requests import (
+    DEFAULT_TEMPERATURE,
+    MAX_NEW_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_TEMPERATURE,
+    initial_model,
+)
+from rnn_demo.serving.views import compare_stream
+from rnn_demo.serving.zoo import ModelZoo
+from rnn_demo.ui.display import CELL_LABELS, shown_as_gradio_errors
+from rnn_demo.ui.generate_tab import EXAMPLE_PROMPTS, GENERATION_CONCURRENCY_ID
+
+DEFAULT_COMPARE_CHARS = 300
+DEFAULT_COMPARE_SEED = 42
+
+
+def columns_html(update: dict) -> str:
+    """One column per continuation of a /compare update: the model, its validation bits/char, the text."""
+    columns = []
+    for column in update["continuations"]:
+        score = f"{column['val_bpc']:.3f} val bits/char" if column["val_bpc"] is not None else "no validation score"
+        state = "done" if column["done"] else "writing…"
+        columns.append(
+            f'<div class="compare-column" data-model="{escape(column["model"])}" '
+            'style="flex: 1 1 0; min-width: 180px; border: 1px solid rgba(128, 128, 128, 0.35); '
+            'border-radius: 8px; padding: 8px">'
+            f'<div style="font-weight: bold">{escape(column["model"])}</div>'
+            f'<div style="font-size: 12px; opacity: 0.8">{score} · {column["new_chars"]:,} new characters · {state}</div>'
+            '<div class="compare-text" style="font-family: ui-monospace, monospace; font-size: 13px; '
+            f'white-space: pre-wrap; word-break: break-word; margin-top: 6px">{escape(column["text"])}</div>'
+            "</div>"
+        )
+    return f'<div style="display: flex; gap: 10px; align-items: stretch">{"".join(columns)}</div>'
+
+
+def build_compare_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int) -> None:
+    """The tab and its events, inside the caller's ``gr.Blocks``; it shares the generation limit."""
+    first = initial_model(zoo)
+    with gr.Tab("Sizes side by side"):
+        gr.Markdown(
+            "Every hidden size of one cell continues the same prompt with the same seed, one column each. "
+            "Each column names its model's validation bits per character (lower is better; the Models tab "
+            "has them all). The same seed in the Generate tab gives the same text."
+        )
+        with gr.Row():
+            prompt = gr.Textbox(
+                label="Prompt",
+                value=EXAMPLE_PROMPTS[0],
+                lines=2,
+                max_length=MAX_PROMPT_CHARS,
+                scale=3,
+                elem_id="compare-prompt",
+            )
+            cell = gr.Dropdown(
+                label="Cell type",
+                choices=[(CELL_LABELS[c], c) for c in zoo.cells()],
+                value=first.cell if first is not None else None,
+                elem_id="compare-cell",
+            )
+        with gr.Row():
+            temperature = gr.Slider(0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature")
+            max_new_chars = gr.Slider(
+                1, MAX_NEW_CHARS, value=DEFAULT_COMPARE_CHARS, step=1, precision=0, label="New characters"
+            )
+            seed = gr.Number(value=DEFAULT_COMPARE_SEED, precision=0, label="Seed", info="-1 = one random seed for all")
+        with gr.Row():
+            compare_button = gr.Button("Compare", variant="primary", elem_id="compare")
+            stop_button = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+        used_seed = gr.Markdown(elem_id="compare-seed")
+        columns = gr.HTML("", js_on_load=None, elem_id="compare-columns")
+
+    def compare_for_page(prompt, cell, temperature, max_new_chars, seed):
+        updates = compare_stream(zoo, prompt, cell, temperature, max_new_chars, seed, scheduler=scheduler.get())
+        try:
+            for update in shown_as_gradio_errors(updates):
+                yield f"Seed **{update['seed']}**", columns_html(update)
+        finally:  # Stop, cancel or disconnect: end every column's generation
+            updates.close()
+
+    comparison = compare_button.click(
+        compare_for_page,
+        inputs=[prompt, cell, temperature, max_new_chars, seed],
+        outputs=[used_seed, columns],
+        api_visibility="private",
+        preprocess=False,  # compare_stream validates every value itself
+        concurrency_limit=concurrency_limit,
+        concurrency_id=GENERATION_CONCURRENCY_ID,
+        show_progress="minimal",
+    )
+    stop_button.click(fn=None, cancels=[comparison], queue=False)

@@ -1,0 +1,422 @@
+"""The "Inside the network" tab: a text coloured by what a model expected at each character
+(click one for its alternatives), and by one hidden unit's activation, with the units that follow
+simple features of the text ranked.
+
+The text is built on the server as escaped ``<span data-i=...>`` per character; the browser
+reports a click on one as a ``pick`` event with its index. Validation, caps and the work are in
+:mod:`rnn_demo.serving.views`, shared with the ``/explain`` and ``/neurons`` endpoints.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from html import escape
+
+import gradio as gr
+import numpy as np
+
+from rnn_demo.serving.lifecycle import LazyScheduler
+from rnn_demo.serving.requests import DEFAULT_TEMPERATURE, MAX_VIEW_CHARS, RANDOM_SEED, initial_model
+from rnn_demo.serving.streaming import generate_stream
+from rnn_demo.serving.views import DEFAULT_ALTERNATIVES, explain_request, units_request
+from rnn_demo.serving.zoo import ModelZoo
+from rnn_demo.ui.display import CELL_LABELS, answered_or_gradio_error, shown_as_gradio_errors
+from rnn_demo.ui.generate_tab import (
+    EXAMPLE_PROMPTS,
+    GENERATION_CONCURRENCY_ID,
+    default_hidden_size,
+    hidden_size_choices,
+)
+
+# The page's views and the /explain, /score and /neurons endpoints share this limit, apart from
+# generation's: each reads a text in one forward pass (``python -m benchmarks.views``) on the CPU.
+VIEWS_CONCURRENCY_ID = "views"
+VIEWS_CONCURRENCY_LIMIT = 2
+GENERATED_CHARS = 400  # "Generate a text" writes this many characters after an example prompt
+EXAMPLE_TEXT = (
+    "ROMEO:\n"
+    "But soft, what light through yonder window breaks?\n"
+    "It is the east, and Juliet is the sun.\n"
+    "\n"
+    "JULIET:\n"
+    "O Romeo, Romeo! wherefore art thou Romeo?\n"
+)
+
+# Probability bands of the confidence view, most confident first: (lowest probability, label,
+# background). Translucent colours read on light and dark pages alike.
+CONFIDENCE_BANDS = [
+    (0.5, "p ≥ 0.5", "rgba(22, 163, 74, 0.40)"),
+    (0.1, "0.1 ≤ p < 0.5", "rgba(132, 204, 22, 0.40)"),
+    (0.01, "0.01 ≤ p < 0.1", "rgba(234, 179, 8, 0.45)"),
+    (0.001, "0.001 ≤ p < 0.01", "rgba(249, 115, 22, 0.50)"),
+    (0.0, "p < 0.001", "rgba(220, 38, 38, 0.55)"),
+]
+POSITIVE, NEGATIVE = (220, 38, 38), (37, 99, 235)  # the neuron view: +1 red, -1 blue
+
+TEXT_STYLE = (
+    "font-family: ui-monospace, monospace; font-size: 15px; line-height: 1.7; white-space: pre-wrap; "
+    "word-break: break-all; padding: 8px"
+)
+# The browser's part: report a click on a character's span, with its index, as the "pick" event.
+PICK_JS = (
+    "element.addEventListener('click', (event) => {"
+    " const span = event.target.closest('[data-i]');"
+    " if (span) trigger('pick', {index: Number(span.dataset.i)}); });"
+)
+
+
+def shown_char(char: str) -> str:
+    """A character as a reader sees it in a list: newline and space made visible."""
+    return {"\n": "↵ (newline)", " ": "␣ (space)", "\t": "⇥ (tab)"}.get(char, char)
+
+
+def _span(index: int, char: str, style: str, title: str) -> str:
+    """One character of a coloured text. A newline shows as ↵ and then breaks the line."""
+    visible = "↵" if char == "\n" else escape(char)
+    span = f'<span data-i="{index}" style="{style}" title="{escape(title)}">{visible}</span>'
+    return span + ("\n" if char == "\n" else "")
+
+
+def band_of(prob: float) -> int:
+    """The index in CONFIDENCE_BANDS of a probability."""
+    return next(i for i, (low, _, _) in enumerate(CONFIDENCE_BANDS) if prob >= low)
+
+
+def confidence_legend() -> str:
+    items = "".join(
+        f'<span style="background: {colour}; padding: 1px 6px; margin-right: 6px; border-radius: 3px">{escape(label)}</span>'
+        for _, label, colour in CONFIDENCE_BANDS
+    )
+    return (
+        f'<div style="font-size: 13px; margin: 4px 0 8px">Probability the model gave each character: {items}'
+        '<span style="outline: 1px dashed currentColor; padding: 1px 6px">first character (no prediction)</span></div>'
+    )
+
+
+def confidence_html(explanation: dict) -> str:
+    """The text of an /explain answer, each character coloured by the probability the model gave
+    it, with its alternatives as a hover title; a click reports the character's index."""
+    spans = []
+    for i, entry in enumerate(explanation["chars"]):
+        if entry["prob"] is None:
+            style, title = "outline: 1px dashed currentColor", f"{entry['char']!r}: the first character, not predicted"
+        else:
+            style = f"background: {CONFIDENCE_BANDS[band_of(entry['prob'])][2]}; cursor: pointer"
+            likeliest = ", ".join(f"{char!r} {prob:.2f}" for char, prob in entry["top"])
+            title = f"{entry['char']!r}: p = {entry['prob']:.4f}, {entry['bits']:.2f} bits. Expected: {likeliest}"
+        spans.append(_span(i, entry["char"], style, title))
+    return confidence_legend() + f'<div style="{TEXT_STYLE}">{"".join(spans)}</div>'
+
+
+def alternatives(explanation: dict | None, index) -> tuple[str, dict | None]:
+    """What the page shows for the character at ``index``: a sentence, and the gr.Label value of
+    its top alternatives ({shown character: probability})."""
+    chars = explanation["chars"] if explanation else []
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(chars):
+        return "Click a character of the text to see what the model expected there.", None
+    entry = chars[index]
+    if entry["prob"] is None:
+        return f"Character 1, {shown_char(entry['char'])!r}, is the first: nothing came before it to predict it.", None
+    sentence = (
+        f"Character {index + 1}, {shown_char(entry['char'])!r}: the model gave it p = {entry['prob']:.4f} "
+        f"({entry['bits']:.2f} bits of surprise). What it expected there:"
+    )
+    return sentence, {shown_char(char): prob for char, prob in entry["top"]}
+
+
+def activation_colour(value: float) -> str:
+    """-1 blue … 0 clear … +1 red (values beyond ±1, an LSTM's, are clipped)."""
+    strength = min(abs(value), 1.0)
+    red, green, blue = POSITIVE if value >= 0 else NEGATIVE
+    return f"rgba({red}, {green}, {blue}, {0.85 * strength:.2f})"
+
+
+def activation_legend() -> str:
+    steps = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    items = "".join(
+        f'<span style="background: {activation_colour(v)}; padding: 1px 8px; margin-right: 4px; border-radius: 3px">{v:+.1f}</span>'
+        for v in steps
+    )
+    return f'<div style="font-size: 13px; margin: 4px 0 8px">Activation after each character: {items}</div>'
+
+
+def activation_html(chars: list[str], values) -> str:
+    """The text coloured by one unit's activation after each character, the value as a hover title."""
+    spans = [
+        _span(i, char, f"background: {activation_colour(float(value))}", f"{char!r}: {float(value):+.3f}")
+        for i, (char, value) in enumerate(zip(chars, values))
+    ]
+    return activation_legend() + f'<div style="{TEXT_STYLE}">{"".join(spans)}</div>'
+
+
+def layer_choices(zoo: ModelZoo, cell: str | None, hidden_size) -> list[tuple[str, int]]:
+    try:
+        info = zoo.info(cell, int(hidden_size))
+    except (KeyError, TypeError, ValueError):
+        return [("layer 0", 0)]
+    return [
+        (f"layer {k}" + (" (next to the input)" if k == 0 else " (top)" if k == info.num_layers - 1 else ""), k)
+        for k in range(info.num_layers)
+    ]
+
+
+UNIT_COLUMNS = ["unit", "follows", "correlation"]
+# The last readings the page keeps, one per browser session, for a click on a character or a move of
+# the unit slider. Kept on the server rather than in gr.State: a page with a gr.State makes every
+# Gradio client (the JavaScript one included) hold a heartbeat connection open, for the API too.
+# Each reading holds at most MAX_VIEW_CHARS × hidden_size float16 values and the explanation.
+READINGS_KEPT = 32
+READ_AGAIN = "This reading is no longer kept on the server: press Read the text again."
+
+
+def unit_rows(units: list[dict]) -> list[list]:
+    """The "interesting units" table: unit, the feature it follows, the correlation."""
+    return [[u["unit"], u["feature"], round(u["correlation"], 3)] for u in units]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One session's last reading: the /explain answer, and the shown layer's states (characters × units)."""
+
+    explanation: dict
+    chars: list[str]
+    h: np.ndarray
+
+    @property
+    def units(self) -> int:
+        return self.h.shape[1]
+
+    def unit(self, unit) -> int:
+        """``unit`` as a valid unit index (the slider can send a float, or a size's old maximum)."""
+        try:
+            return min(max(int(unit), 0), self.units - 1)
+        except (TypeError, ValueError):
+            return 0
+
+
+class Readings:
+    """The last reading of each of the ``capacity`` most recent sessions (least recently used out)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._readings: OrderedDict[str, Reading] = OrderedDict()
+
+    def put(self, session: str, reading: Reading) -> None:
+        with self._lock:
+            self._readings[session] = reading
+            self._readings.move_to_end(session)
+            while len(self._readings) > self.capacity:
+                self._readings.popitem(last=False)
+
+    def get(self, session: str) -> Reading | None:
+        with self._lock:
+            reading = self._readings.get(session)
+            if reading is not None:
+                self._readings.move_to_end(session)
+            return reading
+
+
+def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int) -> None:
+    """The tab and its events, inside the caller's ``gr.Blocks``. "Generate a text" shares the
+    generation limit (``concurrency_limit``) with the Generate tab and /generate."""
+    first = initial_model(zoo)
+    initial_cell = first.cell if first is not None else None
+    initial_size = first.hidden_size if first is not None else None
+    views = {
+        "concurrency_limit": VIEWS_CONCURRENCY_LIMIT,
+        "concurrency_id": VIEWS_CONCURRENCY_ID,
+        "api_visibility": "private",
+    }
+    with gr.Tab("Inside the network"):
+        gr.Markdown(
+            "Read a text with a model from its first character, and see what it expected at each one, "
+            "and what one of its hidden units does along the text."
+        )
+        with gr.Row():
+            cell = gr.Dropdown(
+                label="Cell type",
+                choices=[(CELL_LABELS[c], c) for c in zoo.cells()],
+                value=initial_cell,
+                elem_id="inside-cell",
+            )
+            hidden_size = gr.Dropdown(
+                label="Hidden size",
+                choices=hidden_size_choices(zoo, initial_cell) if initial_cell else [],
+                value=initial_size,
+                allow_custom_value=True,  # checked on the server, as in the Generate tab
+                elem_id="inside-hidden-size",
+            )
+        text = gr.Textbox(
+            label=f"Text (up to {MAX_VIEW_CHARS:,} characters)",
+            value=EXAMPLE_TEXT,
+            lines=6,
+            max_lines=12,
+            max_length=MAX_VIEW_CHARS,
+            elem_id="inside-text",
+        )
+        with gr.Row():
+            read_button = gr.Button("Read the text", variant="primary", elem_id="inside-read")
+            generate_button = gr.Button("Generate a text", elem_id="inside-generate")
+        with gr.Tab("What it expected"):
+            summary = gr.Markdown(elem_id="confidence-summary")
+            confidence = gr.HTML("", js_on_load=PICK_JS, elem_id="confidence-view")
+            picked = gr.Markdown(
+                "Click a character of the text to see what the model expected there.", elem_id="picked-char"
+            )
+            expected = gr.Label(label="Top alternatives", num_top_classes=DEFAULT_ALTERNATIVES, elem_id="alternatives")
+        with gr.Tab("One neuron"):
+            with gr.Row():
+                layer = gr.Dropdown(
+                    label="Layer",
+                    choices=layer_choices(zoo, initial_cell, initial_size),
+                    value=0,
+                    elem_id="inside-layer",
+                )
+                unit = gr.Slider(
+                    0,
+                    max((initial_size or 1) - 1, 1),
+                    value=0,
+                    step=1,
+                    precision=0,
+                    label="Unit",
+                    elem_id="inside-unit",
+                )
+            activation = gr.HTML("", js_on_load=None, elem_id="neuron-view")
+            gr.Markdown(
+                "**Interesting units**: the units whose activation follows a feature of this text most closely "
+                "(inside quotes or brackets, position in the line, the first line after a speaker's name, "
+                "uppercase, vowel, space), by |correlation|. Click a row to show its unit."
+            )
+            units_table = gr.Dataframe(headers=UNIT_COLUMNS, interactive=False, elem_id="units-table")
+        readings = Readings(READINGS_KEPT)
+
+        def read(text, cell, hidden_size, layer, unit, request: gr.Request):
+            explained = answered_or_gradio_error(explain_request, zoo, text, cell, hidden_size, DEFAULT_ALTERNATIVES)
+            layer_view = answered_or_gradio_error(units_request, zoo, text, cell, hidden_size, layer or 0)
+            bits = explained["bits_per_char"]
+            line = f"**{explained['model']}** read {len(explained['chars']):,} characters: {bits:.3f} bits/char."
+            if explained["skipped"]:
+                line += " Skipped (not in its vocabulary): " + " ".join(repr(c) for c in explained["skipped"][:20])
+            reading = Reading(explained, layer_view["chars"], layer_view["h"].astype(np.float16))
+            readings.put(request.session_hash, reading)
+            unit = reading.unit(unit)
+            sentence, _ = alternatives(None, None)
+            return (
+                line,
+                confidence_html(explained),
+                sentence,
+                None,
+                gr.update(maximum=reading.units - 1, value=unit),
+                activation_html(reading.chars, reading.h[:, unit]),
+                unit_rows(layer_view["units"]),
+            )
+
+        read_outputs = [summary, confidence, picked, expected, unit, activation, units_table]
+        read_event = dict(fn=read, inputs=[text, cell, hidden_size, layer, unit], outputs=read_outputs, **views)
+        read_button.click(**read_event)
+
+        def pick(evt: gr.EventData, request: gr.Request):
+            reading = readings.get(request.session_hash)
+            if reading is None:
+                return READ_AGAIN, None
+            data = getattr(evt, "_data", None)  # what the browser sent with trigger('pick', ...)
+            return alternatives(reading.explanation, data.get("index") if isinstance(data, dict) else None)
+
+        confidence.pick(pick, outputs=[picked, expected], api_visibility="private", queue=False)
+
+        def show_unit(unit, request: gr.Request):
+            reading = readings.get(request.session_hash)
+            if reading is None:
+                return gr.skip()
+            return activation_html(reading.chars, reading.h[:, reading.unit(unit)])
+
+        unit.change(
+            show_unit, inputs=[unit], outputs=activation, api_visibility="private", queue=False, show_progress="hidden"
+        )
+
+        def select_unit(evt: gr.SelectData):
+            row = evt.row_value if evt is not None else None
+            return gr.update(value=int(row[0])) if row else gr.skip()
+
+        units_table.select(select_unit, outputs=unit, api_visibility="private", queue=False)
+
+        def read_layer(text, cell, hidden_size, layer, unit, request: gr.Request):
+            before = readings.get(request.session_hash)
+            if before is None:  # nothing read yet: the layer is used by the next reading
+                return gr.skip(), gr.skip(), gr.skip()
+            layer_view = answered_or_gradio_error(units_request, zoo, text, cell, hidden_size, layer or 0)
+            reading = Reading(before.explanation, layer_view["chars"], layer_view["h"].astype(np.float16))
+            readings.put(request.session_hash, reading)
+            unit = reading.unit(unit)
+            return (
+                gr.update(maximum=reading.units - 1, value=unit),
+                activation_html(reading.chars, reading.h[:, unit]),
+                unit_rows(layer_view["units"]),
+            )
+
+        layer.input(
+            read_layer,
+            inputs=[text, cell, hidden_size, layer, unit],
+            outputs=[unit, activation, units_table],
+            **views,
+        )
+
+        def generate_text(cell, hidden_size):
+            prompt = EXAMPLE_PROMPTS[secrets.randbelow(len(EXAMPLE_PROMPTS))]
+            updates = generate_stream(
+                zoo,
+                prompt,
+                cell,
+                hidden_size,
+                DEFAULT_TEMPERATURE,
+                GENERATED_CHARS,
+                0,
+                1.0,
+                RANDOM_SEED,
+                scheduler=scheduler.get(),
+            )
+            try:
+                for generated, _ in shown_as_gradio_errors(updates):
+                    yield generated
+            finally:
+                updates.close()
+
+        generate_button.click(
+            generate_text,
+            inputs=[cell, hidden_size],
+            outputs=text,
+            api_visibility="private",
+            concurrency_limit=concurrency_limit,
+            concurrency_id=GENERATION_CONCURRENCY_ID,
+            show_progress="minimal",
+        ).success(**read_event)
+
+        def update_model_choices(cell, current):
+            if cell not in zoo.cells():
+                return gr.update(choices=[], value=None), gr.update(choices=[("layer 0", 0)], value=0)
+            size = default_hidden_size(zoo, cell, current)
+            return (
+                gr.update(choices=hidden_size_choices(zoo, cell), value=size),
+                gr.update(choices=layer_choices(zoo, cell, size), value=0),
+            )
+
+        cell.change(
+            update_model_choices,
+            inputs=[cell, hidden_size],
+            outputs=[hidden_size, layer],
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
+        hidden_size.input(
+            lambda c, s: gr.update(choices=layer_choices(zoo, c, s), value=0),
+            inputs=[cell, hidden_size],
+            outputs=layer,
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
+        )
