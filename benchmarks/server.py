@@ -43,10 +43,15 @@ def page_answers(port: int) -> bool:
         return False
 
 
-def start_app(port: int, models_dir: Path | None = None, timeout: float = 180.0) -> subprocess.Popen:
-    """``python app.py`` on 127.0.0.1:``port`` (one torch thread, offline), returned once its page
-    answers. It serves ``models_dir``, or the shipped models when None."""
-    environment = dict(os.environ, OMP_NUM_THREADS="1", **OFFLINE)
+def start_app(
+    port: int, models_dir: Path | None = None, timeout: float = 180.0, one_thread: bool = True
+) -> subprocess.Popen:
+    """``python app.py`` on 127.0.0.1:``port`` (offline; one torch thread unless ``one_thread`` is
+    False, which leaves torch its default), returned once its page answers. It serves
+    ``models_dir``, or the shipped models when None."""
+    environment = dict(os.environ, **OFFLINE)
+    if one_thread:
+        environment["OMP_NUM_THREADS"] = "1"
     environment.pop("RNN_DEMO_MODELS", None)
     if models_dir is not None:
         environment["RNN_DEMO_MODELS"] = str(models_dir)

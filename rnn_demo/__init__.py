@@ -8,6 +8,8 @@ The subpackages, in the order data flows through them (none imports one further 
 - :mod:`rnn_demo.training`: text and batches, the training loop, run folders, presets;
 - :mod:`rnn_demo.generation`: sampling, the generation step and its two engines (the NumPy
   reference, the compiled kernels);
+- :mod:`rnn_demo.analysis`: views inside a trained model: each character's probability and
+  alternatives, each layer's state, the units that follow features of the text;
 - :mod:`rnn_demo.serving`: the zoo of served models, request validation and caps, batching
   many streams, the generation process;
 - :mod:`rnn_demo.hub`: publishing models and the Space;

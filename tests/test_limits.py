@@ -115,7 +115,9 @@ def test_a_request_cannot_name_a_path_or_a_model_outside_the_zoo(client, overrid
 def test_the_api_takes_no_path_and_returns_none(client, app_models):
     info = client.view_api(print_info=False, return_format="dict")
     names = {p["parameter_name"] for e in info["named_endpoints"].values() for p in e["parameters"]}
-    assert names == {"prompt", "cell", "hidden_size", "temperature", "max_new_chars", "top_k", "top_p", "seed"}
+    assert names == {
+        "prompt", "cell", "hidden_size", "temperature", "max_new_chars", "top_k", "top_p", "seed", "text", "layer",
+    }  # no file or path among them: a request names a model by cell and size only
     table = client.predict(api_name="/models")
     assert str(app_models) not in str(table) and "path" not in {key for row in table for key in row}
 

@@ -46,6 +46,26 @@ def hidden_size_choices(zoo: ModelZoo, cell: str) -> list[tuple[str, int]]:
     return choices
 
 
+def model_dropdowns(zoo: ModelZoo, cell_id: str, size_id: str) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """The cell and hidden-size dropdowns, preselecting :func:`initial_model`."""
+    first = initial_model(zoo)
+    initial_cell = first.cell if first is not None else None
+    cell = gr.Dropdown(
+        label="Cell type", choices=[(CELL_LABELS[c], c) for c in zoo.cells()], value=initial_cell, elem_id=cell_id
+    )
+    hidden_size = gr.Dropdown(
+        label="Hidden size",
+        choices=hidden_size_choices(zoo, initial_cell) if initial_cell else [],
+        value=first.hidden_size if first is not None else None,
+        elem_id=size_id,
+        # The choices follow the cell in the browser; the server checks the size itself
+        # (validate_request), so a session whose updated choices Gradio has dropped
+        # (STATE_SESSION_CAPACITY) still works.
+        allow_custom_value=True,
+    )
+    return cell, hidden_size
+
+
 def default_hidden_size(zoo: ModelZoo, cell: str | None, current: int | None = None) -> int | None:
     """Keep ``current`` when the cell has it, else the cell's largest model."""
     sizes = zoo.hidden_sizes(cell) if cell else []
@@ -101,8 +121,6 @@ class StopRequests:
 def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int) -> None:
     """The tab and its events, inside the caller's ``gr.Blocks``. Every generation goes through
     ``scheduler``; at most ``concurrency_limit`` run at once, together with the /generate API's."""
-    first = initial_model(zoo)
-    initial_cell = first.cell if first is not None else None
     with gr.Tab("Generate"):
         with gr.Row():
             with gr.Column(scale=2):
@@ -114,22 +132,7 @@ def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limi
                     placeholder="Text to continue (may be empty)",
                 )
                 with gr.Row():
-                    cell = gr.Dropdown(
-                        label="Cell type",
-                        choices=[(CELL_LABELS[c], c) for c in zoo.cells()],
-                        value=initial_cell,
-                        elem_id="cell",
-                    )
-                    hidden_size = gr.Dropdown(
-                        label="Hidden size",
-                        choices=hidden_size_choices(zoo, initial_cell) if initial_cell else [],
-                        value=first.hidden_size if first is not None else None,
-                        elem_id="hidden-size",
-                        # The choices follow the cell in the browser; the server checks the
-                        # size itself (validate_request), so a session whose updated choices
-                        # Gradio has dropped (STATE_SESSION_CAPACITY) still works.
-                        allow_custom_value=True,
-                    )
+                    cell, hidden_size = model_dropdowns(zoo, "cell", "hidden-size")
                 temperature = gr.Slider(
                     0,
                     MAX_TEMPERATURE,

@@ -23,12 +23,13 @@ from rnn_demo.serving.requests import DEFAULT_TEMPERATURE, MAX_VIEW_CHARS, RANDO
 from rnn_demo.serving.streaming import generate_stream
 from rnn_demo.serving.views import DEFAULT_ALTERNATIVES, explain_request, units_request
 from rnn_demo.serving.zoo import ModelZoo
-from rnn_demo.ui.display import CELL_LABELS, answered_or_gradio_error, shown_as_gradio_errors
+from rnn_demo.ui.display import answered_or_gradio_error, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import (
     EXAMPLE_PROMPTS,
     GENERATION_CONCURRENCY_ID,
     default_hidden_size,
     hidden_size_choices,
+    model_dropdowns,
 )
 
 # The page's views and the /explain, /score and /neurons endpoints share this limit, apart from
@@ -237,19 +238,7 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
             "and what one of its hidden units does along the text."
         )
         with gr.Row():
-            cell = gr.Dropdown(
-                label="Cell type",
-                choices=[(CELL_LABELS[c], c) for c in zoo.cells()],
-                value=initial_cell,
-                elem_id="inside-cell",
-            )
-            hidden_size = gr.Dropdown(
-                label="Hidden size",
-                choices=hidden_size_choices(zoo, initial_cell) if initial_cell else [],
-                value=initial_size,
-                allow_custom_value=True,  # checked on the server, as in the Generate tab
-                elem_id="inside-hidden-size",
-            )
+            cell, hidden_size = model_dropdowns(zoo, "inside-cell", "inside-hidden-size")
         text = gr.Textbox(
             label=f"Text (up to {MAX_VIEW_CHARS:,} characters)",
             value=EXAMPLE_TEXT,
