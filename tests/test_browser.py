@@ -206,6 +206,17 @@ def test_the_views_inside_the_network_in_the_browser(browser_app, tmp_path):
                 expect(columns.nth(column)).to_contain_text("done", timeout=60_000)
             expect(page.locator("#compare-seed")).to_contain_text(f"Seed {compare_tab.DEFAULT_COMPARE_SEED}")
 
+            # "Generate a text" writes a new text into the box, and the view reads it.
+            page.get_by_role("tab", name="Inside the network").click()
+            page.locator("#inside-generate").click()
+            shortest = inside_tab.GENERATED_CHARS + min(len(prompt) for prompt in generate_tab.EXAMPLE_PROMPTS)
+            expect(page.locator("#confidence-summary")).not_to_contain_text(f"read {len(explained['chars'])} ")
+            expect(page.locator("#confidence-summary")).to_contain_text(" characters: ", timeout=60_000)
+            generated = page.locator("#inside-text textarea").input_value()
+            assert generated.startswith(tuple(generate_tab.EXAMPLE_PROMPTS)) and generated != inside_tab.EXAMPLE_TEXT
+            assert len(generated) >= shortest
+            expect(page.locator("#confidence-view [data-i]")).to_have_count(len(generated))
+
             # The Models tab's plot of bits/char against parameters.
             page.get_by_role("tab", name="Models").click()
             expect(page.locator(".vega-embed, canvas, svg.marks").first).to_be_visible(timeout=20_000)
