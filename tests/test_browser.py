@@ -182,6 +182,9 @@ def test_the_views_inside_the_network_in_the_browser(browser_app, tmp_path):
             expect(page.locator("#confidence-summary")).to_contain_text(f"{explained['bits_per_char']:.3f} bits/char")
             character.click()
             expect(page.locator("#picked-char")).to_contain_text(f"Character {index + 1}, 'l'", timeout=10_000)
+            expect(character).to_have_class(re.compile(r"\bpicked\b"))  # marked in the text
+            outline = character.evaluate("span => getComputedStyle(span).outlineStyle")
+            assert outline == "solid"
             labels = page.locator("#alternatives")
             for char, _ in top:
                 expect(labels).to_contain_text(inside_tab.shown_char(char))

@@ -61,12 +61,16 @@ TEXT_STYLE = (
     "font-family: ui-monospace, monospace; font-size: 15px; line-height: 1.7; white-space: pre-wrap; "
     "word-break: break-all; padding: 8px"
 )
-# The browser's part: report a click on a character's span, with its index, as the "pick" event.
+# The browser's part: mark the clicked character and report its index as the "pick" event.
 PICK_JS = (
     "element.addEventListener('click', (event) => {"
     " const span = event.target.closest('[data-i]');"
-    " if (span) trigger('pick', {index: Number(span.dataset.i)}); });"
+    " if (!span) return;"
+    " element.querySelectorAll('.picked').forEach((other) => other.classList.remove('picked'));"
+    " span.classList.add('picked');"
+    " trigger('pick', {index: Number(span.dataset.i)}); });"
 )
+PICKED_CSS = ".picked { outline: 2px solid currentColor; outline-offset: 1px; }"  # scoped to the component by Gradio
 
 
 def shown_char(char: str) -> str:
@@ -252,7 +256,7 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
             generate_button = gr.Button("Generate a text", elem_id="inside-generate")
         with gr.Tab("What it expected"):
             summary = gr.Markdown(elem_id="confidence-summary")
-            confidence = gr.HTML("", js_on_load=PICK_JS, elem_id="confidence-view")
+            confidence = gr.HTML("", js_on_load=PICK_JS, elem_id="confidence-view", css_template=PICKED_CSS)
             picked = gr.Markdown(
                 "Click a character of the text to see what the model expected there.", elem_id="picked-char"
             )
