@@ -74,6 +74,13 @@ def default_hidden_size(zoo: ModelZoo, cell: str | None, current: int | None = N
     return sizes[-1] if sizes else None
 
 
+def hidden_sizes_update(zoo: ModelZoo, cell: str | None, current: int | None) -> dict:
+    """The hidden-size dropdown after the cell changed: that cell's sizes, keeping ``current`` if it has it."""
+    if cell not in zoo.cells():
+        return gr.update(choices=[], value=None)
+    return gr.update(choices=hidden_size_choices(zoo, cell), value=default_hidden_size(zoo, cell, current))
+
+
 def page_updates(updates: Iterator[tuple[str, RunStatus]], every_seconds: float, clock=time.perf_counter):
     """(text, status line) for the page: every text, but a status line only every ``every_seconds``
     (and always the last one); the others are ``gr.skip()``, so the line is not redrawn for every chunk.
@@ -227,13 +234,8 @@ def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limi
         fn=None, js=f"() => new Promise((done) => setTimeout(done, {STOP_GRACE_MS}))", queue=False
     ).then(fn=None, cancels=[generation], queue=False)
 
-    def update_hidden_sizes(cell: str | None, current: int | None):
-        if cell not in zoo.cells():
-            return gr.update(choices=[], value=None)
-        return gr.update(choices=hidden_size_choices(zoo, cell), value=default_hidden_size(zoo, cell, current))
-
     cell.change(
-        update_hidden_sizes,
+        lambda cell, current: hidden_sizes_update(zoo, cell, current),
         inputs=[cell, hidden_size],
         outputs=hidden_size,
         api_visibility="private",

@@ -27,8 +27,7 @@ from rnn_demo.ui.display import answered_or_gradio_error, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import (
     EXAMPLE_PROMPTS,
     GENERATION_CONCURRENCY_ID,
-    default_hidden_size,
-    hidden_size_choices,
+    hidden_sizes_update,
     model_dropdowns,
 )
 
@@ -389,13 +388,8 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
         ).success(**read_event)
 
         def update_model_choices(cell, current):
-            if cell not in zoo.cells():
-                return gr.update(choices=[], value=None), gr.update(choices=[("layer 0", 0)], value=0)
-            size = default_hidden_size(zoo, cell, current)
-            return (
-                gr.update(choices=hidden_size_choices(zoo, cell), value=size),
-                gr.update(choices=layer_choices(zoo, cell, size), value=0),
-            )
+            sizes = hidden_sizes_update(zoo, cell, current)
+            return sizes, gr.update(choices=layer_choices(zoo, cell, sizes["value"]), value=0)
 
         cell.change(
             update_model_choices,
