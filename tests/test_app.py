@@ -423,15 +423,18 @@ def test_models_endpoint_returns_the_table(client, app_models):
 # ---- the README's examples, run as written ------------------------------------------------------------
 
 
+DOCUMENTED_EXAMPLES = ("README.md", "docs/api.md")  # the Python client in the first, JavaScript and curl in the second
+
+
 def readme_text() -> str:
-    return (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    return "\n".join((REPO_ROOT / name).read_text(encoding="utf-8") for name in DOCUMENTED_EXAMPLES)
 
 
 def readme_example(language: str) -> str:
-    """The README's code block in ``language`` that calls /generate."""
+    """The documented code block in ``language`` that calls /generate (README.md or docs/api.md)."""
     blocks = re.findall(rf"```{language}\n(.*?)```", readme_text(), flags=re.DOTALL)
     matching = [block for block in blocks if "generate" in block and README_URL.rstrip("/") in block]
-    assert len(matching) == 1, f"expected one {language} example calling /generate in the README"
+    assert len(matching) == 1, f"expected one {language} example calling /generate in the README or docs/api.md"
     return matching[0]
 
 
