@@ -1,7 +1,7 @@
 """Many users at once: aggregate speed and time to the first characters, through the real server.
 
     python -m benchmarks.many_users            # 1, 4 and 16 streams of 500 characters, lstm-h256, 3 runs
-    python -m benchmarks.many_users --quick    # 1 and 4 streams of 40 characters, one run, a smoke test
+    python -m benchmarks.many_users --quick    # 1 and 4 streams of 200 characters, one run, a smoke test
 
 Starts ``python app.py`` on a free loopback port (serving --models-dir, one torch thread, offline),
 then for each number of users submits that many /generate streams at once through one
@@ -147,10 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chars", type=int, default=500, help="new characters per stream")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each row (the median run is shown)")
-    parser.add_argument("--quick", action="store_true", help="1 and 4 streams of 40 characters, one run, a smoke test")
+    parser.add_argument("--quick", action="store_true", help="1 and 4 streams of 200 characters, one run, a smoke test")
     args = parser.parse_args(argv)
     users = [1, 4] if args.quick else [int(n) for n in args.users.split(",")]
-    chars = 40 if args.quick else args.chars
+    chars = 200 if args.quick else args.chars
     repeats = 1 if args.quick else args.repeats
     models_dir = Path(args.models_dir).resolve()
     model_dir = models_dir / f"{args.cell}-h{args.hidden_size}"
