@@ -15,7 +15,9 @@ Public API (fixed names; clients depend on them):
     /score(text) -> the text's bits/char under every model.
     /neurons(text, cell, hidden_size, layer) -> one layer's state after each character.
     /compare(prompt, cell, temperature, max_new_chars, seed) streams every hidden size's continuation.
-Every other event is private.
+    /train(text, cell, hidden_size, seconds, num_layers) streams a training's progress, last its model_id.
+    /generate_trained(model_id, prompt, temperature, max_new_chars, top_k, top_p, seed) streams like /generate.
+Every other event is private. The same endpoints are MCP tools (streamable HTTP at /gradio_api/mcp/).
 """
 
 import argparse
@@ -45,6 +47,7 @@ from rnn_demo.serving.lifecycle import (
     LazyScheduler,
     warm_up,
 )
+from rnn_demo.serving.training_jobs import Trainer
 from rnn_demo.serving.zoo import MODELS_ENV, ModelZoo
 from rnn_demo.ui.about_tab import build_about_tab
 from rnn_demo.ui.api import register_api
@@ -53,6 +56,7 @@ from rnn_demo.ui.display import CELL_LABELS
 from rnn_demo.ui.generate_tab import build_generate_tab
 from rnn_demo.ui.inside_tab import build_inside_tab
 from rnn_demo.ui.models_tab import build_models_tab
+from rnn_demo.ui.train_tab import build_train_tab
 
 if TYPE_CHECKING:
     from rnn_demo.serving.streaming import Scheduler
@@ -65,6 +69,7 @@ def build_demo(
     scheduler: "Scheduler | LazyScheduler | None" = None,
     concurrency_limit: int = CONCURRENCY_LIMIT,
     max_queue_size: int = MAX_QUEUE_SIZE,
+    trainer: Trainer | None = None,
 ) -> gr.Blocks:
     """The whole UI for one zoo; nothing is loaded until the first request.
 
@@ -73,8 +78,10 @@ def build_demo(
     concurrent generations of each model together. ``concurrency_limit`` generations run at once
     and at most ``max_queue_size`` wait; a request beyond that is refused at once with Gradio's
     "Queue is full" error. Both are set by the server (tests use small ones); no request can
-    change them.
+    change them. ``trainer`` (by default a new one, with the limits of the environment) runs the
+    Train tab's and /train's trainings and keeps the models they leave.
     """
+    trainer = trainer or Trainer()
     if not isinstance(scheduler, LazyScheduler):
         scheduler = LazyScheduler(scheduler)
     cells = zoo.cells()
@@ -97,9 +104,10 @@ def build_demo(
         build_generate_tab(zoo, scheduler, concurrency_limit)
         build_inside_tab(zoo, scheduler, concurrency_limit)
         build_compare_tab(zoo, scheduler, concurrency_limit)
+        build_train_tab(trainer)
         build_models_tab(zoo)
         build_about_tab()
-        register_api(zoo, scheduler, concurrency_limit)
+        register_api(zoo, scheduler, concurrency_limit, trainer)
 
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_SUMMARY_EVERY))  # read by the queue
     demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit)
@@ -121,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.launch(
         server_name=args.host, server_port=args.port, prevent_thread_lock=True,
         state_session_capacity=STATE_SESSION_CAPACITY,
+        mcp_server=True,  # the public endpoints as tools for language-model agents (/gradio_api/mcp/)
     )
     warm_up(ZOO, SCHEDULER)
     demo.block_thread()

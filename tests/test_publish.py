@@ -44,6 +44,7 @@ def fake_project(tmp_path, trained_run):
     for name in ("app.py", "requirements.txt", "README.md"):
         shutil.copy2(REPO_ROOT / name, root / name)
     shutil.copytree(REPO_ROOT / "rnn_demo", root / "rnn_demo", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO_ROOT / "data", root / "data")
     shutil.copytree(trained_run[0], root / "models" / "lstm-h64")
     for junk in ("tests/test_x.py", ".venv/bin/python", "runs/x/model.safetensors", ".git/HEAD",
                  "rnn_demo/__pycache__/model.cpython-311.pyc", ".pytest_cache/v"):
@@ -127,7 +128,7 @@ def test_cli_model_dry_run_and_errors(trained_run, tmp_path, capsys):
 def test_space_dry_run_lists_exactly_what_the_space_needs(fake_project):
     files = {f.path_in_repo for f in publish.plan_space(fake_project, model_repo=None)}
     assert {"app.py", "requirements.txt", "README.md", "rnn_demo/model/char_rnn.py", "rnn_demo/model/rnn.py",
-            "models/lstm-h64/model.safetensors", "models/lstm-h64/config.json"} <= files
+            "models/lstm-h64/model.safetensors", "models/lstm-h64/config.json", "data/tinyshakespeare.txt"} <= files
     assert not [f for f in files if f.startswith(("tests/", ".venv/", "runs/", ".git/", ".pytest_cache/"))]
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
     with_repo = {f.path_in_repo for f in publish.plan_space(fake_project, model_repo="me/models")}
@@ -197,6 +198,7 @@ import sys
 
 import app
 from gradio_client import Client
+from rnn_demo.serving.training_jobs import SHIPPED_TEXT, shipped_text
 
 _, url, _ = app.demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), prevent_thread_lock=True, quiet=True)
 try:
@@ -204,7 +206,8 @@ try:
     models = client.predict(api_name="/models")
     first = models[0]
     text = client.predict("ROMEO:", first["cell"], first["hidden_size"], 0.8, 40, 0, 1.0, 7, api_name="/generate")
-    print("RESULT " + json.dumps({"app_file": app.__file__, "models": len(models), "text": text}))
+    print("RESULT " + json.dumps({"app_file": app.__file__, "models": len(models), "text": text,
+                                  "shipped_text": [str(SHIPPED_TEXT), len(shipped_text())]}))
 finally:
     app.demo.close()
 """
@@ -254,3 +257,4 @@ def test_the_space_bundle_runs_on_its_own(tmp_path, pick_free_port):
     assert result["app_file"] == str(bundle / "app.py")  # the bundle's own code, not the repository's
     assert result["models"] == len(list((REPO_ROOT / "models").glob("*/config.json")))
     assert result["text"].startswith("ROMEO:") and len(result["text"]) == len("ROMEO:") + 40
+    assert result["shipped_text"] == [str(bundle / "data" / "tinyshakespeare.txt"), 1_115_394]  # the Train tab's

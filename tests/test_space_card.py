@@ -8,7 +8,7 @@ from huggingface_hub import SpaceCard
 
 def pinned_version(package: str) -> str:
     text = (REPO_ROOT / "requirements.txt").read_text()
-    match = re.search(rf"^{re.escape(package)}==(\S+)$", text, flags=re.MULTILINE)
+    match = re.search(rf"^{re.escape(package)}(?:\[[^\]]*\])?==(\S+)$", text, flags=re.MULTILINE)
     assert match, f"{package} is not pinned with == in requirements.txt"
     return match.group(1)
 

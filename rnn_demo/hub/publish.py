@@ -21,7 +21,7 @@ from rnn_demo.serving.zoo import MODELS_ENV
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository: app.py, rnn_demo/, models/
 # What a Space needs to run the demo: the app, the library and its requirements, the card.
 SPACE_FILES = ("app.py", "requirements.txt", "README.md")
-SPACE_FOLDERS = ("rnn_demo",)
+SPACE_FOLDERS = ("rnn_demo", "data")  # data/: the Train tab trains on the shipped text
 SPACE_MODELS_FOLDER = "models"
 # Extra files of a run folder worth publishing with a model.
 MODEL_EXTRAS = ("metrics.json", "loss_curve.png")

@@ -1,8 +1,12 @@
-"""The public API, fixed names that clients depend on: ``/generate`` and ``/models``, and the views
-inside the network ``/explain``, ``/score``, ``/neurons`` and ``/compare``.
+"""The public API, fixed names that clients depend on: ``/generate`` and ``/models``, the views
+inside the network ``/explain``, ``/score``, ``/neurons`` and ``/compare``, and training
+``/train`` and ``/generate_trained``.
 
 ``gr.api`` takes each parameter's name, type and default from the signature, and the type of
-each streamed value from the return annotation.
+each streamed value from the return annotation. The same endpoints are the app's MCP tools
+(``launch(mcp_server=True)``): a tool is named after its function, and its description and
+arguments are read from the docstring (the text before ``Args:``, then one ``name: what it is``
+line per argument), so the docstrings are written for a language model choosing and calling a tool.
 """
 
 from __future__ import annotations
@@ -12,15 +16,28 @@ import gradio as gr
 from rnn_demo.serving.lifecycle import LazyScheduler
 from rnn_demo.serving.requests import DEFAULT_NEW_CHARS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P, RANDOM_SEED
 from rnn_demo.serving.streaming import generate_stream
+from rnn_demo.serving.training_jobs import Trainer, validate_training_request
 from rnn_demo.serving.views import DEFAULT_ALTERNATIVES, compare_stream, explain_request, neurons_request, score_request
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import answered_or_gradio_error, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import GENERATION_CONCURRENCY_ID
 from rnn_demo.ui.inside_tab import VIEWS_CONCURRENCY_ID, VIEWS_CONCURRENCY_LIMIT
+from rnn_demo.ui.train_tab import TRAINING_CONCURRENCY_ID
 
 
-def register_api(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int) -> None:
+def _streamed_text(updates):
+    """The text of each update of ``generate_stream``, bad requests raised as ``gr.Error``."""
+    updates = shown_as_gradio_errors(updates)
+    try:
+        for text, _ in updates:
+            yield text
+    finally:  # gradio closes this generator on cancel or disconnect: end the generation now
+        updates.close()
+
+
+def register_api(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int, trainer: Trainer) -> None:
     """Add the public endpoints to the caller's ``gr.Blocks``."""
+
     def generate(
         prompt: str,
         cell: str,
@@ -31,50 +48,74 @@ def register_api(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int
         top_p: float = DEFAULT_TOP_P,
         seed: int = RANDOM_SEED,
     ) -> str:
-        """Continue the prompt with a model of the given cell and hidden size (see /models).
+        """Write Shakespeare-like text: a character-level RNN, GRU or LSTM trained on tiny Shakespeare
+        continues the prompt one character at a time. Call models first to see which cell and
+        hidden_size pairs exist. Returns the prompt followed by the new characters (streamed as they
+        come; the last value is the whole text). Characters the model does not know are skipped.
 
-        Streams the prompt followed by the continuation so far; the last value is the whole text.
-        temperature: 0 (greedy) to 2; top_k: 0 = off; top_p: 1.0 = off; seed: -1 = random.
+        Args:
+            prompt: the text to continue, up to 2,000 characters (may be empty), e.g. "ROMEO:\n".
+            cell: the model's recurrent cell: "rnn", "gru" or "lstm".
+            hidden_size: the model's hidden size, one that models lists for that cell (e.g. 512).
+            temperature: randomness of the sampling, 0 (always the most likely character) to 2; 0.8 reads well.
+            max_new_chars: how many characters to write, 1 to 2,000.
+            top_k: sample only among the k most likely characters; 0 turns it off.
+            top_p: sample only among the most likely characters holding this much probability; 1.0 turns it off.
+            seed: a whole number that makes the text repeatable; -1 draws a random one.
         """
-        updates = shown_as_gradio_errors(
+        yield from _streamed_text(
             generate_stream(
                 zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed, scheduler=scheduler.get()
             )
         )
-        try:
-            for text, _ in updates:
-                yield text
-        finally:  # gradio closes this generator on cancel or disconnect: end the generation now
-            updates.close()
 
     def models() -> list[dict]:
-        """Every available model: name, cell, hidden_size, num_layers, params, val_bpc, test_bpc,
-        train_seconds, trained_on, size_bytes."""
+        """List the models this server runs, smallest first within each cell. Returns one object per
+        model: name, cell, hidden_size (the pair generate, explain and neurons take), num_layers,
+        params, val_bpc and test_bpc (bits per character on held-out text: lower is better),
+        train_seconds, trained_on and size_bytes."""
         return zoo.table()
 
     def explain(text: str, cell: str, hidden_size: int, top_k: int = DEFAULT_ALTERNATIVES) -> dict:
-        """What the model predicted at each character of the text, read from its zero state.
+        """Show what a model expected at each character of a text, read from its first character on.
 
         Returns {"model", "bits_per_char", "skipped", "chars"}: one entry in chars per known character,
         {"char", "prob", "bits", "top"}, where prob is P(char | the characters before it), bits is
-        -log2 prob and top the top_k likeliest characters there as [char, prob] pairs, most likely
-        first. Entry 0 has prob and bits null (nothing came before it); bits_per_char is the mean of
-        bits over the other entries. Characters the model does not know are skipped and listed.
+        -log2 prob (the surprise) and top the top_k likeliest characters there as [char, prob] pairs,
+        most likely first. Entry 0 has prob and bits null (nothing came before it); bits_per_char is
+        the mean of bits over the other entries. Characters the model does not know are skipped and listed.
+
+        Args:
+            text: the text to read, 1 to 2,000 characters.
+            cell: the model's recurrent cell: "rnn", "gru" or "lstm".
+            hidden_size: the model's hidden size, one that models lists for that cell.
+            top_k: how many alternatives to give at each character, 1 to the model's vocabulary size.
         """
         return answered_or_gradio_error(explain_request, zoo, text, cell, hidden_size, top_k)
 
     def score(text: str) -> list[dict]:
-        """How surprising the text is to every served model, least surprised first: {"name", "cell",
-        "hidden_size", "bits_per_char", "chars_scored", "skipped"} per model (the first known
-        character is not scored, as in /explain)."""
+        """Rate how Shakespeare-like a text is: how surprising it is to every model on this server.
+        Returns one object per model, least surprised first: {"name", "cell", "hidden_size",
+        "bits_per_char", "chars_scored", "skipped"}; lower bits_per_char means more expected (the first
+        known character is not scored, as in explain).
+
+        Args:
+            text: the text to rate, 1 to 2,000 characters.
+        """
         return answered_or_gradio_error(score_request, zoo, text)
 
     def neurons(text: str, cell: str, hidden_size: int, layer: int = 0) -> dict:
-        """One layer's state after each character of the text, read from the model's zero state.
+        """Read a model's hidden state after each character of a text, from its first character on.
 
         Returns {"model", "layer", "chars", "h", "skipped"}: h holds one list of hidden_size floats
-        per known character (layer 0 is the one next to the input); an LSTM's answer also has "c",
-        its cell state. The last h (and c) is the state generation carries after the same text.
+        per known character; an LSTM's answer also has "c", its cell state. The last h (and c) is the
+        state generation carries after the same text.
+
+        Args:
+            text: the text to read, 1 to 2,000 characters.
+            cell: the model's recurrent cell: "rnn", "gru" or "lstm".
+            hidden_size: the model's hidden size, one that models lists for that cell.
+            layer: which layer, 0 (next to the input) to num_layers - 1.
         """
         return answered_or_gradio_error(neurons_request, zoo, text, cell, hidden_size, layer)
 
@@ -85,11 +126,17 @@ def register_api(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int
         max_new_chars: int = DEFAULT_NEW_CHARS,
         seed: int = RANDOM_SEED,
     ) -> dict:
-        """Every hidden size of the cell continues the prompt with the same seed (-1 = one random seed).
+        """Continue one prompt with every hidden size of a cell side by side, all with the same seed,
+        to see what a bigger network buys. Streams {"seed", "continuations"}: per hidden size, smallest
+        first, {"model", "hidden_size", "val_bpc", "text", "new_chars", "done"}, text being the prompt
+        and the continuation so far. The same seed in generate (top_k 0, top_p 1.0) gives the same text.
 
-        Streams {"seed", "continuations"}: per hidden size, smallest first, {"model", "hidden_size",
-        "val_bpc", "text", "new_chars", "done"}, text being the prompt and the continuation so far.
-        The same seed in /generate (top_k 0, top_p 1.0) gives the same text for each size.
+        Args:
+            prompt: the text to continue, up to 2,000 characters (may be empty).
+            cell: the recurrent cell whose models are compared: "rnn", "gru" or "lstm".
+            temperature: randomness of the sampling, 0 (greedy) to 2.
+            max_new_chars: how many characters each model writes, 1 to 2,000.
+            seed: a whole number shared by every model; -1 draws one random seed for all.
         """
         updates = shown_as_gradio_errors(
             compare_stream(zoo, prompt, cell, temperature, max_new_chars, seed, scheduler=scheduler.get())
@@ -99,6 +146,67 @@ def register_api(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int
         finally:
             updates.close()
 
+    limits = trainer.limits
+
+    def train(text: str, cell: str, hidden_size: int, seconds: float, num_layers: int = 1) -> dict:
+        """Train a new character-level model on a text, on this server, for a few seconds. The text
+        is split 90/5/5 into training, validation and test parts, and its characters are the model's
+        vocabulary (any language). Streams progress objects {"step", "elapsed", "train_loss",
+        "val_loss", "best_val_loss", "chars_per_second", "seconds_left", "done", "stopped",
+        "model_id"}; losses are in nats per character, val_loss is null until the first evaluation.
+        The last object has done true and the model_id to pass to generate_trained. One training
+        runs at a time; the others wait their turn.
+
+        Args:
+            text: the training text, at least 1,000 characters and at most 5 MB of UTF-8 (by default).
+            cell: the recurrent cell to train: "rnn", "gru" or "lstm".
+            hidden_size: the hidden size, 1 to 256 (by default); 64 to 256 learn in a minute.
+            seconds: how long to train, 5 to 120 seconds (by default); evaluation time comes on top.
+            num_layers: stacked recurrent layers, 1 or 2.
+        """
+        try:
+            request = validate_training_request(limits, text, cell, hidden_size, num_layers, seconds)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        updates = shown_as_gradio_errors(trainer.train(request))
+        try:
+            for progress in updates:
+                yield progress.to_dict()
+        finally:  # a client that cancels or disconnects ends the run; nothing is kept
+            updates.close()
+
+    def generate_trained(
+        model_id: str,
+        prompt: str,
+        temperature: float = DEFAULT_TEMPERATURE,
+        max_new_chars: int = DEFAULT_NEW_CHARS,
+        top_k: int = DEFAULT_TOP_K,
+        top_p: float = DEFAULT_TOP_P,
+        seed: int = RANDOM_SEED,
+    ) -> str:
+        """Continue the prompt with a model trained by train, as generate does with the served models.
+        Returns the prompt followed by the new characters (streamed; the last value is the whole text).
+        The same seed gives the same text. Trained models expire after a while unused.
+
+        Args:
+            model_id: the model_id of train's last progress object.
+            prompt: the text to continue, up to 2,000 characters (may be empty).
+            temperature: randomness of the sampling, 0 (greedy) to 2.
+            max_new_chars: how many characters to write, 1 to 2,000.
+            top_k: sample only among the k most likely characters; 0 turns it off.
+            top_p: sample only among the most likely characters holding this much probability; 1.0 turns it off.
+            seed: a whole number that makes the text repeatable; -1 draws a random one.
+        """
+        try:
+            entry = trainer.models.get(model_id)
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
+        info = entry.info
+        settings = (temperature, max_new_chars, top_k, top_p, seed)
+        yield from _streamed_text(
+            generate_stream(entry.zoo, prompt, info.cell, info.hidden_size, *settings, scheduler=scheduler.get())
+        )
+
     gr.api(generate, api_name="generate", concurrency_limit=concurrency_limit, concurrency_id=GENERATION_CONCURRENCY_ID)
     gr.api(models, api_name="models", concurrency_limit=None)
     views = {"concurrency_limit": VIEWS_CONCURRENCY_LIMIT, "concurrency_id": VIEWS_CONCURRENCY_ID}
@@ -106,3 +214,10 @@ def register_api(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int
     gr.api(score, api_name="score", **views)
     gr.api(neurons, api_name="neurons", **views)
     gr.api(compare, api_name="compare", concurrency_limit=concurrency_limit, concurrency_id=GENERATION_CONCURRENCY_ID)
+    gr.api(train, api_name="train", concurrency_limit=limits.concurrency, concurrency_id=TRAINING_CONCURRENCY_ID)
+    gr.api(
+        generate_trained,
+        api_name="generate_trained",
+        concurrency_limit=concurrency_limit,
+        concurrency_id=GENERATION_CONCURRENCY_ID,
+    )

@@ -8,6 +8,7 @@ import gradio as gr
 
 from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.streaming import GenerationError, RunStatus
+from rnn_demo.serving.training_jobs import TrainingFailed
 from rnn_demo.serving.zoo import ModelInfo
 
 CELL_LABELS = {"rnn": "RNN (hand-written)", "gru": "GRU", "lstm": "LSTM"}
@@ -47,11 +48,11 @@ def status_line(status: RunStatus) -> str:
 
 
 def shown_as_gradio_errors(updates: Iterator):
-    """``updates``, with a bad request or a failed generation raised as ``gr.Error`` (its one sentence,
-    no traceback). Closing this generator closes ``updates``."""
+    """``updates``, with a bad request or a failed generation or training raised as ``gr.Error`` (its
+    one sentence, no traceback). Closing this generator closes ``updates``."""
     try:
         yield from updates
-    except (RequestError, GenerationError) as error:
+    except (RequestError, GenerationError, TrainingFailed) as error:
         raise gr.Error(str(error)) from None
 
 

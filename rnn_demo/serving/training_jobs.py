@@ -1,0 +1,487 @@
+"""Training in the page: the caps, one training run in a process of its own, and the models it leaves.
+
+A run is ``python -m rnn_demo.cli.train`` (the same trainer as the command line) on one torch
+thread, in a child process: Stop ends it at once, it never blocks the server's event loop, and a
+crash costs that run only. Its progress is read from the run folder's ``metrics.jsonl`` as the
+trainer writes it. The best model so far is always a loadable ``save_pretrained`` folder there
+(the trainer saves it at every evaluation that improves), so a stopped run keeps it.
+
+A finished model is kept by :class:`TrainedModels` under a random ``model_id``: whoever holds the
+id (the browser session that trained it, an API caller) can use it, nobody else can list it, and it
+never joins the shared zoo. At most ``max_models`` are kept (least recently used out), each for
+``model_minutes`` after its last use; an evicted model's folder is deleted.
+
+Every cap is in :class:`TrainingLimits`, read once from the environment. Nothing here imports torch
+or gradio.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from rnn_demo import subprocesses
+from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME
+from rnn_demo.serving.requests import RequestError
+from rnn_demo.serving.zoo import METRICS_NAME, ModelInfo, ModelZoo, describe_model_folder
+
+SHIPPED_TEXT = Path(__file__).resolve().parents[2] / "data" / "tinyshakespeare.txt"
+SHIPPED_TEXT_NAME = "tiny shakespeare"
+LOG_NAME = "metrics.jsonl"  # the trainer's log (rnn_demo.training.run_folder.LOG_NAME)
+STATE_NAME = "training_state.safetensors"  # its resumable state (run_folder.STATE_NAME)
+TEXT_NAME = "text.txt"
+# The in-page trainer's fixed settings: the command line's defaults for these small models, with
+# the loss logged and the model evaluated often enough for a live chart and for a Stop to keep
+# something (the best model is saved at evaluations only).
+SEQ_LEN = 64
+BATCH_SIZE = 16
+LOG_EVERY = 10
+EVAL_EVERY = 100
+MIN_SECONDS = 5.0
+POLL_SECONDS = 0.5  # how often the run folder's log is read for new progress
+LAYER_CHOICES = (1, 2)
+ENV_PREFIX = "RNN_DEMO_TRAIN_"
+
+
+def _limit(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainingLimits:
+    """What the in-page trainer allows. Each can be set by ``RNN_DEMO_TRAIN_<NAME>`` (upper case)
+    on a self-hosted server; :meth:`from_environment` reads them."""
+
+    max_hidden_size: int = _limit(256, "the largest hidden size a run may ask for")
+    max_seconds: float = _limit(120.0, "the longest training time a run may ask for, in seconds")
+    max_text_mb: float = _limit(5.0, "the largest text (pasted or uploaded), in megabytes of UTF-8")
+    min_chars: int = _limit(1_000, "the shortest text: 5% of it is the validation split")
+    # Chinese text uses thousands of distinct characters (about 3,500 cover everyday writing).
+    max_vocab: int = _limit(6_000, "the most distinct characters a text may have")
+    max_models: int = _limit(8, "trained models the server keeps at most (least recently used out)")
+    model_minutes: float = _limit(60.0, "minutes a trained model is kept after its last use")
+    concurrency: int = _limit(1, "trainings that run at the same time, server-wide (the others wait their turn)")
+
+    @property
+    def max_text_bytes(self) -> int:
+        return int(self.max_text_mb * 1_000_000)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> TrainingLimits:
+        """The defaults, with every ``RNN_DEMO_TRAIN_<NAME>`` that is set; ValueError names a bad one."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for limit in fields(cls):
+            name = ENV_PREFIX + limit.name.upper()
+            raw = environ.get(name, "").strip()
+            if not raw:
+                continue
+            kind = type(limit.default)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ValueError(f"${name} must be a{'n integer' if kind is int else ' number'}, got {raw!r}") from None
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"${name} must be positive, got {raw!r}")
+            values[limit.name] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """A validated request to train a model."""
+
+    text: str
+    source: str  # what the text is, for the model's metrics: "tiny shakespeare", "pasted text", a file name
+    cell: str
+    hidden_size: int
+    num_layers: int
+    seconds: float
+
+
+def _whole_number(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise RequestError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def validate_training_request(
+    limits: TrainingLimits, text, cell, hidden_size, num_layers, seconds, source: str = "pasted text"
+) -> TrainingRequest:
+    """Check a training request against ``limits``; RequestError names the first bad argument."""
+    if not isinstance(text, str):
+        raise RequestError(f"text must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise RequestError("The text is empty: paste some text, upload a .txt file, or train on tiny shakespeare.")
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > limits.max_text_bytes:
+        raise RequestError(f"The text is {size / 1e6:.1f} MB; at most {limits.max_text_mb:g} MB can be trained on here.")
+    if len(text) < limits.min_chars:
+        raise RequestError(
+            f"The text has {len(text):,} characters; at least {limits.min_chars:,} are needed, "
+            "so that 5% of it can be set aside to measure the model on."
+        )
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise RequestError("The text holds half of a UTF-16 surrogate pair, which is not a character.")
+    distinct = len(set(text))
+    if distinct > limits.max_vocab:
+        raise RequestError(f"The text has {distinct:,} distinct characters; at most {limits.max_vocab:,} are allowed.")
+    if cell not in CELLS:
+        raise RequestError(f"Unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+    hidden_size = _whole_number("hidden_size", hidden_size, 1, limits.max_hidden_size)
+    num_layers = _whole_number("num_layers", num_layers, LAYER_CHOICES[0], LAYER_CHOICES[-1])
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        raise RequestError(f"seconds must be a number, got {seconds!r}")
+    if not MIN_SECONDS <= seconds <= limits.max_seconds:
+        raise RequestError(f"seconds must be between {MIN_SECONDS:g} and {limits.max_seconds:g}, got {seconds:g}")
+    return TrainingRequest(text, source, cell, hidden_size, num_layers, float(seconds))
+
+
+def read_text_file(path: str | os.PathLike, limits: TrainingLimits) -> str:
+    """An uploaded file's text; RequestError when it is too large, binary or not UTF-8."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > limits.max_text_bytes:
+            raise RequestError(
+                f"{path.name} is {size / 1e6:.1f} MB; at most {limits.max_text_mb:g} MB can be trained on here."
+            )
+        data = path.read_bytes()
+    except OSError as error:
+        raise RequestError(f"Could not read the uploaded file {path.name}: {error.strerror or error}") from None
+    if b"\x00" in data:
+        raise RequestError(f"{path.name} is not a text file (it holds NUL bytes): upload UTF-8 text.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RequestError(f"{path.name} is not UTF-8 text (byte {error.start:,} cannot be decoded).") from None
+    return text.removeprefix("\ufeff")  # a byte-order mark is not part of the text
+
+
+def shipped_text() -> str:
+    return SHIPPED_TEXT.read_text(encoding="utf-8")
+
+
+# ---- the models trained here -------------------------------------------------------------------
+
+
+@dataclass
+class TrainedModel:
+    """A model trained on this server: its folder, its description and a zoo of it alone."""
+
+    model_id: str
+    info: ModelInfo
+    zoo: ModelZoo
+    source: str
+    last_used: float
+
+
+class TrainedModels:
+    """The models trained on this server, by ``model_id``; at most ``limits.max_models``, each kept
+    ``limits.model_minutes`` after its last use. Thread-safe."""
+
+    def __init__(self, limits: TrainingLimits, clock: Callable[[], float] = time.monotonic):
+        self.limits = limits
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._models: collections.OrderedDict[str, TrainedModel] = collections.OrderedDict()
+
+    def add(self, folder: Path, source: str) -> TrainedModel:
+        """Keep the model in ``folder`` (which it then owns) under a new id; evicts the least
+        recently used one beyond the cap."""
+        info = describe_model_folder(folder)  # named as a zoo of this folder alone names it
+        model_id = secrets.token_urlsafe(12)
+        entry = TrainedModel(model_id, info, ModelZoo(folder), source, self._clock())
+        with self._lock:
+            self._drop_expired()
+            self._models[model_id] = entry
+            while len(self._models) > self.limits.max_models:
+                _, evicted = self._models.popitem(last=False)
+                _delete(evicted)
+        return entry
+
+    def get(self, model_id) -> TrainedModel:
+        """The model with this id, now its last use; RequestError when it is unknown or expired."""
+        if not isinstance(model_id, str) or not model_id:
+            raise RequestError("model_id must be the id a training returned (a string)")
+        with self._lock:
+            self._drop_expired()
+            entry = self._models.get(model_id)
+            if entry is None:
+                raise RequestError(
+                    f"No trained model has the id {model_id!r}: it never existed or has expired "
+                    f"(models are kept {self.limits.model_minutes:g} minutes after their last use, "
+                    f"{self.limits.max_models} at most). Train it again."
+                )
+            entry.last_used = self._clock()
+            self._models.move_to_end(model_id)
+            return entry
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._drop_expired()
+            return len(self._models)
+
+    def clear(self) -> None:
+        with self._lock:
+            while self._models:
+                _delete(self._models.popitem()[1])
+
+    def _drop_expired(self) -> None:
+        deadline = self._clock() - self.limits.model_minutes * 60
+        for model_id in [key for key, entry in self._models.items() if entry.last_used < deadline]:
+            _delete(self._models.pop(model_id))
+
+
+def _delete(entry: TrainedModel) -> None:
+    shutil.rmtree(entry.info.path.parent, ignore_errors=True)  # the run's folder: its text, model, zip
+
+
+# ---- one training run --------------------------------------------------------------------------
+
+
+class TrainingFailed(RuntimeError):
+    """The training process ended without a model; the message says why, in one sentence."""
+
+
+@dataclass
+class Progress:
+    """What a run has done so far (one update of /train)."""
+
+    step: int = 0
+    elapsed: float = 0.0  # wall seconds since the run started
+    train_seconds: float = 0.0  # seconds of training, the budget's measure (evaluation excluded)
+    train_loss: float | None = None  # nats/char, mean of the last logged steps
+    val_loss: float | None = None  # nats/char of the latest evaluation; None until the first
+    best_val_loss: float | None = None
+    chars_per_second: float | None = None
+    seconds_left: float = 0.0
+    done: bool = False
+    stopped: bool = False
+    model_id: str | None = None
+    curve: list[tuple[int, str, float]] = field(default_factory=list)  # (step, "train"/"validation", loss)
+
+    def to_dict(self) -> dict:
+        """The public progress object (the curve is the page's, not the API's)."""
+        return {
+            "step": self.step,
+            "elapsed": round(self.elapsed, 2),
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "best_val_loss": self.best_val_loss,
+            "chars_per_second": self.chars_per_second,
+            "seconds_left": round(self.seconds_left, 1),
+            "done": self.done,
+            "stopped": self.stopped,
+            "model_id": self.model_id,
+        }
+
+
+class TrainingRun:
+    """One training in a child process, in its own folder under ``root``."""
+
+    def __init__(self, request: TrainingRequest, root: Path, clock: Callable[[], float] = time.perf_counter):
+        self.request = request
+        self.folder = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+        # "my-": the model's name wherever it is shown, apart from the shared zoo's models.
+        self.model_folder = self.folder / f"my-{request.cell}-h{request.hidden_size}"
+        self._clock = clock
+        self._log_offset = 0
+        self.progress = Progress(seconds_left=request.seconds)
+        text_path = self.folder / TEXT_NAME
+        text_path.write_text(request.text, encoding="utf-8", newline="")
+        command = [
+            sys.executable, "-m", "rnn_demo.cli.train",
+            "--data", str(text_path),
+            "--cell", request.cell,
+            "--hidden-size", str(request.hidden_size),
+            "--num-layers", str(request.num_layers),
+            "--time-budget", repr(request.seconds),
+            "--seq-len", str(SEQ_LEN),
+            "--batch-size", str(BATCH_SIZE),
+            "--log-every", str(LOG_EVERY),
+            "--eval-every", str(EVAL_EVERY),
+            "--out", str(self.model_folder),
+            "--quiet",
+        ]  # fmt: skip
+        environment = subprocesses.environment()
+        # One thread: the server's other work (the page, the generation process) keeps its cores.
+        environment.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+        self._output = open(self.folder / "train.log", "wb")  # noqa: SIM115 (open while the process runs; kill() closes it)
+        self.started = clock()
+        self.process = subprocess.Popen(
+            command, stdout=self._output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment,
+            cwd=self.folder, start_new_session=True,
+        )  # fmt: skip
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def read_progress(self) -> Progress:
+        """The progress, with what the trainer logged since the last call."""
+        progress = self.progress
+        progress.elapsed = self._clock() - self.started
+        log = self.model_folder / LOG_NAME
+        try:
+            with open(log, "rb") as file:
+                file.seek(self._log_offset)
+                data = file.read()
+        except FileNotFoundError:
+            return progress
+        complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
+        self._log_offset += len(complete)
+        for line in complete.decode("utf-8").splitlines():
+            record = json.loads(line)
+            progress.step = max(progress.step, record["step"])
+            progress.train_seconds = record.get("train_seconds", progress.train_seconds)
+            if "train_loss" in record:
+                progress.train_loss = record["train_loss"]
+                progress.chars_per_second = record.get("chars_per_sec")
+                progress.curve.append((record["step"], "train", record["train_loss"]))
+            if "val_loss" in record:
+                progress.val_loss = record["val_loss"]
+                if progress.best_val_loss is None or record["val_loss"] < progress.best_val_loss:
+                    progress.best_val_loss = record["val_loss"]
+                progress.curve.append((record["step"], "validation", record["val_loss"]))
+        progress.seconds_left = max(self.request.seconds - progress.train_seconds, 0.0)
+        return progress
+
+    def has_model(self) -> bool:
+        return (self.model_folder / CONFIG_NAME).is_file() and (self.model_folder / WEIGHTS_NAME).is_file()
+
+    def failure(self) -> str:
+        """The trainer's last words (its ``error: ...`` line), for a run that ended badly."""
+        self._output.flush()
+        lines = (self.folder / "train.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+        if errors:
+            return errors[-1]
+        code = self.process.returncode
+        if code is not None and code < 0:
+            return f"the training process was ended by signal {signal.Signals(-code).name}"
+        return lines[-1] if lines else f"the training process exited with status {code}"
+
+    def kill(self) -> None:
+        """End the training process now (and whatever it started)."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        self._output.close()
+
+    def write_stopped_metrics(self) -> None:
+        """A stopped run's metrics.json (the trainer writes the full one only when it finishes): the
+        best validation loss so far, so the model is described like any other."""
+        progress = self.progress
+        metrics = {
+            "val_loss": progress.best_val_loss,
+            "val_bpc": round(progress.best_val_loss / math.log(2), 5) if progress.best_val_loss is not None else None,
+            "train_seconds": round(progress.train_seconds, 1),
+            "steps": progress.step,
+            "stopped": "by the user, before its time budget; the model is the best evaluated so far",
+            "device": "cpu (1 thread)",
+            "data": {"source": self.request.source},
+        }
+        (self.model_folder / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+    def discard(self) -> None:
+        self.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def zip_model(entry: TrainedModel) -> Path:
+    """A zip of the trained model's ``save_pretrained`` folder (config, weights, card, metrics), which
+    ``CharRNN.from_pretrained`` loads once unzipped; made once, next to the folder."""
+    folder = entry.info.path
+    archive = folder.parent / f"{folder.name}.zip"
+    if not archive.exists():
+        staging = folder.parent / f".{folder.name}.zip.tmp"
+        import zipfile
+
+        with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for path in sorted(folder.iterdir()):
+                if path.is_file() and not path.name.startswith(".") and not path.name.endswith(".tmp"):
+                    bundle.write(path, f"{folder.name}/{path.name}")
+        staging.replace(archive)
+    return archive
+
+
+def publish_command(entry: TrainedModel) -> str:
+    """The command that pushes the unzipped model to the Hub."""
+    return f"python -m rnn_demo.publish model --model-dir {entry.info.path.name} --repo-id YOUR_USER/{entry.info.path.name}"
+
+
+class Trainer:
+    """The server's in-page training: the limits, the runs and the models they leave.
+
+    How many runs go at once is the server's queue's business (the page's Train button and the
+    /train API share one Gradio concurrency limit of ``limits.concurrency``, so the others wait in
+    the queue and see their place in it)."""
+
+    def __init__(self, limits: TrainingLimits | None = None, root: str | os.PathLike | None = None):
+        self.limits = limits or TrainingLimits.from_environment()
+        if root is None:
+            root = tempfile.mkdtemp(prefix="rnn-demo-trained-")
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
+        self.root = Path(root)
+        self.models = TrainedModels(self.limits)
+
+    def train(self, request: TrainingRequest, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Progress]:
+        """Yield the run's progress about every POLL_SECONDS, and last an update with ``done`` set
+        and the ``model_id``. ``should_stop()`` true ends the run and keeps the best model so far;
+        closing the iterator ends the run and keeps nothing. Raises TrainingFailed when the run
+        ends without a model."""
+        run = TrainingRun(request, self.root)
+        kept = False
+        try:
+            yield run.read_progress()
+            while run.running:
+                if should_stop():
+                    run.kill()
+                    progress = run.read_progress()
+                    if not run.has_model():
+                        raise TrainingFailed(
+                            f"Stopped at step {progress.step}, before the first evaluation (every {EVAL_EVERY} "
+                            "steps): no model was kept."
+                        )
+                    run.write_stopped_metrics()
+                    progress.stopped = True
+                    break
+                time.sleep(POLL_SECONDS)
+                yield run.read_progress()
+            else:
+                progress = run.read_progress()
+                if run.process.returncode != 0 or not (run.model_folder / METRICS_NAME).is_file():
+                    raise TrainingFailed(f"The training failed: {run.failure()}")
+            run.kill()  # reaps the process and closes its log
+            for leftover in (run.folder / TEXT_NAME, run.model_folder / STATE_NAME):
+                leftover.unlink(missing_ok=True)  # the text's copy and the optimizer's state: not the model
+            entry = self.models.add(run.model_folder, request.source)
+            kept = True
+            progress.done = True
+            progress.model_id = entry.model_id
+            yield progress
+        finally:
+            if not kept:
+                run.discard()
