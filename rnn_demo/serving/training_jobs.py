@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import dataclasses
 import json
 import math
 import os
@@ -337,7 +338,7 @@ class TrainingRun:
         return self.process.poll() is None
 
     def read_progress(self) -> Progress:
-        """The progress, with what the trainer logged since the last call."""
+        """The progress (a copy of its own), with what the trainer logged since the last call."""
         progress = self.progress
         progress.elapsed = self._clock() - self.started
         log = self.model_folder / LOG_NAME
@@ -346,7 +347,7 @@ class TrainingRun:
                 file.seek(self._log_offset)
                 data = file.read()
         except FileNotFoundError:
-            return progress
+            data = b""
         complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
         self._log_offset += len(complete)
         for line in complete.decode("utf-8").splitlines():
@@ -363,7 +364,7 @@ class TrainingRun:
                     progress.best_val_loss = record["val_loss"]
                 progress.curve.append((record["step"], "validation", record["val_loss"]))
         progress.seconds_left = max(self.request.seconds - progress.train_seconds, 0.0)
-        return progress
+        return dataclasses.replace(progress, curve=list(progress.curve))
 
     def has_model(self) -> bool:
         return (self.model_folder / CONFIG_NAME).is_file() and (self.model_folder / WEIGHTS_NAME).is_file()
