@@ -26,6 +26,7 @@ PERFORMANCE = [
     ("load", False, True),
     ("model_table", True, False),
     ("views", False, True),
+    ("training_service", False, True),
 ]
 TRAINING = [
     ("quality_per_second", True, True),

@@ -208,3 +208,17 @@ def test_views_quick_times_explain_score_and_neurons_per_model(capsys, tmp_path)
     assert cells[0] == "rnn-h64" and cells[1] == "25,025"
     assert all(float(seconds) > 0 for seconds in cells[2:5])
     assert cells[-1] in ("yes", "NO")
+
+
+@pytest.mark.slow
+def test_training_service_quick_times_generation_during_a_training_and_reads_memory(capsys):
+    from benchmarks import training_service
+
+    training_service.main(["--quick"])
+    lines = capsys.readouterr().out.splitlines()
+    header = lines.index("| server | p50 | p95 | max |")
+    idle, busy = (line.split("|") for line in lines[header + 2 : header + 4])
+    assert idle[1].strip() == "idle" and busy[1].strip().startswith("training")
+    assert all(float(row[3].rstrip(" s")) > 0 for row in (idle, busy))
+    readings = [line for line in lines if line.startswith("| after training")]
+    assert len(readings) == 3 and all(float(line.split("|")[2].rstrip(" MiB")) > 0 for line in readings)
