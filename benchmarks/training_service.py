@@ -27,7 +27,9 @@ from benchmarks.load import percentile, server_rss_kib
 from benchmarks.server import free_port, start_app
 
 KEPT_MODELS = 2
-GENERATE = dict(prompt="ROMEO:", cell="lstm", hidden_size=256, temperature=0.8, max_new_chars=200, top_k=0, top_p=1.0)
+GENERATE = {
+    "prompt": "ROMEO:", "cell": "lstm", "hidden_size": 256, "temperature": 0.8, "max_new_chars": 200, "top_k": 0, "top_p": 1.0
+}  # fmt: skip
 
 
 def generation_latencies(client, count: int, first_seed: int) -> list[float]:
