@@ -101,10 +101,10 @@ def build_demo(
                 + f"\n\nTrain some into `models/<cell>-h<size>/` (see the README), or point ${MODELS_ENV} "
                 "at a folder or a Hub repo id, and restart the app."
             )
-        build_generate_tab(zoo, scheduler, concurrency_limit)
-        build_inside_tab(zoo, scheduler, concurrency_limit)
+        generate_cell = build_generate_tab(zoo, scheduler, concurrency_limit, trainer)
+        inside_cell = build_inside_tab(zoo, scheduler, concurrency_limit, trainer)
         build_compare_tab(zoo, scheduler, concurrency_limit)
-        build_train_tab(trainer)
+        build_train_tab(zoo, trainer, cell_dropdowns=[generate_cell, inside_cell])
         build_models_tab(zoo)
         build_about_tab()
         register_api(zoo, scheduler, concurrency_limit, trainer)

@@ -278,7 +278,7 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     monkeypatch.setattr(app, "limit_malloc_arenas", lambda arenas: calls.append(("malloc arenas", arenas)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
     app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
-    served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY)
+    served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY, mcp_server=True)
     # The allocator is set before gradio starts its threads; the page is served first; the
     # warm-up (torch, the default model) comes after it.
     assert calls == [
@@ -321,7 +321,9 @@ def test_importing_the_app_imports_no_torch_and_the_warm_up_does():
 
 def test_view_api_shows_exactly_the_public_endpoints(client):
     info = client.view_api(print_info=False, return_format="dict")
-    assert set(info["named_endpoints"]) == {"/generate", "/models", "/explain", "/score", "/neurons", "/compare"}
+    assert set(info["named_endpoints"]) == {
+        "/generate", "/models", "/explain", "/score", "/neurons", "/compare", "/train", "/generate_trained"
+    }  # fmt: skip
     assert info["unnamed_endpoints"] == {}
     parameters = info["named_endpoints"]["/generate"]["parameters"]
     names = [p["parameter_name"] for p in parameters]

@@ -226,3 +226,53 @@ def test_the_views_inside_the_network_in_the_browser(browser_app, tmp_path):
         finally:
             browser.close()
     assert 0 < screenshot.stat().st_size < 600_000
+
+
+@pytest.mark.slow
+def test_train_a_model_in_the_page_then_write_and_read_with_it(browser_app, tmp_path):
+    """Train on pasted text, watch the loss and the progress line, download the model; the Generate
+    tab then offers it (chosen), writes with it, and the Inside-the-network tab reads with it. A
+    picture of the finished run is saved to ``$RNN_DEMO_TRAIN_SCREENSHOT`` (docs/train.png) when set."""
+    screenshot = Path(os.environ.get("RNN_DEMO_TRAIN_SCREENSHOT") or tmp_path / "train.png")
+    from playwright.sync_api import expect, sync_playwright
+
+    text = (REPO_ROOT / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")[:30_000]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+            page.goto(browser_app[0])
+            page.get_by_role("tab", name="Train").click()
+            page.get_by_label("Paste a text").check()
+            page.locator("#train-text textarea").fill(text)
+            choose(page, "train-cell", "GRU")
+            set_slider(page, "Hidden size", 32)
+            set_slider(page, "Training time (seconds)", 5)
+            page.locator("#train").click()
+            expect(page.locator("#train-status")).to_contain_text(re.compile(r"step \d"), timeout=60_000)
+            expect(page.locator("#train-status")).to_contain_text("done after", timeout=90_000)
+            expect(page.locator("#train-share")).to_contain_text("python -m rnn_demo.publish model --model-dir my-gru-h32")
+            expect(page.locator("#train-chart")).to_be_visible()
+            with page.expect_download() as downloading:
+                page.locator("#train-download a").first.click()
+            saved = tmp_path / "model.zip"
+            downloading.value.save_as(saved)
+            import zipfile
+
+            with zipfile.ZipFile(saved) as bundle:
+                assert "my-gru-h32/model.safetensors" in bundle.namelist()
+            page.screenshot(path=str(screenshot))
+
+            page.get_by_role("tab", name="Generate").click()
+            expect(page.locator("#cell input")).to_have_value("Your model (my-gru-h32)")
+            page.locator("#generate").click()
+            expect(page.locator("#status-line")).to_contain_text("done", timeout=60_000)
+            expect(page.locator("#status-line")).to_contain_text("my-gru-h32")
+
+            page.get_by_role("tab", name="Inside the network").click()
+            expect(page.locator("#inside-cell input")).to_have_value("Your model (my-gru-h32)")
+            page.locator("#inside-read").click()
+            expect(page.locator("#confidence-summary")).to_contain_text("my-gru-h32 read", timeout=30_000)
+        finally:
+            browser.close()
+    assert 0 < screenshot.stat().st_size < 400_000

@@ -357,3 +357,24 @@ def test_the_apps_public_endpoints_are_mcp_tools(app_models, pick_free_port):
     assert not written.isError and written.content[0].text.startswith("ROMEO:")
     assert len(written.content[0].text) == len("ROMEO:") + 30
     assert refused.isError and "No lstm model with hidden size 7" in refused.content[0].text
+
+
+def test_a_sessions_own_model_is_what_your_model_means_for_it_alone(tmp_path, trained_run, app_models):
+    from rnn_demo.serving.zoo import ModelZoo
+
+    trainer = Trainer(root=tmp_path)
+    shared = ModelZoo(app_models)
+    assert trainer.resolve(shared, "lstm", 64, "session-a") == (shared, "lstm", 64)  # the shared zoo's
+    with pytest.raises(RequestError, match="You have no model of your own yet: train one in the Train tab first"):
+        trainer.resolve(shared, training_jobs.YOUR_MODEL, None, "session-a")
+    entry = trainer.models.add(model_folder(tmp_path, trained_run, "a"), "a")
+    trainer.remember("session-a", entry.model_id)
+    zoo, cell, hidden_size = trainer.resolve(shared, training_jobs.YOUR_MODEL, None, "session-a")
+    assert zoo is entry.zoo and (cell, hidden_size) == ("lstm", 64)
+    assert trainer.session_model("session-a") is entry and trainer.session_model("session-b") is None
+    with pytest.raises(RequestError, match="no model of your own"):  # another session does not see it
+        trainer.resolve(shared, training_jobs.YOUR_MODEL, None, "session-b")
+    trainer.models.clear()
+    assert trainer.session_model("session-a") is None
+    with pytest.raises(RequestError, match="has expired"):
+        trainer.resolve(shared, training_jobs.YOUR_MODEL, None, "session-a")

@@ -56,6 +56,11 @@ MIN_SECONDS = 5.0
 POLL_SECONDS = 0.5  # how often the run folder's log is read for new progress
 LAYER_CHOICES = (1, 2)
 ENV_PREFIX = "RNN_DEMO_TRAIN_"
+# The value the page's cell dropdowns take for the session's own trained model (see Trainer.resolve).
+YOUR_MODEL = "yours"
+# Browser sessions whose last trained model the server remembers (most recent first out last). On
+# the server, not in a gr.State: a gr.State on the page makes every API client hold a heartbeat open.
+SESSIONS_KEPT = 1_000
 
 
 def _limit(default, help: str):
@@ -447,6 +452,40 @@ class Trainer:
             atexit.register(shutil.rmtree, root, ignore_errors=True)
         self.root = Path(root)
         self.models = TrainedModels(self.limits)
+        self._sessions_lock = threading.Lock()
+        self._sessions: collections.OrderedDict[str, str] = collections.OrderedDict()  # session -> model_id
+
+    def remember(self, session: str, model_id: str) -> None:
+        """``model_id`` is now the browser session's own model (its "Your model")."""
+        with self._sessions_lock:
+            self._sessions[session] = model_id
+            self._sessions.move_to_end(session)
+            while len(self._sessions) > SESSIONS_KEPT:
+                self._sessions.popitem(last=False)
+
+    def session_model(self, session: str) -> TrainedModel | None:
+        """The session's own model, None when it has none (or it has expired)."""
+        with self._sessions_lock:
+            model_id = self._sessions.get(session)
+        if model_id is None:
+            return None
+        try:
+            return self.models.get(model_id)
+        except RequestError:
+            return None
+
+    def resolve(self, zoo: ModelZoo, cell, hidden_size, session: str) -> tuple[ModelZoo, str, int]:
+        """Where a page's request for (cell, hidden_size) goes: the shared ``zoo``, or, for the cell
+        YOUR_MODEL, the zoo of the browser session's own trained model, with its cell and size.
+        RequestError when the session has none, or it has expired."""
+        if cell != YOUR_MODEL:
+            return zoo, cell, hidden_size
+        with self._sessions_lock:
+            model_id = self._sessions.get(session)
+        if model_id is None:
+            raise RequestError("You have no model of your own yet: train one in the Train tab first.")
+        entry = self.models.get(model_id)
+        return entry.zoo, entry.info.cell, entry.info.hidden_size
 
     def train(self, request: TrainingRequest, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Progress]:
         """Yield the run's progress about every POLL_SECONDS, and last an update with ``done`` set

@@ -18,11 +18,19 @@ from rnn_demo.serving.requests import (
     MAX_PROMPT_CHARS,
     MAX_TEMPERATURE,
     RANDOM_SEED,
+    RequestError,
     initial_model,
 )
 from rnn_demo.serving.streaming import RunStatus, generate_stream
+from rnn_demo.serving.training_jobs import YOUR_MODEL, TrainedModel, Trainer
 from rnn_demo.serving.zoo import ModelZoo
-from rnn_demo.ui.display import CELL_LABELS, format_count, shown_as_gradio_errors, status_line
+from rnn_demo.ui.display import (
+    CELL_LABELS,
+    answered_or_gradio_error,
+    format_count,
+    shown_as_gradio_errors,
+    status_line,
+)
 
 MAX_TOP_K_SLIDER = 100  # the slider's end; the API accepts any top_k >= 0 (0 = off)
 STATUS_EVERY_SECONDS = 0.25  # the status line is redrawn less often than the text
@@ -51,7 +59,7 @@ def model_dropdowns(zoo: ModelZoo, cell_id: str, size_id: str) -> tuple[gr.Dropd
     first = initial_model(zoo)
     initial_cell = first.cell if first is not None else None
     cell = gr.Dropdown(
-        label="Cell type", choices=[(CELL_LABELS[c], c) for c in zoo.cells()], value=initial_cell, elem_id=cell_id
+        label="Cell type", choices=cell_choices(zoo), value=initial_cell, elem_id=cell_id
     )
     hidden_size = gr.Dropdown(
         label="Hidden size",
@@ -64,6 +72,23 @@ def model_dropdowns(zoo: ModelZoo, cell_id: str, size_id: str) -> tuple[gr.Dropd
         allow_custom_value=True,
     )
     return cell, hidden_size
+
+
+def cell_choices(zoo: ModelZoo, yours: TrainedModel | None = None) -> list[tuple[str, str]]:
+    """The cell dropdown's choices: the zoo's cells, and the session's own trained model, if any."""
+    choices = [(CELL_LABELS[c], c) for c in zoo.cells()]
+    if yours is not None:
+        choices.append((f"Your model ({yours.info.name})", YOUR_MODEL))
+    return choices
+
+
+def chosen_model(trainer: Trainer, zoo: ModelZoo, cell, hidden_size, session: str) -> tuple[ModelZoo, str | None, int | None]:
+    """The (zoo, cell, hidden size) the page's dropdowns point at: the shared zoo's, or for YOUR_MODEL
+    the session's trained model (``Trainer.resolve``); (zoo, None, None) when it has none any more."""
+    try:
+        return trainer.resolve(zoo, cell, hidden_size, session)
+    except RequestError:
+        return zoo, None, None
 
 
 def default_hidden_size(zoo: ModelZoo, cell: str | None, current: int | None = None) -> int | None:
@@ -125,9 +150,10 @@ class StopRequests:
                 del self._flags[session]
 
 
-def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int) -> None:
-    """The tab and its events, inside the caller's ``gr.Blocks``. Every generation goes through
-    ``scheduler``; at most ``concurrency_limit`` run at once, together with the /generate API's."""
+def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int, trainer: Trainer) -> gr.Dropdown:
+    """The tab and its events, inside the caller's ``gr.Blocks``; returns its cell dropdown. Every
+    generation goes through ``scheduler``; at most ``concurrency_limit`` run at once, together with
+    the /generate API's. The cell YOUR_MODEL is the session's own model (``trainer.remember``)."""
     with gr.Tab("Generate"):
         with gr.Row():
             with gr.Column(scale=2):
@@ -193,9 +219,12 @@ def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limi
     def generate_for_page(
         prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed, request: gr.Request
     ):
+        source, cell, hidden_size = answered_or_gradio_error(
+            trainer.resolve, zoo, cell, hidden_size, request.session_hash
+        )
         flag = stops.start(request.session_hash)
         updates = generate_stream(
-            zoo,
+            source,
             prompt,
             cell,
             hidden_size,
@@ -234,11 +263,16 @@ def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limi
         fn=None, js=f"() => new Promise((done) => setTimeout(done, {STOP_GRACE_MS}))", queue=False
     ).then(fn=None, cancels=[generation], queue=False)
 
+    def sizes_of_cell(cell, current, request: gr.Request):
+        source, cell, _ = chosen_model(trainer, zoo, cell, current, request.session_hash)
+        return hidden_sizes_update(source, cell, current)
+
     cell.change(
-        lambda cell, current: hidden_sizes_update(zoo, cell, current),
+        sizes_of_cell,
         inputs=[cell, hidden_size],
         outputs=hidden_size,
         api_visibility="private",
         queue=False,
         show_progress="hidden",
     )
+    return cell

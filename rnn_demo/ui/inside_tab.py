@@ -21,12 +21,14 @@ import numpy as np
 from rnn_demo.serving.lifecycle import LazyScheduler
 from rnn_demo.serving.requests import DEFAULT_TEMPERATURE, MAX_VIEW_CHARS, RANDOM_SEED, initial_model
 from rnn_demo.serving.streaming import generate_stream
+from rnn_demo.serving.training_jobs import Trainer
 from rnn_demo.serving.views import DEFAULT_ALTERNATIVES, explain_request, units_request
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import answered_or_gradio_error, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import (
     EXAMPLE_PROMPTS,
     GENERATION_CONCURRENCY_ID,
+    chosen_model,
     hidden_sizes_update,
     model_dropdowns,
 )
@@ -224,9 +226,10 @@ class Readings:
             return reading
 
 
-def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int) -> None:
-    """The tab and its events, inside the caller's ``gr.Blocks``. "Generate a text" shares the
-    generation limit (``concurrency_limit``) with the Generate tab and /generate."""
+def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int, trainer: Trainer) -> gr.Dropdown:
+    """The tab and its events, inside the caller's ``gr.Blocks``; returns its cell dropdown. "Generate
+    a text" shares the generation limit (``concurrency_limit``) with the Generate tab and /generate.
+    The cell YOUR_MODEL reads with the session's own model (``trainer.remember``)."""
     first = initial_model(zoo)
     initial_cell = first.cell if first is not None else None
     initial_size = first.hidden_size if first is not None else None
@@ -287,8 +290,9 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
         readings = Readings(READINGS_KEPT)
 
         def read(text, cell, hidden_size, layer, unit, request: gr.Request):
-            explained = answered_or_gradio_error(explain_request, zoo, text, cell, hidden_size, DEFAULT_ALTERNATIVES)
-            layer_view = answered_or_gradio_error(units_request, zoo, text, cell, hidden_size, layer or 0)
+            source, cell, hidden_size = answered_or_gradio_error(trainer.resolve, zoo, cell, hidden_size, request.session_hash)
+            explained = answered_or_gradio_error(explain_request, source, text, cell, hidden_size, DEFAULT_ALTERNATIVES)
+            layer_view = answered_or_gradio_error(units_request, source, text, cell, hidden_size, layer or 0)
             bits = explained["bits_per_char"]
             line = f"**{explained['model']}** read {len(explained['chars']):,} characters: {bits:.3f} bits/char."
             if explained["skipped"]:
@@ -340,7 +344,8 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
             before = readings.get(request.session_hash)
             if before is None:  # nothing read yet: the layer is used by the next reading
                 return gr.skip(), gr.skip(), gr.skip()
-            layer_view = answered_or_gradio_error(units_request, zoo, text, cell, hidden_size, layer or 0)
+            source, cell, hidden_size = answered_or_gradio_error(trainer.resolve, zoo, cell, hidden_size, request.session_hash)
+            layer_view = answered_or_gradio_error(units_request, source, text, cell, hidden_size, layer or 0)
             reading = Reading(before.explanation, layer_view["chars"], layer_view["h"].astype(np.float16))
             readings.put(request.session_hash, reading)
             unit = reading.unit(unit)
@@ -357,10 +362,11 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
             **views,
         )
 
-        def generate_text(cell, hidden_size):
+        def generate_text(cell, hidden_size, request: gr.Request):
+            source, cell, hidden_size = answered_or_gradio_error(trainer.resolve, zoo, cell, hidden_size, request.session_hash)
             prompt = EXAMPLE_PROMPTS[secrets.randbelow(len(EXAMPLE_PROMPTS))]
             updates = generate_stream(
-                zoo,
+                source,
                 prompt,
                 cell,
                 hidden_size,
@@ -387,9 +393,10 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
             show_progress="minimal",
         ).success(**read_event)
 
-        def update_model_choices(cell, current):
-            sizes = hidden_sizes_update(zoo, cell, current)
-            return sizes, gr.update(choices=layer_choices(zoo, cell, sizes["value"]), value=0)
+        def update_model_choices(cell, current, request: gr.Request):
+            source, cell, _ = chosen_model(trainer, zoo, cell, current, request.session_hash)
+            sizes = hidden_sizes_update(source, cell, current)
+            return sizes, gr.update(choices=layer_choices(source, cell, sizes["value"]), value=0)
 
         cell.change(
             update_model_choices,
@@ -399,11 +406,17 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
             queue=False,
             show_progress="hidden",
         )
+
+        def update_layers(cell, size, request: gr.Request):
+            source, cell, size = chosen_model(trainer, zoo, cell, size, request.session_hash)
+            return gr.update(choices=layer_choices(source, cell, size), value=0)
+
         hidden_size.input(
-            lambda c, s: gr.update(choices=layer_choices(zoo, c, s), value=0),
+            update_layers,
             inputs=[cell, hidden_size],
             outputs=layer,
             api_visibility="private",
             queue=False,
             show_progress="hidden",
         )
+        return cell

@@ -16,6 +16,7 @@ from rnn_demo.serving.training_jobs import (
     LAYER_CHOICES,
     MIN_SECONDS,
     SHIPPED_TEXT_NAME,
+    YOUR_MODEL,
     Progress,
     Trainer,
     publish_command,
@@ -24,11 +25,16 @@ from rnn_demo.serving.training_jobs import (
     validate_training_request,
     zip_model,
 )
+from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import CELL_LABELS, format_count, shown_as_gradio_errors
-from rnn_demo.ui.generate_tab import StopRequests
+from rnn_demo.ui.generate_tab import StopRequests, cell_choices
 
 TRAINING_CONCURRENCY_ID = "train"  # the page's Train button and /train share the server's limit
-SOURCES = {"shipped": f"Tiny Shakespeare ({SHIPPED_TEXT_NAME}, shipped)", "paste": "Paste a text", "upload": "Upload a .txt file"}
+SOURCES = {
+    "shipped": f"Tiny Shakespeare ({SHIPPED_TEXT_NAME}, shipped)",
+    "paste": "Paste a text",
+    "upload": "Upload a .txt file",
+}
 DEFAULT_HIDDEN_SIZE = 128
 DEFAULT_SECONDS = 60
 HIDDEN_SIZE_STEP = 16
@@ -71,16 +77,18 @@ def loss_frame(progress: Progress):
     """The loss curve as the chart wants it: step, loss, split."""
     import pandas as pd
 
-    return pd.DataFrame(progress.curve, columns=["step", "split", "loss"]) if progress.curve else pd.DataFrame(
-        {"step": [], "split": [], "loss": []}
+    return (
+        pd.DataFrame(progress.curve, columns=["step", "split", "loss"])
+        if progress.curve
+        else pd.DataFrame({"step": [], "split": [], "loss": []})
     )
 
 
-def build_train_tab(trainer: Trainer) -> gr.State:
-    """The tab and its events, inside the caller's ``gr.Blocks``; returns the session's state that
-    holds the ``model_id`` of the last model it trained (None before)."""
+def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dropdown]) -> None:
+    """The tab and its events, inside the caller's ``gr.Blocks``. A finished run's model becomes the
+    browser session's own (``trainer.remember``), and "Your model" is added to the other tabs'
+    ``cell_dropdowns`` and chosen there."""
     limits = trainer.limits
-    trained_model = gr.State(None)
     with gr.Tab("Train"):
         gr.Markdown(
             "Train a model of your own on a text, here on the server: the loss is drawn as it learns, and "
@@ -90,7 +98,10 @@ def build_train_tab(trainer: Trainer) -> gr.State:
         with gr.Row():
             with gr.Column(scale=2):
                 source = gr.Radio(
-                    [(label, key) for key, label in SOURCES.items()], value="shipped", label="Text", elem_id="train-source"
+                    [(label, key) for key, label in SOURCES.items()],
+                    value="shipped",
+                    label="Text",
+                    elem_id="train-source",
                 )
                 pasted = gr.Textbox(
                     label=f"Your text (at least {limits.min_chars:,} characters)",
@@ -144,7 +155,9 @@ def build_train_tab(trainer: Trainer) -> gr.State:
                     y_title="loss (nats/char)",
                     elem_id="train-chart",
                 )
-                download = gr.File(label="Your model (a save_pretrained folder, zipped)", visible=False, elem_id="train-download")
+                download = gr.File(
+                    label="Your model (a save_pretrained folder, zipped)", visible=False, elem_id="train-download"
+                )
                 share = gr.Markdown(elem_id="train-share")
 
     source.change(
@@ -162,18 +175,27 @@ def build_train_tab(trainer: Trainer) -> gr.State:
         flag = stops.start(request.session_hash)
         try:
             text, name = training_text(trainer, source, pasted, upload)
-            hidden_size = int(hidden_size) if isinstance(hidden_size, float) and hidden_size.is_integer() else hidden_size
+            hidden_size = (
+                int(hidden_size) if isinstance(hidden_size, float) and hidden_size.is_integer() else hidden_size
+            )
             job = validate_training_request(limits, text, cell, hidden_size, layers, seconds, source=name)
         except RequestError as error:
             stops.finish(request.session_hash, flag)
             raise gr.Error(str(error)) from None
         updates = trainer.train(job, should_stop=flag.is_set)
-        yield "Starting the training process…", loss_frame(Progress()), gr.update(visible=False, value=None), "", gr.skip()
+        unchanged = [gr.skip()] * len(cell_dropdowns)
+        yield (
+            "Starting the training process…",
+            loss_frame(Progress()),
+            gr.update(visible=False, value=None),
+            "",
+            *unchanged,
+        )
         try:
             for progress in shown_as_gradio_errors(updates):
                 line = progress_line(progress, job.seconds)
                 if not progress.done:
-                    yield line, loss_frame(progress), gr.skip(), gr.skip(), gr.skip()
+                    yield line, loss_frame(progress), gr.skip(), gr.skip(), *unchanged
                     continue
                 entry = trainer.models.get(progress.model_id)
                 score = f"validation {entry.info.val_bpc:.3f} bits/char" if entry.info.val_bpc is not None else ""
@@ -183,12 +205,22 @@ def build_train_tab(trainer: Trainer) -> gr.State:
                     + (f", {score}" if score else "")
                     + ", trained on "
                     + entry.source
-                    + ") is ready: choose **Your model** as the cell type in the Generate tab.\n\n"
-                    "Download it above and unzip it: `CharRNN.from_pretrained(\"" + entry.info.path.name + "\")` "
+                    + ") is ready: the Generate and Inside-the-network tabs now use it (their cell type: **Your model**).\n\n"
+                    'Download it above and unzip it: `CharRNN.from_pretrained("' + entry.info.path.name + '")` '
                     "loads it, and this pushes it to the Hugging Face Hub:\n\n"
                     f"```bash\n{publish_command(entry)}\n```"
                 )
-                yield line, loss_frame(progress), gr.update(visible=True, value=str(zip_model(entry))), share_text, entry.model_id
+                trainer.remember(request.session_hash, entry.model_id)
+                # One update per dropdown: gradio consumes an update's dict as it applies it.
+                yours = [gr.update(choices=cell_choices(zoo, entry), value=YOUR_MODEL) for _ in cell_dropdowns]
+                download_file = gr.update(visible=True, value=str(zip_model(entry)))
+                yield (
+                    line,
+                    loss_frame(progress),
+                    download_file,
+                    share_text,
+                    *yours,
+                )
         finally:  # also when gradio closes this generator (a disconnect): the run ends with it
             updates.close()
             stops.finish(request.session_hash, flag)
@@ -196,15 +228,14 @@ def build_train_tab(trainer: Trainer) -> gr.State:
     train_button.click(
         train_for_page,
         inputs=[source, pasted, upload, cell, hidden_size, layers, seconds],
-        outputs=[status, chart, download, share, trained_model],
+        outputs=[status, chart, download, share, *cell_dropdowns],
         api_visibility="private",
         concurrency_limit=limits.concurrency,
         concurrency_id=TRAINING_CONCURRENCY_ID,
         show_progress="minimal",
     )
+
     def request_stop(request: gr.Request) -> None:
         stops.request(request.session_hash)
 
     stop_button.click(request_stop, api_visibility="private", queue=False)
-    return trained_model
-
