@@ -432,11 +432,11 @@ def readme_text() -> str:
     return "\n".join((REPO_ROOT / name).read_text(encoding="utf-8") for name in DOCUMENTED_EXAMPLES)
 
 
-def readme_example(language: str) -> str:
-    """The documented code block in ``language`` that calls /generate (README.md or docs/api.md)."""
+def readme_example(language: str, calls: str = "generate") -> str:
+    """The documented code block in ``language`` that calls ``calls`` (README.md or docs/api.md)."""
     blocks = re.findall(rf"```{language}\n(.*?)```", readme_text(), flags=re.DOTALL)
-    matching = [block for block in blocks if "generate" in block and README_URL.rstrip("/") in block]
-    assert len(matching) == 1, f"expected one {language} example calling /generate in the README or docs/api.md"
+    matching = [block for block in blocks if calls in block and README_URL.rstrip("/") in block]
+    assert len(matching) == 1, f"expected one {language} example calling {calls} in the README or docs/api.md"
     return matching[0]
 
 
@@ -458,12 +458,25 @@ def call_over_http(app_url: str, body: str) -> str:
 
 def test_readme_python_example(app_url):
     # The README's client as written would start gradio_client's telemetry thread: switch it off.
-    code = at(app_url, readme_example("python")).replace('/")', '/", verbose=False, analytics_enabled=False)', 1)
+    code = at(app_url, readme_example("python", calls='api_name="/generate"')).replace(
+        '/")', '/", verbose=False, analytics_enabled=False)', 1
+    )
     assert "analytics_enabled=False" in code
     namespace: dict = {}
     exec(compile(code, "README python example", "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["text"].startswith("ROMEO:")
     assert len(namespace["text"]) == len("ROMEO:") + 200
+
+
+@pytest.mark.slow
+def test_readme_training_example(app_url, monkeypatch):
+    code = at(app_url, readme_example("python", calls='api_name="/train"'))
+    code = code.replace('/")', '/", verbose=False, analytics_enabled=False)', 1)
+    monkeypatch.chdir(REPO_ROOT)  # the example reads the shipped text by its path in the repository
+    namespace: dict = {}
+    exec(compile(code, "README training example", "exec"), namespace)  # noqa: S102 - our own README
+    assert namespace["model_id"] and namespace["job"].outputs()[-1]["done"]
+    assert namespace["mine"].startswith("ROMEO:") and len(namespace["mine"]) == len("ROMEO:") + 200
 
 
 def test_readme_curl_example(app_url):
