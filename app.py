@@ -116,7 +116,8 @@ def build_demo(
 
 ZOO = ModelZoo.from_environment(DEFAULT_MODELS_DIR)
 SCHEDULER = LazyScheduler()
-demo = build_demo(ZOO, SCHEDULER)
+TRAINER = Trainer()
+demo = build_demo(ZOO, SCHEDULER, trainer=TRAINER)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host, server_port=args.port, prevent_thread_lock=True,
         state_session_capacity=STATE_SESSION_CAPACITY,
         mcp_server=True,  # the public endpoints as tools for language-model agents (/gradio_api/mcp/)
+        max_file_size=TRAINER.limits.max_text_bytes,  # the only upload is the Train tab's text
     )
     warm_up(ZOO, SCHEDULER)
     demo.block_thread()

@@ -278,7 +278,8 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     monkeypatch.setattr(app, "limit_malloc_arenas", lambda arenas: calls.append(("malloc arenas", arenas)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
     app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
-    served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY, mcp_server=True)
+    served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY, mcp_server=True,
+                  max_file_size=app.TRAINER.limits.max_text_bytes)
     # The allocator is set before gradio starts its threads; the page is served first; the
     # warm-up (torch, the default model) comes after it.
     assert calls == [

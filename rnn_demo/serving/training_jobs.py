@@ -447,11 +447,13 @@ class Trainer:
 
     def __init__(self, limits: TrainingLimits | None = None, root: str | os.PathLike | None = None):
         self.limits = limits or TrainingLimits.from_environment()
-        if root is None:
-            root = tempfile.mkdtemp(prefix="rnn-demo-trained-")
-            atexit.register(shutil.rmtree, root, ignore_errors=True)
-        self.root = Path(root)
+        owns_root = root is None
+        self.root = Path(tempfile.mkdtemp(prefix="rnn-demo-trained-") if root is None else root)
         self.models = TrainedModels(self.limits)
+        self._runs: set[TrainingRun] = set()  # running now
+        # A server that exits ends its runs (their processes are in sessions of their own, so no
+        # signal of the server's reaches them) and removes the models it made.
+        atexit.register(self.close, remove_root=owns_root)
         self._sessions_lock = threading.Lock()
         self._sessions: collections.OrderedDict[str, str] = collections.OrderedDict()  # session -> model_id
 
@@ -487,12 +489,21 @@ class Trainer:
         entry = self.models.get(model_id)
         return entry.zoo, entry.info.cell, entry.info.hidden_size
 
+    def close(self, remove_root: bool = False) -> None:
+        """End every run now; with ``remove_root``, delete every model too."""
+        for run in list(self._runs):
+            run.kill()
+        if remove_root:
+            self.models.clear()
+            shutil.rmtree(self.root, ignore_errors=True)
+
     def train(self, request: TrainingRequest, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Progress]:
         """Yield the run's progress about every POLL_SECONDS, and last an update with ``done`` set
         and the ``model_id``. ``should_stop()`` true ends the run and keeps the best model so far;
         closing the iterator ends the run and keeps nothing. Raises TrainingFailed when the run
         ends without a model."""
         run = TrainingRun(request, self.root)
+        self._runs.add(run)
         kept = False
         try:
             yield run.read_progress()
@@ -523,5 +534,6 @@ class Trainer:
             progress.model_id = entry.model_id
             yield progress
         finally:
+            self._runs.discard(run)
             if not kept:
                 run.discard()
