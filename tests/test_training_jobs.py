@@ -378,3 +378,20 @@ def test_a_sessions_own_model_is_what_your_model_means_for_it_alone(tmp_path, tr
     assert trainer.session_model("session-a") is None
     with pytest.raises(RequestError, match="has expired"):
         trainer.resolve(shared, training_jobs.YOUR_MODEL, None, "session-a")
+
+
+def test_the_pages_text_sources(tmp_path):
+    from rnn_demo.ui.train_tab import training_text
+
+    trainer = Trainer(root=tmp_path)
+    text, name = training_text(trainer, "shipped", None, None)
+    assert len(text) == 1_115_394 and name == "tiny shakespeare"
+    assert training_text(trainer, "paste", CHINESE, None) == (CHINESE, "pasted text")
+    assert training_text(trainer, "paste", None, None) == ("", "pasted text")  # then refused as empty
+    upload = tmp_path / "mine.txt"
+    upload.write_text(CHINESE, encoding="utf-8")
+    assert training_text(trainer, "upload", None, str(upload)) == (CHINESE, "mine.txt")
+    with pytest.raises(RequestError, match="Choose a .txt file to upload first"):
+        training_text(trainer, "upload", None, None)
+    with pytest.raises(RequestError, match="Unknown text source 'web'"):
+        training_text(trainer, "web", None, None)

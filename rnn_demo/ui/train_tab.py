@@ -8,6 +8,8 @@ trainer waits in the queue and the page shows its place there.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from rnn_demo.model.checkpoint import CELLS
@@ -31,7 +33,7 @@ from rnn_demo.ui.generate_tab import StopRequests, cell_choices
 
 TRAINING_CONCURRENCY_ID = "train"  # the page's Train button and /train share the server's limit
 SOURCES = {
-    "shipped": f"Tiny Shakespeare ({SHIPPED_TEXT_NAME}, shipped)",
+    "shipped": "Tiny Shakespeare (the shipped text, 1.1 million characters)",
     "paste": "Paste a text",
     "upload": "Upload a .txt file",
 }
@@ -47,8 +49,8 @@ def training_text(trainer: Trainer, source: str, pasted, upload) -> tuple[str, s
     if source == "upload":
         if not upload:
             raise RequestError("Choose a .txt file to upload first.")
-        path = upload if isinstance(upload, str) else upload.get("path") if isinstance(upload, dict) else upload.name
-        return read_text_file(path, trainer.limits), path.rsplit("/", 1)[-1]
+        path = Path(upload)  # gr.File(type="filepath") hands over the uploaded copy's path
+        return read_text_file(path, trainer.limits), path.name
     if source == "paste":
         return pasted if isinstance(pasted, str) else "", "pasted text"
     raise RequestError(f"Unknown text source {source!r}; choose {', '.join(SOURCES)}")
@@ -175,9 +177,6 @@ def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dro
         flag = stops.start(request.session_hash)
         try:
             text, name = training_text(trainer, source, pasted, upload)
-            hidden_size = (
-                int(hidden_size) if isinstance(hidden_size, float) and hidden_size.is_integer() else hidden_size
-            )
             job = validate_training_request(limits, text, cell, hidden_size, layers, seconds, source=name)
         except RequestError as error:
             stops.finish(request.session_hash, flag)
