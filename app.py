@@ -54,6 +54,7 @@ from rnn_demo.ui.api import register_api
 from rnn_demo.ui.compare_tab import build_compare_tab
 from rnn_demo.ui.display import CELL_LABELS
 from rnn_demo.ui.generate_tab import build_generate_tab
+from rnn_demo.ui.i18n import LANGUAGES, PAGE_LANGUAGE_JS, i18n, page_text, server_text
 from rnn_demo.ui.inside_tab import build_inside_tab
 from rnn_demo.ui.models_tab import build_models_tab
 from rnn_demo.ui.train_tab import build_train_tab
@@ -88,19 +89,10 @@ def build_demo(
     problems = zoo.problems()
 
     with gr.Blocks(title="Character-level RNN demo") as demo:
-        names = [CELL_LABELS[c].split(" ")[0] for c in cells] or ["RNN"]
-        title = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-        gr.Markdown(
-            f"# Character-level {title}\n"
-            "Small recurrent networks trained on tiny Shakespeare continue your prompt one character at a time."
-        )
+        gr.Markdown(page_text("page.header", title=cell_names(cells)))
         if not cells:
-            gr.Markdown(
-                "### ⚠️ No models are available\n"
-                + "\n".join(f"- {problem}" for problem in problems)
-                + f"\n\nTrain some into `models/<cell>-h<size>/` (see the README), or point ${MODELS_ENV} "
-                "at a folder or a Hub repo id, and restart the app."
-            )
+            listed = "\n".join(f"- {problem}" for problem in problems)
+            gr.Markdown(page_text("page.no_models", problems=listed, variable=MODELS_ENV))
         generate_cell = build_generate_tab(zoo, scheduler, concurrency_limit, trainer)
         inside_cell = build_inside_tab(zoo, scheduler, concurrency_limit, trainer)
         build_compare_tab(zoo, scheduler, concurrency_limit)
@@ -112,6 +104,23 @@ def build_demo(
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_SUMMARY_EVERY))  # read by the queue
     demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit)
     return demo
+
+
+def cell_names(cells: list[str]) -> dict[str, str]:
+    """The title's "RNN, GRU and LSTM" in each language (page_text fills one template per language)."""
+    names = [CELL_LABELS[c].split(" ")[0] for c in cells] or ["RNN"]
+    joined = {}
+    for language in LANGUAGES:
+        separator, last = server_text("page.list_separator", language), server_text("page.and", language)
+        joined[language] = names[0] if len(names) == 1 else separator.join(names[:-1]) + last + names[-1]
+    return joined
+
+
+def launch_options(**options) -> dict:
+    """The keyword arguments of every ``demo.launch`` (main(), the tests, the Space): the page's
+    translations (``i18n``) and the script that tells the server the page's language (``js``), the
+    server's session capacity, plus the caller's ``options``."""
+    return {"i18n": i18n, "js": PAGE_LANGUAGE_JS, "state_session_capacity": STATE_SESSION_CAPACITY, **options}
 
 
 ZOO = ModelZoo.from_environment(DEFAULT_MODELS_DIR)
@@ -128,10 +137,13 @@ def main(argv: list[str] | None = None) -> None:
     limit_malloc_arenas(MALLOC_ARENAS)  # before gradio starts its threads
     # Serve the page first, then warm up in this (otherwise idle) main thread.
     demo.launch(
-        server_name=args.host, server_port=args.port, prevent_thread_lock=True,
-        state_session_capacity=STATE_SESSION_CAPACITY,
-        mcp_server=True,  # the public endpoints as tools for language-model agents (/gradio_api/mcp/)
-        max_file_size=TRAINER.limits.max_text_bytes,  # the only upload is the Train tab's text
+        **launch_options(
+            server_name=args.host,
+            server_port=args.port,
+            prevent_thread_lock=True,
+            mcp_server=True,  # the public endpoints as tools for language-model agents (/gradio_api/mcp/)
+            max_file_size=TRAINER.limits.max_text_bytes,  # the only upload is the Train tab's text
+        )
     )
     warm_up(ZOO, SCHEDULER)
     demo.block_thread()

@@ -193,7 +193,7 @@ def app_url(app_models):
     from rnn_demo.serving.zoo import ModelZoo
 
     demo = app.build_demo(ModelZoo(app_models))
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True))
     try:
         yield url
     finally:

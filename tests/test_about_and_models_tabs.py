@@ -24,6 +24,7 @@ from rnn_demo.rnn import RNN
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui import about_tab, models_tab
 from rnn_demo.ui.display import CELL_LABELS
+from rnn_demo.ui.i18n import translated
 
 MODELS = REPO_ROOT / "models"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -312,7 +313,8 @@ def descendants(block):
 
 
 def tab(demo, label):
-    [found] = [block for block in demo.blocks.values() if isinstance(block, gr.Tab) and block.label == label]
+    """The tab whose English name is ``label``."""
+    [found] = [block for block in demo.blocks.values() if isinstance(block, gr.Tab) and translated(block.label) == label]
     return found
 
 
@@ -332,8 +334,9 @@ def test_the_models_tab_has_the_line_plot(demo):
 def test_the_about_tab_has_the_svg_and_the_code(demo):
     about = list(descendants(tab(demo, "About")))
     svgs = [block for block in about if isinstance(block, gr.HTML)]
-    assert [block.value for block in svgs] == [about_tab.unrolled_recurrence_svg()]
-    ET.fromstring(svgs[0].value)
+    assert [translated(block.value) for block in svgs] == [about_tab.unrolled_recurrence_svg()]
+    ET.fromstring(translated(svgs[0].value))
+    ET.fromstring(translated(svgs[0].value, "zh-CN"))
     codes = [block for block in about if isinstance(block, gr.Code)]
     # gr.Code keeps its value stripped of the trailing newline
     assert [block.value for block in codes] == [
@@ -358,9 +361,12 @@ def test_the_page_does_not_import_torch_to_show_the_working_loop():
     """about_tab reads the loop with ast (app.py serves the page before torch is imported)."""
     source = Path(about_tab.__file__).read_text(encoding="utf-8")
     imported = {
-        alias.name.split(".")[0]
+        alias.name
         for node in ast.walk(ast.parse(source))
         if isinstance(node, (ast.Import, ast.ImportFrom))
         for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
     }
-    assert "torch" not in imported and "rnn_demo" not in imported
+    # Of the project, only the translations (which import no torch either: app.py imports them too,
+    # and tests/test_app.py checks that importing app imports no torch).
+    assert {name.split(".")[0] for name in imported}.isdisjoint({"torch"})
+    assert {name for name in imported if name.split(".")[0] == "rnn_demo"} == {"rnn_demo.ui.i18n"}

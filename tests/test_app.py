@@ -27,6 +27,7 @@ from rnn_demo.generation.sampling import MAX_SEED, generate
 from rnn_demo.serving import lifecycle, requests, streaming
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui import display, generate_tab, models_tab
+from rnn_demo.ui.i18n import translated
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README_URL = "http://127.0.0.1:7860/"
@@ -240,7 +241,7 @@ def test_whole_floats_are_accepted_for_integer_arguments(zoo):
 def test_an_empty_zoo_builds_a_page_that_explains_itself(tmp_path):
     empty = ModelZoo(tmp_path / "no-models")
     demo = app.build_demo(empty)
-    config = str(demo.config)
+    config = str([translated(component["props"].get("value") or "") for component in demo.config["components"]])
     assert "No models are available" in config and "does not exist" in config
     with pytest.raises(requests.RequestError, match="No models are available"):
         list(streaming.generate_stream(empty, **GOOD))
@@ -278,8 +279,8 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     monkeypatch.setattr(app, "limit_malloc_arenas", lambda arenas: calls.append(("malloc arenas", arenas)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
     app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
-    served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY, mcp_server=True,
-                  max_file_size=app.TRAINER.limits.max_text_bytes)
+    served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY, i18n=app.i18n,
+                  js=app.PAGE_LANGUAGE_JS, mcp_server=True, max_file_size=app.TRAINER.limits.max_text_bytes)
     # The allocator is set before gradio starts its threads; the page is served first; the
     # warm-up (torch, the default model) comes after it.
     assert calls == [
@@ -397,7 +398,7 @@ def slow_client(slow_models, pick_free_port):
     from rnn_demo.serving.batching import BatchScheduler
 
     demo = app.build_demo(ModelZoo(slow_models), scheduler=BatchScheduler())
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True))
     try:
         yield Client(url, verbose=False, analytics_enabled=False)
     finally:

@@ -263,7 +263,7 @@ def served(request, slow_models, pick_free_port):
     scheduler_class = BatchScheduler if request.param == "in this process" else ProcessScheduler
     scheduler = recording(scheduler_class)(idle_seconds=1.0)
     demo = app.build_demo(ModelZoo(slow_models), scheduler=scheduler)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True))
     try:
         yield url, scheduler
     finally:

@@ -46,7 +46,7 @@ def browser_app(request, pick_free_port):
     shipped = ModelZoo(REPO_ROOT / "models")
     zoo = shipped if shipped.models() else ModelZoo(request.getfixturevalue("app_models"))
     demo = app.build_demo(zoo)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True))
     try:
         yield url, zoo
     finally:
@@ -276,3 +276,63 @@ def test_train_a_model_in_the_page_then_write_and_read_with_it(browser_app, tmp_
         finally:
             browser.close()
     assert 0 < screenshot.stat().st_size < 400_000
+
+
+@pytest.mark.slow
+def test_the_chinese_page_in_a_chinese_browser(browser_app, tmp_path):
+    """A browser whose language is zh-CN: the tabs, labels, buttons and About page are in Chinese, and
+    a generation's status line (built on the server) too. The picture of it is saved to
+    ``$RNN_DEMO_ZH_SCREENSHOT`` (docs/demo-zh.png) when set."""
+    screenshot = Path(os.environ.get("RNN_DEMO_ZH_SCREENSHOT") or tmp_path / "demo-zh.png")
+    from playwright.sync_api import expect, sync_playwright
+
+    from rnn_demo.ui.i18n import LANGUAGE_COOKIE, ZH
+
+    url, zoo = browser_app
+    cell = "lstm" if "lstm" in zoo.cells() else zoo.cells()[0]
+    name = zoo.info(cell, zoo.hidden_sizes(cell)[-1]).name  # the page's preselected model
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 860})
+            page = context.new_page()
+            page.goto(url)
+            page.locator("#generate").wait_for(timeout=60_000)
+            for key in ("generate.tab", "inside.tab", "compare.tab", "models.tab", "about.tab"):
+                expect(page.get_by_role("tab", name=ZH[key], exact=True)).to_be_visible()
+            expect(page.locator("#generate")).to_have_text(ZH["generate.button"])
+            expect(page.locator("#stop")).to_have_text(ZH["common.stop"])
+            expect(page.get_by_text("字符级", exact=False).first).to_be_visible()
+            page.get_by_label(ZH["common.prompt"]).fill(SCREENSHOT_PROMPT)
+            set_slider(page, ZH["generate.max_new_chars"], 400)
+            page.get_by_text(ZH["generate.advanced"]).click()
+            page.get_by_label(ZH["common.seed"]).fill(str(SCREENSHOT_SEED))
+            page.get_by_text(ZH["generate.advanced"]).click()
+            page.locator("#generate").click()
+            status = page.locator("#status-line")
+            expect(status).to_contain_text("完成：400 个字符", timeout=60_000)
+            expect(status).to_contain_text(name)
+            assert output_text(page).startswith(SCREENSHOT_PROMPT)
+            assert "characters in" not in status.inner_text()  # no English left in it
+            page.screenshot(path=str(screenshot))
+
+            page.get_by_role("tab", name=ZH["about.tab"], exact=True).click()
+            expect(page.get_by_text("递推公式")).to_be_visible()
+            expect(page.locator("svg[role='img'] title")).to_have_text("按时间展开 4 步的循环神经网络")
+            assert {"name": LANGUAGE_COOKIE, "value": "zh-CN"}.items() <= context.cookies()[0].items()
+
+            # An English browser whose page language changes (as the footer's Settings change it:
+            # Gradio sets <html lang>): the next status line follows the page, not Accept-Language.
+            english = browser.new_page(locale="en-US")
+            english.goto(url)
+            english.locator("#generate").wait_for(timeout=60_000)
+            expect(english.get_by_role("tab", name="Generate", exact=True)).to_be_visible()
+            set_slider(english, "Max new characters", 50)
+            english.locator("#generate").click()
+            expect(english.locator("#status-line")).to_contain_text("done 50 characters", timeout=60_000)
+            english.evaluate("document.documentElement.lang = 'zh-CN'")
+            english.locator("#generate").click()
+            expect(english.locator("#status-line")).to_contain_text("完成：50 个字符", timeout=60_000)
+        finally:
+            browser.close()
+    assert 0 < screenshot.stat().st_size < 300_000

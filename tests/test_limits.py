@@ -43,7 +43,7 @@ def gated_app(app_models, pick_free_port):
     """The app with one generation at a time and one waiting: (zoo, url, client)."""
     zoo = GatedZoo(app_models)
     demo = app.build_demo(zoo, concurrency_limit=1, max_queue_size=1)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True))
     try:
         yield zoo, url, Client(url, verbose=False, analytics_enabled=False)
     finally:

@@ -200,7 +200,7 @@ import app
 from gradio_client import Client
 from rnn_demo.serving.training_jobs import SHIPPED_TEXT, shipped_text
 
-_, url, _ = app.demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), prevent_thread_lock=True, quiet=True)
+_, url, _ = app.demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=int(sys.argv[1]), prevent_thread_lock=True, quiet=True))
 try:
     client = Client(url, verbose=False, analytics_enabled=False)
     models = client.predict(api_name="/models")

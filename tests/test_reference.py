@@ -255,7 +255,7 @@ model = zoo.load("lstm", 64)
 expected = generate(model, "ROMEO:", 120, temperature=0.8, seed=7, engine=engines.REFERENCE)
 scheduler = ProcessScheduler(idle_seconds=1.0)
 demo = app.build_demo(zoo, scheduler)
-demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[2]), prevent_thread_lock=True)
+demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=int(sys.argv[2]), prevent_thread_lock=True))
 client = Client(f"http://127.0.0.1:{sys.argv[2]}/", verbose=False, analytics_enabled=False)
 first = scheduler.submit(model, "ROMEO:", 120, temperature=0.8, seed=7)  # while the kernels are not ready
 first_text = "".join(first.chunks())

@@ -329,7 +329,9 @@ def test_the_apps_public_endpoints_are_mcp_tools(app_models, pick_free_port):
 
     demo = app.build_demo(ModelZoo(app_models))
     _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True, mcp_server=True
+        **app.launch_options(
+            server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True, mcp_server=True
+        )
     )
 
     async def session():

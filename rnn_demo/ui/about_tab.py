@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 from html import escape
 from pathlib import Path
 
 import gradio as gr
+
+from rnn_demo.ui.i18n import CHINESE, ENGLISH, LANGUAGES, add_texts, i18n, page_text, server_text
 
 RNN_SOURCE_PATH = Path(__file__).resolve().parent.parent / "model" / "rnn.py"
 WORKING_FUNCTION = "_plain_recurrence"  # in RNN_SOURCE_PATH
@@ -150,6 +153,77 @@ The language model around it (embedding → recurrent stack → linear head) is
 `rnn_demo/ui/about_tab.py`, put together with the other tabs in `app.py`.
 """
 
+# The same texts in Simplified Chinese (registered under the "about.*" keys at the end of this file).
+ABOUT_ZH = """
+### 递推公式
+
+普通的 RNN 单元在每个时间步 *t*，根据输入 x<sub>t</sub> 和它自己上一步的状态 h<sub>t-1</sub> 计算：
+
+    h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)
+
+状态 h<sub>t</sub> 是网络对目前为止读过的文本的全部记忆；一个线性层再把它变成下一个字符的得分。
+GRU 和 LSTM 单元用带门控的更新取代了这一行公式，能把信息保留得更久。
+"""
+
+UNROLLED_ZH = """
+### 同一个单元，按时间展开
+
+把网络在几个字符上展开来画，它就是同一个单元被一次又一次地使用，每一步的权重都相同。
+每一步之间变化的只有状态：每一步的 h<sub>t</sub> 都会进入下一步。
+"""
+
+BROKEN_INTRO_ZH = """
+### 一个有错误的 RNN 和一个正确的 RNN
+
+手写的 RNN 很容易出现不易察觉的错误。左边的版本能运行，输出的形状没错，甚至还能训练，但它有两个 bug。
+右边是本演示手写层（`rnn_demo.rnn.RNN`）的时间循环，在构建页面时从 `rnn_demo/model/rnn.py` 读出。
+进入循环之前，这个层一次算出所有时间步上公式的输入部分，所以 `pre[t]` 里已经是
+W<sub>ih</sub> x<sub>t</sub> + b<sub>ih</sub> + b<sub>hh</sub>。（在 `torch.func` 变换和前向模式自动微分下，
+这个层运行的就是这种形式的循环；其他情况下由 `_Recurrence` 原地执行同样的步骤，反向传播是手写的。）
+"""
+
+BUGS_EXPLAINED_ZH = f"""
+**Bug 1.** `step` 返回的是 `W_hh.weight`，一个 hidden_size × hidden_size 的参数矩阵。它不是状态：它没有批次维度，
+每一步都一样，也不包含任何关于已读文本的信息。
+
+**Bug 2.** 循环把初始的 `h0` 交给每一步，所以第 *t* 步的任何信息都到不了第 *t*+1 步。每个输出只取决于当前输入
+（以及每一步都相同的 `h0`）：字符与字符之间，网络把一切都忘了。把它当作字符模型来训练，它最多只能学成一个
+二元（bigram）模型，也就是只根据当前这一个字符给出下一个字符的概率。在训练文本上统计出的二元模型，
+在验证文本上是 {BIGRAM_VAL_BPC:.2f} 比特/字符；本演示附带的模型在步与步之间传递状态，成绩为
+{SHIPPED_VAL_BPC[0]:.2f} 到 {SHIPPED_VAL_BPC[1]:.2f} 比特/字符。
+
+正确的循环把每个新状态传入下一步，`h = tanh(pre[t] + h W_hh^T)`，并返回每一步的状态；
+最后一个状态（h<sub>n</sub>）让生成可以从停下的地方接着进行。
+"""
+
+TEST_INTRO_ZH = """
+### 区分两者的测试
+
+下面这个来自 `tests/test_rnn.py` 的测试，对本演示的 RNN 是通过的。前几项检查针对 bug 1：返回的状态必须是状态的形状
+（层数, 批次, 隐藏维度），而不是某个权重的形状，并且最顶层的最后一个状态必须就是最后一个输出。下一项针对 bug 2：
+只改动第一个输入，最后一个输出也必须跟着变，而这只有在状态逐步传递下去时才可能发生。在有错误的版本（单层）上运行，
+这些检查都会失败。最后一项检查，即 h<sub>0</sub> 会改变输出，对有错误的版本也能通过，因为它在每一步都加上了
+W<sub>hh</sub> h<sub>0</sub>；这一项捕捉的是另一种 bug：一个忽略了传给它的 h<sub>0</sub> 的层。
+（`INPUT`、`HIDDEN`、`BATCH` 和 `STEPS` 是该文件开头设定的小尺寸。）
+"""
+
+TORCH_RNN_ZH = """
+### 把 `torch.nn.RNN` 写出来
+
+`rnn_demo/model/rnn.py` 按 `torch.nn.RNN` 的构造函数、参数和调用方式实现了上面的公式（并有一个与之对照的一致性测试）：
+
+- `input_size`、`hidden_size`：x<sub>t</sub> 和 h<sub>t</sub> 的大小；
+- `num_layers`：堆叠的层数，第 *k* 层读取第 *k-1* 层的状态；
+- `nonlinearity`：`"tanh"` 或 `"relu"`；`bias`：是否有 b<sub>ih</sub>、b<sub>hh</sub>；
+- `batch_first`：用（批次, 时间, 特征）代替（时间, 批次, 特征）；`dropout`：加在层与层之间；
+- 参数 `weight_ih_l{k}`（隐藏 × 输入）、`weight_hh_l{k}`（隐藏 × 隐藏）、`bias_ih_l{k}`、`bias_hh_l{k}`，
+  按 uniform(-1/√hidden, 1/√hidden) 初始化。
+
+围绕它的语言模型（嵌入 → 循环层堆叠 → 线性输出层）在 `rnn_demo/model/char_rnn.py`；
+一次采样一个字符、并把状态带到下一步的代码在 `rnn_demo/generation/sampling.py`（每一步经过
+`rnn_demo/generation/stepper.py`）；本页面是 `rnn_demo/ui/about_tab.py`，它和其他标签页一起在 `app.py` 里组装。
+"""
+
 _SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 # Colours that read on light and dark pages: the text colour (currentColor) for the drawing, and an
@@ -162,13 +236,13 @@ def _sub(name: str, index: int) -> str:
     return name + str(index).translate(_SUBSCRIPT_DIGITS)
 
 
-def unrolled_recurrence_svg(steps: int = 4) -> str:
+def unrolled_recurrence_svg(steps: int = 4, language: str = ENGLISH) -> str:
     """An inline SVG of the recurrence unrolled over ``steps`` time steps.
 
     Inputs x₁..x_T at the bottom, one cell box per step (the same W_ih, W_hh in each), the state
     arrows h₀ → step 1 → step 2 → ... → h_T between the boxes, and each step's output (the scores
     for the next character) above its box. Drawn in ``currentColor`` plus one accent colour, so it
-    follows the page's light or dark theme. The state arrows have ``class="state"`` and
+    follows the page's light or dark theme; its words are in ``language``. The state arrows have ``class="state"`` and
     ``data-from`` / ``data-to`` attributes naming what they join (``h0``, ``cell1``, ..., ``hT``).
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
@@ -209,11 +283,7 @@ def unrolled_recurrence_svg(steps: int = 4) -> str:
         f'height="{height:g}" role="img" aria-labelledby="rnn-unrolled-title rnn-unrolled-desc" '
         f'style="max-width: 100%; height: auto; color: inherit; font-family: inherit">'
     )
-    description = (
-        '<desc id="rnn-unrolled-desc">Each input character goes into a copy of the same cell, with the same '
-        "weights W_ih and W_hh. Each cell also takes the state from the step before and passes its new state "
-        "to the next step; above each cell are the scores for the next character.</desc>"
-    )
+    description = f'<desc id="rnn-unrolled-desc">{escape(server_text("about.svg_description", language))}</desc>'
     head = (
         '<marker id="rnn-unrolled-head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="currentColor"/></marker>'
@@ -225,7 +295,7 @@ def unrolled_recurrence_svg(steps: int = 4) -> str:
     )
     parts = [
         svg_open,
-        f'<title id="rnn-unrolled-title">A recurrent network unrolled over {steps} time steps</title>',
+        f'<title id="rnn-unrolled-title">{escape(server_text("about.svg_title", language, steps=steps))}</title>',
         description,
         f"<defs>{head}{state_head}</defs>",
     ]
@@ -243,10 +313,10 @@ def unrolled_recurrence_svg(steps: int = 4) -> str:
         parts.append(text(cx, box_top + 52, "W_ih, W_hh", 13, ' font-family="monospace"'))
         # input below, output above
         parts.append(text(cx, input_y + 20, _sub("x", step), 16, ' font-weight="bold"'))
-        parts.append(text(cx, input_y + 40, f"character {step}", 12, ' fill-opacity="0.75"'))
+        parts.append(text(cx, input_y + 40, server_text("about.svg_input", language, step=step), 12, ' fill-opacity="0.75"'))
         parts.append(arrow(cx, input_y, cx, box_bottom + 2, "input", "rnn-unrolled-head"))
         parts.append(text(cx, output_y - 16, _sub("y", step), 16, ' font-weight="bold"'))
-        parts.append(text(cx, output_y + 2, f"scores for character {step + 1}", 12, ' fill-opacity="0.75"'))
+        parts.append(text(cx, output_y + 2, server_text("about.svg_output", language, step=step + 1), 12, ' fill-opacity="0.75"'))
         parts.append(arrow(cx, box_top, cx, output_y + 12, "output", "rnn-unrolled-head"))
         # the new state: into the next step, or out of the last one
         last = step == steps
@@ -257,7 +327,7 @@ def unrolled_recurrence_svg(steps: int = 4) -> str:
             parts.append(text(target_x + 22, mid + 5, label, 16, ' font-weight="bold"'))
         else:
             parts.append(text(x + box_width + (pitch - box_width) / 2, mid - 8, label, 14))
-    caption = "Every box is the same cell with the same weights; only the state h changes from step to step."
+    caption = server_text("about.svg_caption", language)
     parts.append(text(width / 2, height - 8, caption, 13, ' font-style="italic"'))
     parts.append("</svg>")
     return "\n".join(parts)
@@ -284,27 +354,50 @@ def working_recurrence_source() -> str:
 
 def build_about_tab() -> None:
     """The tab's content, inside the caller's ``gr.Blocks``."""
-    with gr.Tab("About"):
-        gr.Markdown(ABOUT)
-        gr.Markdown(UNROLLED)
+    with gr.Tab(i18n("about.tab")):
+        gr.Markdown(i18n("about.recurrence"))
+        gr.Markdown(i18n("about.unrolled"))
         # A static picture: gr.HTML's default js_on_load would make every click on it fire a
         # "click" event that nothing listens to.
-        gr.HTML(unrolled_recurrence_svg(), js_on_load=None)
-        gr.Markdown(BROKEN_INTRO)
+        gr.HTML(i18n("about.unrolled_svg"), js_on_load=None)
+        gr.Markdown(i18n("about.broken_intro"))
         with gr.Row(equal_height=True):
-            gr.Code(BROKEN_RNN_SOURCE, language="python", label="Broken: the state is lost", interactive=False)
+            gr.Code(BROKEN_RNN_SOURCE, language="python", label=i18n("about.broken_code"), interactive=False)
             gr.Code(
                 working_recurrence_source(),
                 language="python",
-                label=f"Working: {WORKING_FUNCTION} in rnn_demo/model/rnn.py",
+                label=page_text("about.working_code", function=WORKING_FUNCTION),
                 interactive=False,
             )
-        gr.Markdown(BUGS_EXPLAINED)
-        gr.Markdown(TEST_INTRO)
+        gr.Markdown(i18n("about.bugs_explained"))
+        gr.Markdown(i18n("about.test_intro"))
         gr.Code(
             HIDDEN_STATE_TEST_SOURCE,
             language="python",
             label="tests/test_rnn.py::test_hidden_state_is_a_state_not_a_weight_and_is_fed_back",
             interactive=False,
         )
-        gr.Markdown(TORCH_RNN)
+        gr.Markdown(i18n("about.torch_rnn"))
+
+
+# A line break inside a Markdown paragraph shows as a space, which Chinese text does not have
+# between two characters: the Chinese texts' lines are joined where a break falls between two.
+_BREAK_BETWEEN_CHINESE = re.compile(r"(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\n(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])")
+
+
+def _chinese(markdown: str) -> str:
+    return _BREAK_BETWEEN_CHINESE.sub("", markdown)
+
+
+# The page's long texts, kept here next to the page; the short ones are in rnn_demo/ui/i18n.py.
+add_texts(
+    {
+        "about.recurrence": {ENGLISH: ABOUT, CHINESE: _chinese(ABOUT_ZH)},
+        "about.unrolled": {ENGLISH: UNROLLED, CHINESE: _chinese(UNROLLED_ZH)},
+        "about.unrolled_svg": {language: unrolled_recurrence_svg(language=language) for language in LANGUAGES},
+        "about.broken_intro": {ENGLISH: BROKEN_INTRO, CHINESE: _chinese(BROKEN_INTRO_ZH)},
+        "about.bugs_explained": {ENGLISH: BUGS_EXPLAINED, CHINESE: _chinese(BUGS_EXPLAINED_ZH)},
+        "about.test_intro": {ENGLISH: TEST_INTRO, CHINESE: _chinese(TEST_INTRO_ZH)},
+        "about.torch_rnn": {ENGLISH: TORCH_RNN, CHINESE: _chinese(TORCH_RNN_ZH)},
+    }
+)

@@ -20,23 +20,29 @@ from rnn_demo.serving.views import compare_stream
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import CELL_LABELS, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import EXAMPLE_PROMPTS, GENERATION_CONCURRENCY_ID
+from rnn_demo.ui.i18n import ENGLISH, i18n, request_language, server_text
 
 DEFAULT_COMPARE_CHARS = 300
 DEFAULT_COMPARE_SEED = 42
 
 
-def columns_html(update: dict) -> str:
-    """One column per continuation of a /compare update: the model, its validation bits/char, the text."""
+def columns_html(update: dict, language: str = ENGLISH) -> str:
+    """One column per continuation of a /compare update: the model, its validation bits/char, the
+    text; the words in ``language``."""
     columns = []
     for column in update["continuations"]:
-        score = f"{column['val_bpc']:.3f} val bits/char" if column["val_bpc"] is not None else "no validation score"
-        state = "done" if column["done"] else "writing…"
+        if column["val_bpc"] is not None:
+            score = server_text("compare.score", language, bpc=column["val_bpc"])
+        else:
+            score = server_text("model.no_validation", language)
+        state = server_text("compare.done" if column["done"] else "compare.writing", language)
+        progress = server_text("compare.progress", language, chars=column["new_chars"])
         columns.append(
             f'<div class="compare-column" data-model="{escape(column["model"])}" '
             'style="flex: 1 1 0; min-width: 180px; border: 1px solid rgba(128, 128, 128, 0.35); '
             'border-radius: 8px; padding: 8px">'
             f'<div style="font-weight: bold">{escape(column["model"])}</div>'
-            f'<div style="font-size: 12px; opacity: 0.8">{score} · {column["new_chars"]:,} new characters · {state}</div>'
+            f'<div style="font-size: 12px; opacity: 0.8">{score} · {progress} · {state}</div>'
             '<div class="compare-text" style="font-family: ui-monospace, monospace; font-size: 13px; '
             f'white-space: pre-wrap; word-break: break-word; margin-top: 6px">{escape(column["text"])}</div>'
             "</div>"
@@ -47,15 +53,11 @@ def columns_html(update: dict) -> str:
 def build_compare_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int) -> None:
     """The tab and its events, inside the caller's ``gr.Blocks``; it shares the generation limit."""
     first = initial_model(zoo)
-    with gr.Tab("Sizes side by side"):
-        gr.Markdown(
-            "Every hidden size of one cell continues the same prompt with the same seed, one column each. "
-            "Each column names its model's validation bits per character (lower is better; the Models tab "
-            "has them all). The same seed in the Generate tab gives the same text."
-        )
+    with gr.Tab(i18n("compare.tab")):
+        gr.Markdown(i18n("compare.intro"))
         with gr.Row():
             prompt = gr.Textbox(
-                label="Prompt",
+                label=i18n("common.prompt"),
                 value=EXAMPLE_PROMPTS[0],
                 lines=2,
                 max_length=MAX_PROMPT_CHARS,
@@ -63,28 +65,29 @@ def build_compare_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit
                 elem_id="compare-prompt",
             )
             cell = gr.Dropdown(
-                label="Cell type",
+                label=i18n("common.cell_type"),
                 choices=[(CELL_LABELS[c], c) for c in zoo.cells()],
                 value=first.cell if first is not None else None,
                 elem_id="compare-cell",
             )
         with gr.Row():
-            temperature = gr.Slider(0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature")
+            temperature = gr.Slider(0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05, label=i18n("common.temperature"))
             max_new_chars = gr.Slider(
-                1, MAX_NEW_CHARS, value=DEFAULT_COMPARE_CHARS, step=1, precision=0, label="New characters"
+                1, MAX_NEW_CHARS, value=DEFAULT_COMPARE_CHARS, step=1, precision=0, label=i18n("compare.new_chars")
             )
-            seed = gr.Number(value=DEFAULT_COMPARE_SEED, precision=0, label="Seed", info="-1 = one random seed for all")
+            seed = gr.Number(value=DEFAULT_COMPARE_SEED, precision=0, label=i18n("common.seed"), info=i18n("compare.seed_info"))
         with gr.Row():
-            compare_button = gr.Button("Compare", variant="primary", elem_id="compare")
-            stop_button = gr.Button("Stop", variant="stop", elem_id="compare-stop")
+            compare_button = gr.Button(i18n("compare.button"), variant="primary", elem_id="compare")
+            stop_button = gr.Button(i18n("common.stop"), variant="stop", elem_id="compare-stop")
         used_seed = gr.Markdown(elem_id="compare-seed")
         columns = gr.HTML("", js_on_load=None, elem_id="compare-columns")
 
-    def compare_for_page(prompt, cell, temperature, max_new_chars, seed):
+    def compare_for_page(prompt, cell, temperature, max_new_chars, seed, request: gr.Request):
+        language = request_language(request)
         updates = compare_stream(zoo, prompt, cell, temperature, max_new_chars, seed, scheduler=scheduler.get())
         try:
             for update in shown_as_gradio_errors(updates):
-                yield f"Seed **{update['seed']}**", columns_html(update)
+                yield server_text("compare.seed_used", language, seed=update["seed"]), columns_html(update, language)
         finally:  # Stop, cancel or disconnect: end every column's generation
             updates.close()
 

@@ -10,9 +10,19 @@ from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.streaming import GenerationError, RunStatus
 from rnn_demo.serving.training_jobs import TrainingFailed
 from rnn_demo.serving.zoo import ModelInfo
+from rnn_demo.ui.i18n import CHINESE, ENGLISH, server_text
 
 CELL_LABELS = {"rnn": "RNN (hand-written)", "gru": "GRU", "lstm": "LSTM"}
-GENERATING, DONE, STOPPED = "generating…", "done", "stopped"  # states shown in the status line
+# The states shown in the status line, in English (the tables' "status.*" keys hold every language's).
+GENERATING, DONE, STOPPED = (server_text(f"status.{state}", ENGLISH) for state in ("generating", "done", "stopped"))
+# Why the reference engine serves (rnn_demo.generation.engines.note), in Chinese; a note not listed
+# here (the one naming an environment variable's value) is shown as it is.
+ENGINE_NOTES_ZH = {
+    "fast kernels compiling, serving with the reference engine": "快速内核正在编译，暂用参考引擎",
+    "numba is not available, serving with the reference engine": "numba 不可用，使用参考引擎",
+    "fast kernels failed to compile, serving with the reference engine": "快速内核编译失败，使用参考引擎",
+    "serving with the reference engine": "使用参考引擎",
+}
 
 
 def format_count(count: int) -> str:
@@ -24,26 +34,35 @@ def format_count(count: int) -> str:
     return f"{count:,}"
 
 
-def describe_model(info: ModelInfo) -> str:
+def describe_model(info: ModelInfo, language: str = ENGLISH) -> str:
     """One line about a model: name, shape, parameters, validation bits/char."""
     shape = f"{info.num_layers}×{info.hidden_size} {CELL_LABELS[info.cell]}"
-    score = f"validation {info.val_bpc:.3f} bits/char" if info.val_bpc is not None else "no validation score"
-    return f"**{info.name}** · {shape} · {info.params:,} parameters · {score}"
+    if info.val_bpc is not None:
+        score = server_text("model.validation", language, bpc=info.val_bpc)
+    else:
+        score = server_text("model.no_validation", language)
+    return server_text("model.line", language, name=info.name, shape=shape, params=info.params, score=score)
 
 
-def status_line(status: RunStatus) -> str:
-    """The status line under the text (Markdown): the model, the state, the speed, the engine when it is
-    the reference one, skipped characters."""
-    state = DONE if status.done else STOPPED if status.stopped else GENERATING
-    parts = [
-        describe_model(status.model),
-        f"{state} {status.new_chars:,} characters in {status.seconds:.2f} s ({status.chars_per_second:,.0f} chars/s)",
-    ]
+def status_line(status: RunStatus, language: str = ENGLISH) -> str:
+    """The status line under the text (Markdown) in ``language``: the model, the state, the speed, the
+    engine when it is the reference one, skipped characters."""
+    state = "done" if status.done else "stopped" if status.stopped else "generating"
+    progress = server_text(
+        "status.progress",
+        language,
+        state=server_text(f"status.{state}", language),
+        chars=status.new_chars,
+        seconds=status.seconds,
+        speed=status.chars_per_second,
+    )
+    parts = [describe_model(status.model, language), progress]
     if status.engine_note:
-        parts.append(status.engine_note)
+        note = status.engine_note
+        parts.append(ENGINE_NOTES_ZH.get(note, note) if language == CHINESE else note)
     if status.skipped:
         shown = " ".join(repr(c) for c in status.skipped[:10]) + (" …" if len(status.skipped) > 10 else "")
-        parts.append(f"skipped characters the model does not know: {shown}")
+        parts.append(server_text("status.skipped", language, shown=shown))
     return " · ".join(parts)
 
 

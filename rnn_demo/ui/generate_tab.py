@@ -31,6 +31,7 @@ from rnn_demo.ui.display import (
     shown_as_gradio_errors,
     status_line,
 )
+from rnn_demo.ui.i18n import ENGLISH, i18n, request_language, server_text
 
 MAX_TOP_K_SLIDER = 100  # the slider's end; the API accepts any top_k >= 0 (0 = off)
 STATUS_EVERY_SECONDS = 0.25  # the status line is redrawn less often than the text
@@ -58,11 +59,9 @@ def model_dropdowns(zoo: ModelZoo, cell_id: str, size_id: str) -> tuple[gr.Dropd
     """The cell and hidden-size dropdowns, preselecting :func:`initial_model`."""
     first = initial_model(zoo)
     initial_cell = first.cell if first is not None else None
-    cell = gr.Dropdown(
-        label="Cell type", choices=cell_choices(zoo), value=initial_cell, elem_id=cell_id
-    )
+    cell = gr.Dropdown(label=i18n("common.cell_type"), choices=cell_choices(zoo), value=initial_cell, elem_id=cell_id)
     hidden_size = gr.Dropdown(
-        label="Hidden size",
+        label=i18n("common.hidden_size"),
         choices=hidden_size_choices(zoo, initial_cell) if initial_cell else [],
         value=first.hidden_size if first is not None else None,
         elem_id=size_id,
@@ -74,15 +73,18 @@ def model_dropdowns(zoo: ModelZoo, cell_id: str, size_id: str) -> tuple[gr.Dropd
     return cell, hidden_size
 
 
-def cell_choices(zoo: ModelZoo, yours: TrainedModel | None = None) -> list[tuple[str, str]]:
-    """The cell dropdown's choices: the zoo's cells, and the session's own trained model, if any."""
+def cell_choices(zoo: ModelZoo, yours: TrainedModel | None = None, language: str = ENGLISH) -> list[tuple[str, str]]:
+    """The cell dropdown's choices: the zoo's cells, and the session's own trained model, if any
+    (labelled in ``language``; its key is the Train tab's)."""
     choices = [(CELL_LABELS[c], c) for c in zoo.cells()]
     if yours is not None:
-        choices.append((f"Your model ({yours.info.name})", YOUR_MODEL))
+        choices.append((server_text("train.your_model", language, name=yours.info.name), YOUR_MODEL))
     return choices
 
 
-def chosen_model(trainer: Trainer, zoo: ModelZoo, cell, hidden_size, session: str) -> tuple[ModelZoo, str | None, int | None]:
+def chosen_model(
+    trainer: Trainer, zoo: ModelZoo, cell, hidden_size, session: str
+) -> tuple[ModelZoo, str | None, int | None]:
     """The (zoo, cell, hidden size) the page's dropdowns point at: the shared zoo's, or for YOUR_MODEL
     the session's trained model (``Trainer.resolve``); (zoo, None, None) when it has none any more."""
     try:
@@ -106,16 +108,19 @@ def hidden_sizes_update(zoo: ModelZoo, cell: str | None, current: int | None) ->
     return gr.update(choices=hidden_size_choices(zoo, cell), value=default_hidden_size(zoo, cell, current))
 
 
-def page_updates(updates: Iterator[tuple[str, RunStatus]], every_seconds: float, clock=time.perf_counter):
-    """(text, status line) for the page: every text, but a status line only every ``every_seconds``
-    (and always the last one); the others are ``gr.skip()``, so the line is not redrawn for every chunk.
+def page_updates(
+    updates: Iterator[tuple[str, RunStatus]], every_seconds: float, clock=time.perf_counter, language: str = ENGLISH
+):
+    """(text, status line in ``language``) for the page: every text, but a status line only every
+    ``every_seconds`` (and always the last one); the others are ``gr.skip()``, so the line is not
+    redrawn for every chunk.
     """
     last_sent = None
     for text, status in updates:
         now = clock()
         if status.finished or last_sent is None or now - last_sent >= every_seconds:
             last_sent = now
-            yield text, status_line(status)
+            yield text, status_line(status, language)
         else:
             yield text, gr.skip()
 
@@ -150,19 +155,21 @@ class StopRequests:
                 del self._flags[session]
 
 
-def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int, trainer: Trainer) -> gr.Dropdown:
+def build_generate_tab(
+    zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int, trainer: Trainer
+) -> gr.Dropdown:
     """The tab and its events, inside the caller's ``gr.Blocks``; returns its cell dropdown. Every
     generation goes through ``scheduler``; at most ``concurrency_limit`` run at once, together with
     the /generate API's. The cell YOUR_MODEL is the session's own model (``trainer.remember``)."""
-    with gr.Tab("Generate"):
+    with gr.Tab(i18n("generate.tab")):
         with gr.Row():
             with gr.Column(scale=2):
                 prompt = gr.Textbox(
-                    label="Prompt",
+                    label=i18n("common.prompt"),
                     value=EXAMPLE_PROMPTS[0],
                     lines=4,
                     max_length=MAX_PROMPT_CHARS,
-                    placeholder="Text to continue (may be empty)",
+                    placeholder=i18n("generate.prompt_placeholder"),
                 )
                 with gr.Row():
                     cell, hidden_size = model_dropdowns(zoo, "cell", "hidden-size")
@@ -171,45 +178,50 @@ def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limi
                     MAX_TEMPERATURE,
                     value=DEFAULT_TEMPERATURE,
                     step=0.05,
-                    label="Temperature",
-                    info="0 = greedy (always the most likely character); higher = wilder",
+                    label=i18n("common.temperature"),
+                    info=i18n("generate.temperature_info"),
                 )
                 max_new_chars = gr.Slider(
-                    1, MAX_NEW_CHARS, value=DEFAULT_NEW_CHARS, step=1, precision=0, label="Max new characters"
+                    1, MAX_NEW_CHARS, value=DEFAULT_NEW_CHARS, step=1, precision=0, label=i18n("generate.max_new_chars")
                 )
-                with gr.Accordion("Advanced", open=False):
+                with gr.Accordion(i18n("generate.advanced"), open=False):
                     top_k = gr.Slider(
                         0,
                         MAX_TOP_K_SLIDER,
                         value=DEFAULT_TOP_K,
                         step=1,
                         precision=0,
-                        label="Top-k",
-                        info="sample among the k most likely characters (0 = all)",
+                        label=i18n("generate.top_k"),
+                        info=i18n("generate.top_k_info"),
                     )
                     top_p = gr.Slider(
                         0.05,
                         1.0,
                         value=DEFAULT_TOP_P,
                         step=0.05,
-                        label="Top-p",
-                        info="sample among the most likely characters holding this much probability (1 = all)",
+                        label=i18n("generate.top_p"),
+                        info=i18n("generate.top_p_info"),
                     )
                     seed = gr.Number(
                         value=RANDOM_SEED,
                         precision=0,
-                        label="Seed",
-                        info=f"{RANDOM_SEED} = random; the same seed gives the same text",
+                        label=i18n("common.seed"),
+                        info=i18n("generate.seed_info"),
                     )
                 with gr.Row():
-                    generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
+                    generate_button = gr.Button(i18n("generate.button"), variant="primary", elem_id="generate")
+                    stop_button = gr.Button(i18n("common.stop"), variant="stop", elem_id="stop")
             with gr.Column(scale=3):
                 output = gr.Textbox(
-                    label="Text", lines=18, max_lines=30, interactive=False, buttons=["copy"], elem_id="output"
+                    label=i18n("generate.text"),
+                    lines=18,
+                    max_lines=30,
+                    interactive=False,
+                    buttons=["copy"],
+                    elem_id="output",
                 )
                 status = gr.Markdown(elem_id="status-line")
-        gr.Examples(examples=[[p] for p in EXAMPLE_PROMPTS], inputs=[prompt], label="Example prompts")
+        gr.Examples(examples=[[p] for p in EXAMPLE_PROMPTS], inputs=[prompt], label=i18n("generate.examples"))
 
     # The page's Generate button and the public /generate endpoint run the same generator and
     # share one concurrency limit. They are two events because the page also streams the
@@ -237,7 +249,8 @@ def build_generate_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limi
             scheduler=scheduler.get(),
         )
         try:
-            yield from page_updates(shown_as_gradio_errors(updates), STATUS_EVERY_SECONDS)
+            language = request_language(request)
+            yield from page_updates(shown_as_gradio_errors(updates), STATUS_EVERY_SECONDS, language=language)
         finally:  # also when gradio closes this generator (cancel, disconnect): end the generation
             updates.close()
             stops.finish(request.session_hash, flag)

@@ -32,6 +32,7 @@ from rnn_demo.ui.generate_tab import (
     hidden_sizes_update,
     model_dropdowns,
 )
+from rnn_demo.ui.i18n import ENGLISH, i18n, request_language, server_text
 
 # The page's views and the /explain, /score and /neurons endpoints share this limit, apart from
 # generation's: each reads a text in one forward pass (``python -m benchmarks.views``) on the CPU.
@@ -91,20 +92,22 @@ def band_of(prob: float) -> int:
     return next(i for i, (low, _, _) in enumerate(CONFIDENCE_BANDS) if prob >= low)
 
 
-def confidence_legend() -> str:
+def confidence_legend(language: str = ENGLISH) -> str:
     items = "".join(
         f'<span style="background: {colour}; padding: 1px 6px; margin-right: 6px; border-radius: 3px">{escape(label)}</span>'
         for _, label, colour in CONFIDENCE_BANDS
     )
     return (
-        f'<div style="font-size: 13px; margin: 4px 0 8px">Probability the model gave each character: {items}'
-        '<span style="outline: 1px dashed currentColor; padding: 1px 6px">first character (no prediction)</span></div>'
+        f'<div style="font-size: 13px; margin: 4px 0 8px">{escape(server_text("inside.confidence_legend", language))} '
+        f'{items}<span style="outline: 1px dashed currentColor; padding: 1px 6px">'
+        f"{escape(server_text('inside.no_prediction', language))}</span></div>"
     )
 
 
-def confidence_html(explanation: dict) -> str:
+def confidence_html(explanation: dict, language: str = ENGLISH) -> str:
     """The text of an /explain answer, each character coloured by the probability the model gave
-    it, with its alternatives as a hover title; a click reports the character's index."""
+    it, with its alternatives as a hover title (in English: numbers and characters mostly), under a
+    legend in ``language``; a click reports the character's index."""
     spans = []
     for i, entry in enumerate(explanation["chars"]):
         if entry["prob"] is None:
@@ -114,21 +117,25 @@ def confidence_html(explanation: dict) -> str:
             likeliest = ", ".join(f"{char!r} {prob:.2f}" for char, prob in entry["top"])
             title = f"{entry['char']!r}: p = {entry['prob']:.4f}, {entry['bits']:.2f} bits. Expected: {likeliest}"
         spans.append(_span(i, entry["char"], style, title))
-    return confidence_legend() + f'<div style="{TEXT_STYLE}">{"".join(spans)}</div>'
+    return confidence_legend(language) + f'<div style="{TEXT_STYLE}">{"".join(spans)}</div>'
 
 
-def alternatives(explanation: dict | None, index) -> tuple[str, dict | None]:
-    """What the page shows for the character at ``index``: a sentence, and the gr.Label value of
-    its top alternatives ({shown character: probability})."""
+def alternatives(explanation: dict | None, index, language: str = ENGLISH) -> tuple[str, dict | None]:
+    """What the page shows for the character at ``index``: a sentence in ``language``, and the
+    gr.Label value of its top alternatives ({shown character: probability})."""
     chars = explanation["chars"] if explanation else []
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(chars):
-        return "Click a character of the text to see what the model expected there.", None
+        return server_text("inside.click_a_character", language), None
     entry = chars[index]
     if entry["prob"] is None:
-        return f"Character 1, {shown_char(entry['char'])!r}, is the first: nothing came before it to predict it.", None
-    sentence = (
-        f"Character {index + 1}, {shown_char(entry['char'])!r}: the model gave it p = {entry['prob']:.4f} "
-        f"({entry['bits']:.2f} bits of surprise). What it expected there:"
+        return server_text("inside.first_character", language, char=shown_char(entry["char"])), None
+    sentence = server_text(
+        "inside.character",
+        language,
+        number=index + 1,
+        char=shown_char(entry["char"]),
+        prob=entry["prob"],
+        bits=entry["bits"],
     )
     return sentence, {shown_char(char): prob for char, prob in entry["top"]}
 
@@ -140,22 +147,24 @@ def activation_colour(value: float) -> str:
     return f"rgba({red}, {green}, {blue}, {0.85 * strength:.2f})"
 
 
-def activation_legend() -> str:
+def activation_legend(language: str = ENGLISH) -> str:
     steps = [-1.0, -0.5, 0.0, 0.5, 1.0]
     items = "".join(
         f'<span style="background: {activation_colour(v)}; padding: 1px 8px; margin-right: 4px; border-radius: 3px">{v:+.1f}</span>'
         for v in steps
     )
-    return f'<div style="font-size: 13px; margin: 4px 0 8px">Activation after each character: {items}</div>'
+    legend = escape(server_text("inside.activation_legend", language))
+    return f'<div style="font-size: 13px; margin: 4px 0 8px">{legend} {items}</div>'
 
 
-def activation_html(chars: list[str], values) -> str:
-    """The text coloured by one unit's activation after each character, the value as a hover title."""
+def activation_html(chars: list[str], values, language: str = ENGLISH) -> str:
+    """The text coloured by one unit's activation after each character, the value as a hover title,
+    under a legend in ``language``."""
     spans = [
         _span(i, char, f"background: {activation_colour(float(value))}", f"{char!r}: {float(value):+.3f}")
         for i, (char, value) in enumerate(zip(chars, values))
     ]
-    return activation_legend() + f'<div style="{TEXT_STYLE}">{"".join(spans)}</div>'
+    return activation_legend(language) + f'<div style="{TEXT_STYLE}">{"".join(spans)}</div>'
 
 
 def layer_choices(zoo: ModelZoo, cell: str | None, hidden_size) -> list[tuple[str, int]]:
@@ -175,7 +184,6 @@ UNIT_COLUMNS = ["unit", "follows", "correlation"]
 # Gradio client (the JavaScript one included) hold a heartbeat connection open, for the API too.
 # Each reading holds at most MAX_VIEW_CHARS × hidden_size float16 values and the explanation.
 READINGS_KEPT = 32
-READ_AGAIN = "This reading is no longer kept on the server: press Read the text again."
 
 
 def unit_rows(units: list[dict]) -> list[list]:
@@ -238,15 +246,12 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
         "concurrency_id": VIEWS_CONCURRENCY_ID,
         "api_visibility": "private",
     }
-    with gr.Tab("Inside the network"):
-        gr.Markdown(
-            "Read a text with a model from its first character, and see what it expected at each one, "
-            "and what one of its hidden units does along the text."
-        )
+    with gr.Tab(i18n("inside.tab")):
+        gr.Markdown(i18n("inside.intro"))
         with gr.Row():
             cell, hidden_size = model_dropdowns(zoo, "inside-cell", "inside-hidden-size")
         text = gr.Textbox(
-            label=f"Text (up to {MAX_VIEW_CHARS:,} characters)",
+            label=i18n("inside.text"),
             value=EXAMPLE_TEXT,
             lines=6,
             max_lines=12,
@@ -254,19 +259,19 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
             elem_id="inside-text",
         )
         with gr.Row():
-            read_button = gr.Button("Read the text", variant="primary", elem_id="inside-read")
-            generate_button = gr.Button("Generate a text", elem_id="inside-generate")
-        with gr.Tab("What it expected"):
+            read_button = gr.Button(i18n("inside.read"), variant="primary", elem_id="inside-read")
+            generate_button = gr.Button(i18n("inside.generate"), elem_id="inside-generate")
+        with gr.Tab(i18n("inside.expected_tab")):
             summary = gr.Markdown(elem_id="confidence-summary")
             confidence = gr.HTML("", js_on_load=PICK_JS, elem_id="confidence-view", css_template=PICKED_CSS)
-            picked = gr.Markdown(
-                "Click a character of the text to see what the model expected there.", elem_id="picked-char"
+            picked = gr.Markdown(i18n("inside.click_a_character"), elem_id="picked-char")
+            expected = gr.Label(
+                label=i18n("inside.alternatives"), num_top_classes=DEFAULT_ALTERNATIVES, elem_id="alternatives"
             )
-            expected = gr.Label(label="Top alternatives", num_top_classes=DEFAULT_ALTERNATIVES, elem_id="alternatives")
-        with gr.Tab("One neuron"):
+        with gr.Tab(i18n("inside.neuron_tab")):
             with gr.Row():
                 layer = gr.Dropdown(
-                    label="Layer",
+                    label=i18n("inside.layer"),
                     choices=layer_choices(zoo, initial_cell, initial_size),
                     value=0,
                     elem_id="inside-layer",
@@ -277,37 +282,42 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
                     value=0,
                     step=1,
                     precision=0,
-                    label="Unit",
+                    label=i18n("inside.unit"),
                     elem_id="inside-unit",
                 )
             activation = gr.HTML("", js_on_load=None, elem_id="neuron-view")
-            gr.Markdown(
-                "**Interesting units**: the units whose activation follows a feature of this text most closely "
-                "(inside quotes or brackets, position in the line, the first line after a speaker's name, "
-                "uppercase, vowel, space), by |correlation|. Click a row to show its unit."
-            )
+            gr.Markdown(i18n("inside.units_intro"))
             units_table = gr.Dataframe(headers=UNIT_COLUMNS, interactive=False, elem_id="units-table")
         readings = Readings(READINGS_KEPT)
 
         def read(text, cell, hidden_size, layer, unit, request: gr.Request):
-            source, cell, hidden_size = answered_or_gradio_error(trainer.resolve, zoo, cell, hidden_size, request.session_hash)
+            source, cell, hidden_size = answered_or_gradio_error(
+                trainer.resolve, zoo, cell, hidden_size, request.session_hash
+            )
             explained = answered_or_gradio_error(explain_request, source, text, cell, hidden_size, DEFAULT_ALTERNATIVES)
             layer_view = answered_or_gradio_error(units_request, source, text, cell, hidden_size, layer or 0)
-            bits = explained["bits_per_char"]
-            line = f"**{explained['model']}** read {len(explained['chars']):,} characters: {bits:.3f} bits/char."
+            language = request_language(request)
+            line = server_text(
+                "inside.summary",
+                language,
+                model=explained["model"],
+                chars=len(explained["chars"]),
+                bpc=explained["bits_per_char"],
+            )
             if explained["skipped"]:
-                line += " Skipped (not in its vocabulary): " + " ".join(repr(c) for c in explained["skipped"][:20])
+                shown = " ".join(repr(c) for c in explained["skipped"][:20])
+                line += server_text("inside.summary_skipped", language, shown=shown)
             reading = Reading(explained, layer_view["chars"], layer_view["h"].astype(np.float16))
             readings.put(request.session_hash, reading)
             unit = reading.unit(unit)
-            sentence, _ = alternatives(None, None)
+            sentence, _ = alternatives(None, None, language)
             return (
                 line,
-                confidence_html(explained),
+                confidence_html(explained, language),
                 sentence,
                 None,
                 gr.update(maximum=reading.units - 1, value=unit),
-                activation_html(reading.chars, reading.h[:, unit]),
+                activation_html(reading.chars, reading.h[:, unit], request_language(request)),
                 unit_rows(layer_view["units"]),
             )
 
@@ -317,10 +327,12 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
 
         def pick(evt: gr.EventData, request: gr.Request):
             reading = readings.get(request.session_hash)
+            language = request_language(request)
             if reading is None:
-                return READ_AGAIN, None
+                return server_text("inside.read_again", language), None
             data = getattr(evt, "_data", None)  # what the browser sent with trigger('pick', ...)
-            return alternatives(reading.explanation, data.get("index") if isinstance(data, dict) else None)
+            index = data.get("index") if isinstance(data, dict) else None
+            return alternatives(reading.explanation, index, language)
 
         confidence.pick(pick, outputs=[picked, expected], api_visibility="private", queue=False)
 
@@ -328,7 +340,7 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
             reading = readings.get(request.session_hash)
             if reading is None:
                 return gr.skip()
-            return activation_html(reading.chars, reading.h[:, reading.unit(unit)])
+            return activation_html(reading.chars, reading.h[:, reading.unit(unit)], request_language(request))
 
         unit.change(
             show_unit, inputs=[unit], outputs=activation, api_visibility="private", queue=False, show_progress="hidden"
@@ -344,14 +356,16 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
             before = readings.get(request.session_hash)
             if before is None:  # nothing read yet: the layer is used by the next reading
                 return gr.skip(), gr.skip(), gr.skip()
-            source, cell, hidden_size = answered_or_gradio_error(trainer.resolve, zoo, cell, hidden_size, request.session_hash)
+            source, cell, hidden_size = answered_or_gradio_error(
+                trainer.resolve, zoo, cell, hidden_size, request.session_hash
+            )
             layer_view = answered_or_gradio_error(units_request, source, text, cell, hidden_size, layer or 0)
             reading = Reading(before.explanation, layer_view["chars"], layer_view["h"].astype(np.float16))
             readings.put(request.session_hash, reading)
             unit = reading.unit(unit)
             return (
                 gr.update(maximum=reading.units - 1, value=unit),
-                activation_html(reading.chars, reading.h[:, unit]),
+                activation_html(reading.chars, reading.h[:, unit], request_language(request)),
                 unit_rows(layer_view["units"]),
             )
 
@@ -363,7 +377,9 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
         )
 
         def generate_text(cell, hidden_size, request: gr.Request):
-            source, cell, hidden_size = answered_or_gradio_error(trainer.resolve, zoo, cell, hidden_size, request.session_hash)
+            source, cell, hidden_size = answered_or_gradio_error(
+                trainer.resolve, zoo, cell, hidden_size, request.session_hash
+            )
             prompt = EXAMPLE_PROMPTS[secrets.randbelow(len(EXAMPLE_PROMPTS))]
             updates = generate_stream(
                 source,

@@ -9,6 +9,7 @@ import pandas as pd
 from rnn_demo.model.checkpoint import CELLS
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import CELL_LABELS
+from rnn_demo.ui.i18n import i18n, page_text
 
 
 def model_table_rows(zoo: ModelZoo) -> list[list]:
@@ -71,11 +72,8 @@ def bits_per_char_plot_data(zoo: ModelZoo) -> pd.DataFrame:
 
 def build_models_tab(zoo: ModelZoo) -> None:
     """The tab's content, inside the caller's ``gr.Blocks``."""
-    with gr.Tab("Models"):
-        gr.Markdown(
-            "Every model the demo can use. Bits per character: the average cross-entropy (base 2) of "
-            "predicting each next character of the validation and test text; lower is better."
-        )
+    with gr.Tab(i18n("models.tab")):
+        gr.Markdown(i18n("models.intro"))
         gr.Dataframe(
             value=model_table_rows(zoo),
             headers=MODEL_TABLE_HEADERS,
@@ -90,15 +88,15 @@ def build_models_tab(zoo: ModelZoo) -> None:
                 x="parameters",
                 y="val bits/char",
                 color="cell",
-                title="Validation bits per character against size (lower is better)",
+                title=i18n("models.plot_title"),
                 x_title="parameters",
                 y_title="validation bits/char",
                 color_title="cell",
                 x_axis_format="~s",
                 tooltip="all",
-                label="bits per character against parameters",
+                label=i18n("models.plot_label"),
                 show_label=False,
             )
         problems = zoo.problems()
         if problems and zoo.cells():
-            gr.Markdown("Skipped:\n" + "\n".join(f"- {problem}" for problem in problems))
+            gr.Markdown(page_text("models.skipped", problems="\n".join(f"- {problem}" for problem in problems)))

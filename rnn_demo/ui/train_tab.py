@@ -30,6 +30,7 @@ from rnn_demo.serving.training_jobs import (
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import CELL_LABELS, format_count, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import StopRequests, cell_choices
+from rnn_demo.ui.i18n import CHINESE, ENGLISH, add_texts, i18n, page_text, request_language, server_text
 
 TRAINING_CONCURRENCY_ID = "train"  # the page's Train button and /train share the server's limit
 SOURCES = {
@@ -56,23 +57,41 @@ def training_text(trainer: Trainer, source: str, pasted, upload) -> tuple[str, s
     raise RequestError(f"Unknown text source {source!r}; choose {', '.join(SOURCES)}")
 
 
-def progress_line(progress: Progress, seconds: float) -> str:
-    """The line above the chart (Markdown): step, losses, speed, time left."""
+def progress_line(progress: Progress, seconds: float, language: str = ENGLISH) -> str:
+    """The line above the chart (Markdown, in ``language``): step, losses, speed, time left."""
     if progress.step == 0 and progress.train_loss is None:
-        return f"Starting the training process… ({progress.elapsed:.0f} s)"
-    parts = [f"step {progress.step:,}"]
+        return server_text("train.starting", language, seconds=progress.elapsed)
+    parts = [server_text("train.step", language, step=progress.step)]
     if progress.train_loss is not None:
-        parts.append(f"train loss {progress.train_loss:.3f}")
+        parts.append(server_text("train.train_loss", language, loss=progress.train_loss))
     if progress.val_loss is not None:
-        parts.append(f"validation {progress.val_loss:.3f} (best {progress.best_val_loss:.3f}) nats/char")
+        parts.append(server_text("train.val_loss", language, loss=progress.val_loss, best=progress.best_val_loss))
     if progress.chars_per_second:
-        parts.append(f"{progress.chars_per_second:,.0f} chars/s")
+        parts.append(server_text("train.speed", language, speed=progress.chars_per_second))
     if progress.done:
-        state = "stopped" if progress.stopped else "done"
-        parts.append(f"{state} after {progress.train_seconds:.0f} s of training")
+        key = "train.stopped_after" if progress.stopped else "train.done_after"
+        parts.append(server_text(key, language, seconds=progress.train_seconds))
     else:
-        parts.append(f"{progress.seconds_left:.0f} s of {seconds:g} s left")
+        parts.append(server_text("train.left", language, left=progress.seconds_left, seconds=seconds))
     return " · ".join(parts)
+
+
+def ready_text(entry, language: str = ENGLISH) -> str:
+    """What the page says of a finished model (Markdown, in ``language``): what it is, where it is used
+    now, how to load it and the command that pushes it to the Hub."""
+    info = entry.info
+    score = server_text("train.score", language, bpc=info.val_bpc) if info.val_bpc is not None else ""
+    return server_text(
+        "train.ready",
+        language,
+        name=info.name,
+        shape=f"{info.num_layers}×{info.hidden_size} {CELL_LABELS[info.cell]}",
+        params=format_count(info.params),
+        score=score,
+        source=entry.source,
+        folder=info.path.name,
+        command=publish_command(entry),
+    )
 
 
 def loss_frame(progress: Progress):
@@ -91,30 +110,26 @@ def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dro
     browser session's own (``trainer.remember``), and "Your model" is added to the other tabs'
     ``cell_dropdowns`` and chosen there."""
     limits = trainer.limits
-    with gr.Tab("Train"):
-        gr.Markdown(
-            "Train a model of your own on a text, here on the server: the loss is drawn as it learns, and "
-            "the model then writes in the Generate tab. It is yours alone: it is not added to the models "
-            f"of this page, and it is kept {limits.model_minutes:g} minutes after you last use it."
-        )
+    with gr.Tab(i18n("train.tab")):
+        gr.Markdown(page_text("train.intro", minutes=f"{limits.model_minutes:g}"))
         with gr.Row():
             with gr.Column(scale=2):
                 source = gr.Radio(
                     [(label, key) for key, label in SOURCES.items()],
                     value="shipped",
-                    label="Text",
+                    label=i18n("train.source"),
                     elem_id="train-source",
                 )
                 pasted = gr.Textbox(
-                    label=f"Your text (at least {limits.min_chars:,} characters)",
+                    label=page_text("train.pasted", chars=f"{limits.min_chars:,}"),
                     lines=6,
                     max_lines=12,
                     visible=False,
-                    placeholder="Paste any text, in any language",
+                    placeholder=i18n("train.pasted_placeholder"),
                     elem_id="train-text",
                 )
                 upload = gr.File(
-                    label=f"A UTF-8 .txt file (up to {limits.max_text_mb:g} MB)",
+                    label=page_text("train.upload", mb=f"{limits.max_text_mb:g}"),
                     file_types=[".txt"],
                     type="filepath",
                     visible=False,
@@ -122,16 +137,19 @@ def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dro
                 )
                 with gr.Row():
                     cell = gr.Dropdown(
-                        [(CELL_LABELS[c], c) for c in CELLS], value="lstm", label="Cell type", elem_id="train-cell"
+                        [(CELL_LABELS[c], c) for c in CELLS],
+                        value="lstm",
+                        label=i18n("common.cell_type"),
+                        elem_id="train-cell",
                     )
-                    layers = gr.Radio(list(LAYER_CHOICES), value=1, label="Layers", elem_id="train-layers")
+                    layers = gr.Radio(list(LAYER_CHOICES), value=1, label=i18n("train.layers"), elem_id="train-layers")
                 hidden_size = gr.Slider(
                     HIDDEN_SIZE_STEP,
                     limits.max_hidden_size,
                     value=min(DEFAULT_HIDDEN_SIZE, limits.max_hidden_size),
                     step=HIDDEN_SIZE_STEP,
                     precision=0,
-                    label="Hidden size",
+                    label=i18n("common.hidden_size"),
                     elem_id="train-hidden-size",
                 )
                 seconds = gr.Slider(
@@ -139,13 +157,13 @@ def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dro
                     limits.max_seconds,
                     value=min(DEFAULT_SECONDS, limits.max_seconds),
                     step=5,
-                    label="Training time (seconds)",
-                    info="evaluation time comes on top; the model is measured every few hundred steps",
+                    label=i18n("train.seconds"),
+                    info=i18n("train.seconds_info"),
                     elem_id="train-seconds",
                 )
                 with gr.Row():
-                    train_button = gr.Button("Train", variant="primary", elem_id="train")
-                    stop_button = gr.Button("Stop", variant="stop", elem_id="train-stop")
+                    train_button = gr.Button(i18n("train.button"), variant="primary", elem_id="train")
+                    stop_button = gr.Button(i18n("common.stop"), variant="stop", elem_id="train-stop")
             with gr.Column(scale=3):
                 status = gr.Markdown(elem_id="train-status")
                 chart = gr.LinePlot(
@@ -157,9 +175,7 @@ def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dro
                     y_title="loss (nats/char)",
                     elem_id="train-chart",
                 )
-                download = gr.File(
-                    label="Your model (a save_pretrained folder, zipped)", visible=False, elem_id="train-download"
-                )
+                download = gr.File(label=i18n("train.download"), visible=False, elem_id="train-download")
                 share = gr.Markdown(elem_id="train-share")
 
     source.change(
@@ -182,9 +198,10 @@ def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dro
             stops.finish(request.session_hash, flag)
             raise gr.Error(str(error)) from None
         updates = trainer.train(job, should_stop=flag.is_set)
+        language = request_language(request)
         unchanged = [gr.skip()] * len(cell_dropdowns)
         yield (
-            "Starting the training process…",
+            progress_line(Progress(), job.seconds, language),
             loss_frame(Progress()),
             gr.update(visible=False, value=None),
             "",
@@ -192,26 +209,17 @@ def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dro
         )
         try:
             for progress in shown_as_gradio_errors(updates):
-                line = progress_line(progress, job.seconds)
+                line = progress_line(progress, job.seconds, language)
                 if not progress.done:
                     yield line, loss_frame(progress), gr.skip(), gr.skip(), *unchanged
                     continue
                 entry = trainer.models.get(progress.model_id)
-                score = f"validation {entry.info.val_bpc:.3f} bits/char" if entry.info.val_bpc is not None else ""
-                share_text = (
-                    f"**{entry.info.name}** ({entry.info.num_layers}×{entry.info.hidden_size} "
-                    f"{CELL_LABELS[entry.info.cell]}, {format_count(entry.info.params)} parameters"
-                    + (f", {score}" if score else "")
-                    + ", trained on "
-                    + entry.source
-                    + ") is ready: the Generate and Inside-the-network tabs now use it (their cell type: **Your model**).\n\n"
-                    'Download it above and unzip it: `CharRNN.from_pretrained("' + entry.info.path.name + '")` '
-                    "loads it, and this pushes it to the Hugging Face Hub:\n\n"
-                    f"```bash\n{publish_command(entry)}\n```"
-                )
+                share_text = ready_text(entry, language)
                 trainer.remember(request.session_hash, entry.model_id)
                 # One update per dropdown: gradio consumes an update's dict as it applies it.
-                yours = [gr.update(choices=cell_choices(zoo, entry), value=YOUR_MODEL) for _ in cell_dropdowns]
+                yours = [
+                    gr.update(choices=cell_choices(zoo, entry, language), value=YOUR_MODEL) for _ in cell_dropdowns
+                ]
                 download_file = gr.update(visible=True, value=str(zip_model(entry)))
                 yield (
                     line,
@@ -238,3 +246,73 @@ def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dro
         stops.request(request.session_hash)
 
     stop_button.click(request_stop, api_visibility="private", queue=False)
+
+
+add_texts(
+    {
+        "train.tab": {ENGLISH: "Train", CHINESE: "训练"},
+        "train.intro": {
+            ENGLISH: "Train a model of your own on a text, here on the server: the loss is drawn as it learns, "
+            "and the model then writes in the Generate tab and reads in Inside the network. It is yours alone: "
+            "it is not added to the models of this page, and it is kept {minutes} minutes after you last use it.",
+            CHINESE: "在服务器上用一段文本训练一个属于你自己的模型：学习过程中实时画出损失曲线，训练好的模型随后可以在"
+            "“生成”页写作、在“网络内部”页阅读。它只属于你：不会加入本页的公共模型，最后一次使用后保留 {minutes} 分钟。",
+        },
+        "train.source": {ENGLISH: "Text", CHINESE: "训练文本"},
+        "train.pasted": {
+            ENGLISH: "Your text (at least {chars} characters)",
+            CHINESE: "你的文本（至少 {chars} 个字符）",
+        },
+        "train.pasted_placeholder": {ENGLISH: "Paste any text, in any language", CHINESE: "粘贴任意语言的文本"},
+        "train.upload": {
+            ENGLISH: "A UTF-8 .txt file (up to {mb} MB)",
+            CHINESE: "UTF-8 编码的 .txt 文件（不超过 {mb} MB）",
+        },
+        "train.layers": {ENGLISH: "Layers", CHINESE: "层数"},
+        "train.seconds": {ENGLISH: "Training time (seconds)", CHINESE: "训练时间（秒）"},
+        "train.seconds_info": {
+            ENGLISH: "evaluation time comes on top; the model is measured every 100 steps",
+            CHINESE: "评估时间另算；每 100 步评估一次模型",
+        },
+        "train.button": {ENGLISH: "Train", CHINESE: "开始训练"},
+        "train.download": {
+            ENGLISH: "Your model (a save_pretrained folder, zipped)",
+            CHINESE: "你的模型（save_pretrained 文件夹的 zip 压缩包）",
+        },
+        "train.starting": {
+            ENGLISH: "Starting the training process… ({seconds:.0f} s)",
+            CHINESE: "正在启动训练进程…（{seconds:.0f} 秒）",
+        },
+        "train.step": {ENGLISH: "step {step:,}", CHINESE: "第 {step:,} 步"},
+        "train.train_loss": {ENGLISH: "train loss {loss:.3f}", CHINESE: "训练损失 {loss:.3f}"},
+        "train.val_loss": {
+            ENGLISH: "validation {loss:.3f} (best {best:.3f}) nats/char",
+            CHINESE: "验证损失 {loss:.3f}（最佳 {best:.3f}）奈特/字符",
+        },
+        "train.speed": {ENGLISH: "{speed:,.0f} chars/s", CHINESE: "{speed:,.0f} 字符/秒"},
+        "train.left": {
+            ENGLISH: "{left:.0f} s of {seconds:g} s left",
+            CHINESE: "剩余 {left:.0f} 秒（共 {seconds:g} 秒）",
+        },
+        "train.done_after": {
+            ENGLISH: "done after {seconds:.0f} s of training",
+            CHINESE: "完成，训练了 {seconds:.0f} 秒",
+        },
+        "train.stopped_after": {
+            ENGLISH: "stopped after {seconds:.0f} s of training",
+            CHINESE: "已停止，训练了 {seconds:.0f} 秒",
+        },
+        "train.score": {ENGLISH: ", validation {bpc:.3f} bits/char", CHINESE: "，验证集 {bpc:.3f} 比特/字符"},
+        "train.ready": {
+            ENGLISH: "**{name}** ({shape}, {params} parameters{score}, trained on {source}) is ready: the Generate "
+            "and Inside-the-network tabs now use it (their cell type: **Your model**).\n\n"
+            'Download it above and unzip it: `CharRNN.from_pretrained("{folder}")` loads it, and this pushes it '
+            "to the Hugging Face Hub:\n\n```bash\n{command}\n```",
+            CHINESE: "**{name}**（{shape}，{params} 个参数{score}，训练文本：{source}）已训练好：“生成”页和“网络内部”页"
+            "现在使用它（单元类型：**你的模型**）。\n\n"
+            '从上方下载并解压：`CharRNN.from_pretrained("{folder}")` 即可加载；下面的命令把它推送到 Hugging Face Hub：'
+            "\n\n```bash\n{command}\n```",
+        },
+        "train.your_model": {ENGLISH: "Your model ({name})", CHINESE: "你的模型（{name}）"},
+    }
+)

@@ -1,0 +1,330 @@
+"""The page in English and Simplified Chinese: the one ``gr.I18n`` object, its tables, and the
+language of a request for the text the server builds.
+
+Two kinds of text, two ways:
+
+- Text fixed when the page is built (labels, info texts, placeholders, buttons, tab names,
+  Markdown): pass ``i18n("section.name")`` where the string went. The browser picks the table by
+  its language (or the footer's Settings), so this needs no request. Text built from data when the
+  page is built (the title names the zoo's cells) goes through :func:`page_text`, which formats
+  both languages' templates and gives the result its own key. Only the first ``__i18n__`` marker of
+  a string is translated by the browser, so every such string is one key, never a concatenation.
+- Text a handler builds (status lines, sentences, HTML views): take ``request: gr.Request``, get
+  ``language = request_language(request)`` and build it with ``server_text("section.name",
+  language, **fields)``.
+
+A new tab adds its section (its keys under its own prefix) to both ``EN`` and ``ZH``;
+tests/test_i18n.py fails on a key one table lacks, or a key the built page uses that neither has.
+The API endpoints never call this module: their answers stay English.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import unquote
+
+import gradio as gr
+from gradio.i18n import I18nData
+
+from rnn_demo.serving.requests import MAX_VIEW_CHARS, RANDOM_SEED
+
+ENGLISH, CHINESE = "en", "zh-CN"
+LANGUAGES = (ENGLISH, CHINESE)
+# The Accept-Language tags answered in Simplified Chinese (lower case): zh, zh-CN, zh-Hans, zh-SG and
+# the like. The page's own table is keyed by Gradio's code zh-CN (the one Gradio matches for a zh-CN
+# browser); Traditional Chinese (zh-TW, zh-HK) has no table and gets English, like the page.
+_SIMPLIFIED = re.compile(r"^zh(-(cn|sg|hans|hans-[a-z0-9]+|my))?$")
+
+# ---- the tables -----------------------------------------------------------------------------------
+# Keys: "<where>.<what>". Values may be str.format templates (fields in braces) only where
+# page_text or server_text fills them; everything else is the exact text shown.
+
+EN: dict[str, str] = {
+    # the page around the tabs (app.py)
+    "page.header": "# Character-level {title}\n"
+    "Small recurrent networks trained on tiny Shakespeare continue your prompt one character at a time.",
+    "page.and": " and ",
+    "page.list_separator": ", ",
+    "page.no_models": "### ⚠️ No models are available\n{problems}\n\nTrain some into `models/<cell>-h<size>/` "
+    "(see the README), or point ${variable} at a folder or a Hub repo id, and restart the app.",
+    # shared by several tabs
+    "common.prompt": "Prompt",
+    "common.cell_type": "Cell type",
+    "common.hidden_size": "Hidden size",
+    "common.temperature": "Temperature",
+    "common.seed": "Seed",
+    "common.stop": "Stop",
+    # Generate
+    "generate.tab": "Generate",
+    "generate.prompt_placeholder": "Text to continue (may be empty)",
+    "generate.temperature_info": "0 = greedy (always the most likely character); higher = wilder",
+    "generate.max_new_chars": "Max new characters",
+    "generate.advanced": "Advanced",
+    "generate.top_k": "Top-k",
+    "generate.top_k_info": "sample among the k most likely characters (0 = all)",
+    "generate.top_p": "Top-p",
+    "generate.top_p_info": "sample among the most likely characters holding this much probability (1 = all)",
+    "generate.seed_info": f"{RANDOM_SEED} = random; the same seed gives the same text",
+    "generate.button": "Generate",
+    "generate.text": "Text",
+    "generate.examples": "Example prompts",
+    # Inside the network
+    "inside.tab": "Inside the network",
+    "inside.intro": "Read a text with a model from its first character, and see what it expected at each one, "
+    "and what one of its hidden units does along the text.",
+    "inside.text": f"Text (up to {MAX_VIEW_CHARS:,} characters)",
+    "inside.read": "Read the text",
+    "inside.generate": "Generate a text",
+    "inside.expected_tab": "What it expected",
+    "inside.click_a_character": "Click a character of the text to see what the model expected there.",
+    "inside.alternatives": "Top alternatives",
+    "inside.neuron_tab": "One neuron",
+    "inside.layer": "Layer",
+    "inside.unit": "Unit",
+    "inside.units_intro": "**Interesting units**: the units whose activation follows a feature of this text most "
+    "closely (inside quotes or brackets, position in the line, the first line after a speaker's name, "
+    "uppercase, vowel, space), by |correlation|. Click a row to show its unit.",
+    # Sizes side by side
+    "compare.tab": "Sizes side by side",
+    "compare.intro": "Every hidden size of one cell continues the same prompt with the same seed, one column each. "
+    "Each column names its model's validation bits per character (lower is better; the Models tab "
+    "has them all). The same seed in the Generate tab gives the same text.",
+    "compare.new_chars": "New characters",
+    "compare.seed_info": "-1 = one random seed for all",
+    "compare.button": "Compare",
+    # Models
+    "models.tab": "Models",
+    "models.intro": "Every model the demo can use. Bits per character: the average cross-entropy (base 2) of "
+    "predicting each next character of the validation and test text; lower is better.",
+    "models.plot_title": "Validation bits per character against size (lower is better)",
+    "models.plot_label": "bits per character against parameters",
+    "models.skipped": "Skipped:\n{problems}",
+    # About (the long texts are registered by rnn_demo/ui/about_tab.py, see add_texts)
+    "about.tab": "About",
+    "about.broken_code": "Broken: the state is lost",
+    "about.working_code": "Working: {function} in rnn_demo/model/rnn.py",
+    "about.svg_title": "A recurrent network unrolled over {steps} time steps",
+    "about.svg_description": "Each input character goes into a copy of the same cell, with the same weights W_ih "
+    "and W_hh. Each cell also takes the state from the step before and passes its new state to the next step; "
+    "above each cell are the scores for the next character.",
+    "about.svg_input": "character {step}",
+    "about.svg_output": "scores for character {step}",
+    "about.svg_caption": "Every box is the same cell with the same weights; only the state h changes from step to step.",
+    # ---- server-built text (server_text) ----
+    "status.generating": "generating…",
+    "status.done": "done",
+    "status.stopped": "stopped",
+    "status.progress": "{state} {chars:,} characters in {seconds:.2f} s ({speed:,.0f} chars/s)",
+    "status.skipped": "skipped characters the model does not know: {shown}",
+    "model.line": "**{name}** · {shape} · {params:,} parameters · {score}",
+    "model.validation": "validation {bpc:.3f} bits/char",
+    "model.no_validation": "no validation score",
+    "inside.summary": "**{model}** read {chars:,} characters: {bpc:.3f} bits/char.",
+    "inside.summary_skipped": " Skipped (not in its vocabulary): {shown}",
+    "inside.first_character": "Character 1, {char!r}, is the first: nothing came before it to predict it.",
+    "inside.character": "Character {number}, {char!r}: the model gave it p = {prob:.4f} "
+    "({bits:.2f} bits of surprise). What it expected there:",
+    "inside.confidence_legend": "Probability the model gave each character:",
+    "inside.no_prediction": "first character (no prediction)",
+    "inside.activation_legend": "Activation after each character:",
+    "inside.read_again": "This reading is no longer kept on the server: press Read the text again.",
+    "compare.seed_used": "Seed **{seed}**",
+    "compare.score": "{bpc:.3f} val bits/char",
+    "compare.progress": "{chars:,} new characters",
+    "compare.done": "done",
+    "compare.writing": "writing…",
+}
+
+ZH: dict[str, str] = {
+    "page.header": "# 字符级 {title}\n在莎士比亚小语料（tiny Shakespeare）上训练的小型循环神经网络，一次一个字符地续写你的开头。",
+    "page.and": " 和 ",
+    "page.list_separator": "、",
+    "page.no_models": "### ⚠️ 没有可用的模型\n{problems}\n\n请先训练模型并放进 `models/<cell>-h<size>/`（见 README），"
+    "或把 ${variable} 指向一个文件夹或 Hub 仓库 id，然后重启应用。",
+    "common.prompt": "开头文本",
+    "common.cell_type": "单元类型",
+    "common.hidden_size": "隐藏层大小",
+    "common.temperature": "温度",
+    "common.seed": "随机种子",
+    "common.stop": "停止",
+    "generate.tab": "生成",
+    "generate.prompt_placeholder": "要续写的文本（可以为空）",
+    "generate.temperature_info": "0 = 贪心（总是选最可能的字符）；越高越随意",
+    "generate.max_new_chars": "最多生成字符数",
+    "generate.advanced": "高级设置",
+    "generate.top_k": "Top-k",
+    "generate.top_k_info": "只在最可能的 k 个字符中采样（0 = 不限）",
+    "generate.top_p": "Top-p",
+    "generate.top_p_info": "只在累计概率达到该值的最可能字符中采样（1 = 不限）",
+    "generate.seed_info": f"{RANDOM_SEED} = 随机；相同的种子生成相同的文本",
+    "generate.button": "生成",
+    "generate.text": "文本",
+    "generate.examples": "示例开头",
+    "inside.tab": "网络内部",
+    "inside.intro": "让模型从第一个字符开始读一段文本，看看它在每个字符处预期的是什么，以及它的某个隐藏单元沿着文本如何变化。",
+    "inside.text": f"文本（最多 {MAX_VIEW_CHARS:,} 个字符）",
+    "inside.read": "读取文本",
+    "inside.generate": "生成一段文本",
+    "inside.expected_tab": "模型的预期",
+    "inside.click_a_character": "点击文本中的一个字符，查看模型在那里预期的是什么。",
+    "inside.alternatives": "最可能的候选",
+    "inside.neuron_tab": "单个神经元",
+    "inside.layer": "层",
+    "inside.unit": "单元",
+    "inside.units_intro": "**值得关注的单元**：激活值与这段文本的某个特征最吻合的单元（是否在引号或括号内、在行内的位置、"
+    "说话人名字后的第一行、大写字母、元音、空格），按 |相关系数| 排序。点击一行即可显示该单元。",
+    "compare.tab": "不同大小对比",
+    "compare.intro": "同一种单元的每个隐藏层大小用相同的种子续写同一个开头，每个模型一列。每列标出该模型在验证集上的"
+    "每字符比特数（越低越好；“模型”标签页列出了全部模型）。在“生成”标签页使用相同的种子会得到相同的文本。",
+    "compare.new_chars": "新字符数",
+    "compare.seed_info": "-1 = 所有模型共用一个随机种子",
+    "compare.button": "对比",
+    "models.tab": "模型",
+    "models.intro": "本演示可以使用的全部模型。每字符比特数（bits/char）：预测验证集和测试集文本中每个下一字符的"
+    "平均交叉熵（以 2 为底）；越低越好。",
+    "models.plot_title": "验证集每字符比特数与模型大小的关系（越低越好）",
+    "models.plot_label": "每字符比特数与参数量",
+    "models.skipped": "已跳过：\n{problems}",
+    "about.tab": "关于",
+    "about.broken_code": "有错误的版本：状态丢失了",
+    "about.working_code": "正确的版本：rnn_demo/model/rnn.py 中的 {function}",
+    "about.svg_title": "按时间展开 {steps} 步的循环神经网络",
+    "about.svg_description": "每个输入字符进入同一个单元的一份副本，权重 W_ih 和 W_hh 都相同。每个单元还接收上一步的状态，"
+    "并把新状态传给下一步；每个单元上方是下一个字符的得分。",
+    "about.svg_input": "第 {step} 个字符",
+    "about.svg_output": "第 {step} 个字符的得分",
+    "about.svg_caption": "每个方框都是同一个单元、同样的权重；每一步之间变化的只有状态 h。",
+    "status.generating": "正在生成…",
+    "status.done": "完成",
+    "status.stopped": "已停止",
+    "status.progress": "{state}：{chars:,} 个字符，用时 {seconds:.2f} 秒（{speed:,.0f} 字符/秒）",
+    "status.skipped": "跳过了模型不认识的字符：{shown}",
+    "model.line": "**{name}** · {shape} · {params:,} 个参数 · {score}",
+    "model.validation": "验证集 {bpc:.3f} 比特/字符",
+    "model.no_validation": "没有验证集分数",
+    "inside.summary": "**{model}** 读取了 {chars:,} 个字符：{bpc:.3f} 比特/字符。",
+    "inside.summary_skipped": " 已跳过（不在词表中）：{shown}",
+    "inside.first_character": "第 1 个字符 {char!r} 是开头：它前面没有任何内容可以用来预测它。",
+    "inside.character": "第 {number} 个字符 {char!r}：模型给它的概率 p = {prob:.4f}（{bits:.2f} 比特的意外程度）。"
+    "模型在这里预期的是：",
+    "inside.confidence_legend": "模型给每个字符的概率：",
+    "inside.no_prediction": "第一个字符（没有预测）",
+    "inside.activation_legend": "每个字符之后的激活值：",
+    "inside.read_again": "服务器上已不再保留这次读取的结果：请再点一次“读取文本”。",
+    "compare.seed_used": "种子 **{seed}**",
+    "compare.score": "验证集 {bpc:.3f} 比特/字符",
+    "compare.progress": "{chars:,} 个新字符",
+    "compare.done": "完成",
+    "compare.writing": "正在写…",
+}
+
+TABLES = {ENGLISH: EN, CHINESE: ZH}
+i18n = gr.I18n(**TABLES)  # for launch(i18n=...); it holds these same dicts, so keys added later reach the page
+
+
+def add_texts(texts: dict[str, dict[str, str]]) -> None:
+    """Add keys kept next to the code that shows them (the About page's long texts):
+    ``{key: {"en": ..., "zh-CN": ...}}``, every key in both languages and new to the tables."""
+    for key, by_language in texts.items():
+        if set(by_language) != set(LANGUAGES):
+            raise ValueError(f"{key!r} needs exactly the languages {LANGUAGES}, got {sorted(by_language)}")
+        if any(key in table for table in TABLES.values()):
+            raise ValueError(f"{key!r} is already in the tables")
+    for key, by_language in texts.items():
+        for language, text in by_language.items():
+            TABLES[language][key] = text
+
+
+def page_text(key: str, **fields) -> I18nData:
+    """``i18n(key)`` with the template filled in, in every language, under a key of its own (the key
+    plus a digest of the fields), for static text built from data when the page is built. A field
+    whose value is a dict gives one value per language (``{"en": ..., "zh-CN": ...}``)."""
+    if not fields:
+        return i18n(key)
+    digest = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    filled = f"{key}#{digest}"
+    for language, table in TABLES.items():
+        values = {name: value[language] if isinstance(value, dict) else value for name, value in fields.items()}
+        table.setdefault(filled, table[key].format(**values))
+    return i18n(filled)
+
+
+def server_text(key: str, language: str, **fields) -> str:
+    """The text of ``key`` in ``language`` (English for any other), its template filled in."""
+    template = TABLES.get(language, EN)[key]
+    return template.format(**fields) if fields else template
+
+
+def translated(value, language: str = ENGLISH) -> str:
+    """What the browser shows for a label or value set on the page: ``i18n("key")`` (an object, or
+    the string Gradio makes of it) resolved in ``language``; other text as it is."""
+    if isinstance(value, I18nData):
+        return server_text(value.key, language)
+    text = str(value)
+    marker = re.search(r'__i18n__(\{.*?\})', text)
+    if marker is None:
+        return text
+    key = json.loads(marker.group(1))["key"]
+    return text[: marker.start()] + server_text(key, language) + text[marker.end() :]
+
+
+def language_of(accept_language: str | None) -> str:
+    """The language to answer in for an ``Accept-Language`` header: zh-CN when its most preferred
+    language is Simplified Chinese (zh, zh-CN, zh-Hans, zh-SG, ...), else English, as the page does
+    (the browser's first language picks the page's table; one we have no table for falls back to
+    English). Tags are ranked by their q-values (1 when not given, q=0 means "not this one"); ties
+    keep the header's order."""
+    ranked = []
+    for position, item in enumerate((accept_language or "").split(",")):
+        tag, _, parameters = item.strip().partition(";")
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        tag = tag.strip().lower().replace("_", "-")
+        if tag and tag != "*" and quality > 0:
+            ranked.append((-quality, position, tag))
+    if not ranked:
+        return ENGLISH
+    _, _, first = min(ranked)
+    return CHINESE if _SIMPLIFIED.match(first) else ENGLISH
+
+
+# The page's language as the browser shows it: Gradio sets <html lang> to its locale (the browser's,
+# or the one chosen in the footer's Settings), and this script, run when the page loads
+# (launch(js=...)), copies it into a cookie each time it changes, so every request says it. Where
+# the cookie is not sent (a page embedded on another site, whose cookies the browser blocks),
+# Accept-Language stands in, which is the browser's language.
+LANGUAGE_COOKIE = "rnn_demo_language"
+PAGE_LANGUAGE_JS = f"""() => {{
+  const remember = () => {{
+    document.cookie = "{LANGUAGE_COOKIE}=" + encodeURIComponent(document.documentElement.lang || "") + "; path=/; SameSite=Lax";
+  }};
+  remember();
+  new MutationObserver(remember).observe(document.documentElement, {{attributes: true, attributeFilter: ["lang"]}});
+}}"""
+
+
+def request_language(request: gr.Request | None) -> str:
+    """The language of the page that sent ``request``: the one it shows (its cookie, see
+    PAGE_LANGUAGE_JS), else its Accept-Language header; English when there is no request (a
+    direct call) or neither says."""
+    headers = getattr(request, "headers", None)
+    if headers is None:
+        return ENGLISH
+    # Starlette's headers (a served request) match names in any case; a gr.Request made from a dict does not.
+    found = {str(name).lower(): value for name, value in dict(headers).items()}
+    cookies = SimpleCookie()
+    try:
+        cookies.load(found.get("cookie") or "")
+    except CookieError:
+        pass  # a malformed Cookie header: as if it had no cookie
+    shown = unquote(cookies[LANGUAGE_COOKIE].value) if LANGUAGE_COOKIE in cookies else ""
+    return language_of(shown or found.get("accept-language"))
