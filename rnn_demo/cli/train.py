@@ -1,5 +1,8 @@
 """Train a character-level RNN: ``python -m train --help`` (``train/__main__.py`` calls this).
 
+The same command runs alone or on every process that ``torchrun --nproc_per_node N -m train ...``
+starts (DistributedDataParallel, :mod:`rnn_demo.training.distributed`).
+
 Only flag parsing and error reporting live here; the work is done by :mod:`rnn_demo.training`.
 """
 
@@ -79,9 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    if not metrics:  # a rank other than 0 under torchrun: rank 0 reports and pushes
+        return 0
     print(
         f"done: best val {metrics['val_loss']:.4f} nats/char ({metrics['val_bpc']:.3f} bits/char), "
-        f"test {metrics['test_loss']:.4f}, {metrics['chars_seen']:,} chars in {metrics['train_seconds']:.0f}s; "
+        + (f"test {metrics['test_loss']:.4f}, " if metrics["test_loss"] is not None else "no test split, ")
+        + f"{metrics['chars_seen']:,} chars in {metrics['train_seconds']:.0f}s; "
         f"model in {out}"
     )
     if push_to:

@@ -38,6 +38,10 @@ class TrainConfig:
     data: str = _option(DEFAULT_DATASET, "Hugging Face dataset id, a local text file, or a local dataset folder")
     text_column: str = _option("text", "column holding the text (Hub datasets)")
     split: str | None = _option(None, "take the text from this split only and cut it 90/5/5 (default: the dataset's own splits)")
+    streaming: bool = _option(False, "read --data as a stream through datasets, never whole in memory (corpora larger than memory)")
+    vocab_from: str | None = _option(None, "with --streaming: the vocabulary is this text file's characters")
+    vocab_mb: float = _option(1.0, "with --streaming and no --vocab-from: the vocabulary is the characters of the corpus's first N MB")
+    val_chars: int = _option(100_000, "with --streaming: validation characters, from the validation split or set aside from the start")
     cell: str = _option("lstm", "recurrent cell: rnn (the hand-written RNN), gru or lstm")
     hidden_size: int = _option(256, "features in each layer's hidden state")
     num_layers: int = _option(2, "stacked recurrent layers")
@@ -49,7 +53,8 @@ class TrainConfig:
     variational_dropout: bool = _option(False, "one dropout mask per sequence for all time steps (embeddings, output)")
     # Defaults tuned for a 2-core CPU: small batches give more updates per second of compute.
     seq_len: int = _option(64, "truncated-BPTT window: characters backpropagated through per step")
-    batch_size: int = _option(16, "parallel streams of text per step")
+    batch_size: int = _option(16, "parallel streams of text per step, over all ranks under torchrun")
+    grad_accum: int = _option(1, "split each rank's streams into this many micro-batches, gradients accumulated (less memory, same step)")
     lr: float = _option(3e-3, "peak learning rate (AdamW)")
     min_lr_ratio: float = _option(0.1, "final learning rate as a fraction of --lr (cosine decay)")
     warmup_steps: int = _option(50, "steps of linear learning-rate warmup")
@@ -65,9 +70,11 @@ class TrainConfig:
     )
     seed: int = _option(0, "random seed (weights, dropout, everything)")
     device: str = _option("auto", "auto (CUDA when available), cpu or cuda")
+    dist_timeout: float = _option(300.0, "under torchrun: seconds a rank waits for the others before the run ends with an error")
 
     def validate(self) -> None:
-        positive_ints = ["hidden_size", "num_layers", "seq_len", "batch_size", "eval_every", "log_every"]
+        positive_ints = ["hidden_size", "num_layers", "seq_len", "batch_size", "grad_accum", "eval_every", "log_every",
+                         "val_chars"]
         for name in positive_ints + ["max_steps", "patience", "embedding_dim"]:
             value = getattr(self, name)
             if value is None and name not in positive_ints:
@@ -93,6 +100,14 @@ class TrainConfig:
             raise TrainingError(f"--time-budget must be a positive number of seconds, got {self.time_budget!r}")
         if self.max_steps is None and self.time_budget is None:
             raise TrainingError("Give --max-steps or --time-budget (or both) to say when training stops")
+        for name in ("vocab_mb", "dist_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise TrainingError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
+        if self.streaming and self.split is not None:
+            raise TrainingError("--split cannot be combined with --streaming (a stream has no 90/5/5 cut)")
+        if self.vocab_from is not None and not self.streaming:
+            raise TrainingError("--vocab-from needs --streaming (in memory the vocabulary is the whole text's)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise TrainingError(f"--device must be auto, cpu or cuda, got {self.device!r}")
 

@@ -1,6 +1,6 @@
 """Training a CharRNN, as importable functions (the CLI, :mod:`rnn_demo.cli.train`, only parses flags).
 
-Pieces a test (or a DDP wrapper) can drive on their own:
+Pieces a test can drive on their own:
 
 * :func:`train_step` - one optimisation step on one TBPTT batch, returning the loss and the
   detached state to carry into the next batch;
@@ -9,7 +9,9 @@ Pieces a test (or a DDP wrapper) can drive on their own:
 * :class:`~rnn_demo.training.run_folder.RunFolder` - the ``--out`` folder: best model (a
   ``save_pretrained`` folder), the resumable training state, the metrics log and the loss curve,
   every write atomic;
-* :func:`train` - the loop that ties them together.
+* :func:`train` - the loop that ties them together, alone or on every rank under torchrun
+  (:mod:`rnn_demo.training.distributed`), on text in memory or streamed
+  (:mod:`rnn_demo.training.streaming`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
@@ -31,17 +35,26 @@ from rnn_demo.model import CharRNN, CheckpointError, Hidden, bits_per_char
 from rnn_demo.model.tokenizer import CharTokenizer
 from rnn_demo.training.config import MODEL_DEFAULTS, MODEL_FIELDS, TrainConfig, TrainingError
 from rnn_demo.training.data import TBPTTBatches, load_text_splits
+from rnn_demo.training.distributed import Ranks, first_line, local_rows, ranks_from_environment
 from rnn_demo.training.run_folder import METRICS_NAME, Progress, RunFolder, hidden_from, optimizer_state_from
+from rnn_demo.training.streaming import StreamedBatches, StreamedCorpus
 
 # ---- the pure pieces ------------------------------------------------------------------------
 
 
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def select_device(name: str, ranks: Ranks | None = None) -> torch.device:
+    """The device to train on; under torchrun each rank takes the GPU of its local rank."""
     if name == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda was asked for, but torch sees no CUDA GPU (use --device cpu or auto)")
-    return torch.device(name)
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    local_rank = ranks.local_rank if ranks is not None else 0
+    if local_rank >= torch.cuda.device_count():
+        raise TrainingError(
+            f"local rank {local_rank} has no GPU of its own: this machine has {torch.cuda.device_count()}; "
+            "start at most that many processes per node (--nproc_per_node)"
+        )
+    return torch.device("cuda", local_rank)
 
 
 def detach_hidden(hidden: Hidden) -> Hidden:
@@ -82,23 +95,56 @@ def learning_rate(config: TrainConfig, step: int, train_seconds: float) -> float
 
 
 def train_step(
-    model: CharRNN,
+    model: CharRNN | torch.nn.parallel.DistributedDataParallel,
     optimizer: torch.optim.Optimizer,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     hidden: Hidden | None,
     grad_clip: float = 0.0,
+    micro_batches: int = 1,
 ) -> tuple[torch.Tensor, Hidden]:
-    """One step on a batch (B, T): returns the loss (nats/char, a 0-dim tensor) and the detached state."""
+    """One step on a batch (B, T): returns the loss (nats/char, a 0-dim tensor) and the detached state.
+
+    ``micro_batches > 1`` runs the B streams in that many groups, one after the other, and adds up
+    their gradients before the one optimizer step (gradient accumulation): the same step with less
+    memory. Under DistributedDataParallel the gradients are averaged over the ranks once, in the
+    last group's backward.
+    """
     model.train()
-    logits, hidden = model(inputs, hidden)  # (B, T, V)
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    rows = inputs.shape[0] // micro_batches
+    if rows * micro_batches != inputs.shape[0]:
+        raise ValueError(f"{inputs.shape[0]} streams do not divide into {micro_batches} micro-batches")
+    loss = torch.zeros((), device=inputs.device)
+    carried = []
+    for part in range(micro_batches):
+        block = slice(part * rows, (part + 1) * rows)
+        part_hidden = None if hidden is None else _rows_of(hidden, block)
+        last = part == micro_batches - 1
+        keep_gradients_local = model.no_sync() if hasattr(model, "no_sync") and not last else contextlib.nullcontext()
+        with keep_gradients_local:
+            logits, part_hidden = model(inputs[block], part_hidden)  # (b, T, V)
+            part_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets[block].reshape(-1))
+            (part_loss / micro_batches).backward()
+        loss += part_loss.detach() / micro_batches
+        carried.append(detach_hidden(part_hidden))
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
-    return loss.detach(), detach_hidden(hidden)
+    return loss, carried[0] if micro_batches == 1 else _joined(carried)
+
+
+def _rows_of(hidden: Hidden, rows: slice) -> Hidden:
+    """The state of some streams (the batch is dimension 1 of every state tensor)."""
+    if isinstance(hidden, tuple):
+        return tuple(h[:, rows] for h in hidden)
+    return hidden[:, rows]
+
+
+def _joined(parts: list[Hidden]) -> Hidden:
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(group, dim=1) for group in zip(*parts))
+    return torch.cat(parts, dim=1)
 
 
 @contextlib.contextmanager
@@ -214,6 +260,76 @@ class WeightAverage:
         self.count = count
 
 
+# ---- the data a run reads ---------------------------------------------------------------
+
+
+@dataclass
+class TrainingData:
+    """What the loop reads, whichever way the text came: the vocabulary, the evaluation ids, and
+    this rank's batches (:meth:`batch`)."""
+
+    tokenizer: CharTokenizer
+    validation: torch.Tensor
+    test: torch.Tensor | None
+    baseline_sample: torch.Tensor  # training ids the unigram baseline counts
+    train_chars: int | None  # characters predicted in one pass over the training text; None for a stream
+    chars_per_epoch: int | None  # of them, those the batches cover (the streams' ends are cut even)
+    description: dict
+    batch: Callable[[int], tuple[torch.Tensor, torch.Tensor, bool]]  # step -> inputs, targets, new epoch
+    outside_vocabulary: Callable[[], int] = lambda: 0  # characters skipped so far (streams)
+
+
+def _data_in_memory(config: TrainConfig, ranks: Ranks, device: torch.device) -> TrainingData:
+    """The whole text in memory, split 90/5/5 (or by its dataset's splits); the global batch's
+    streams are cut as for one process, and this rank takes its block of them."""
+    splits = load_text_splits(config.data, text_column=config.text_column, split=config.split)
+    tokenizer = CharTokenizer.from_text(splits.train, splits.validation, splits.test)
+    train_ids = torch.tensor(tokenizer.encode(splits.train), dtype=torch.long)
+    batches = TBPTTBatches(train_ids, config.batch_size, config.seq_len)
+    rows = local_rows(config.batch_size, ranks, config.grad_accum)
+    batches.inputs, batches.targets = batches.inputs[rows].to(device), batches.targets[rows].to(device)
+
+    def batch(step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        _, index = batches.position(step)
+        inputs, targets = batches[index]
+        return inputs, targets, index == 0  # a new epoch starts every stream from the beginning
+
+    return TrainingData(
+        tokenizer=tokenizer,
+        validation=torch.tensor(tokenizer.encode(splits.validation), dtype=torch.long),
+        test=torch.tensor(tokenizer.encode(splits.test), dtype=torch.long),
+        baseline_sample=train_ids,
+        train_chars=len(train_ids) - 1,
+        chars_per_epoch=batches.chars_per_epoch,
+        description={"source": splits.source, **splits.sizes()},
+        batch=batch,
+    )
+
+
+def _data_streamed(config: TrainConfig, ranks: Ranks, device: torch.device, start_step: int) -> TrainingData:
+    """The corpus read as a stream (:mod:`rnn_demo.training.streaming`), this rank's share of it."""
+    corpus = StreamedCorpus(config.data, ranks, config.text_column, config.val_chars, config.vocab_from, config.vocab_mb)
+    rows = local_rows(config.batch_size, ranks, config.grad_accum)
+    batches = StreamedBatches(corpus.rows(), corpus.table, rows.stop - rows.start, config.seq_len)
+    batches.skip(start_step)
+
+    def batch(step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        inputs, targets = batches.next()
+        return inputs.to(device), targets.to(device), False
+
+    return TrainingData(
+        tokenizer=corpus.tokenizer,
+        validation=corpus.encode(corpus.validation_text),
+        test=corpus.encode(corpus.test_text) if corpus.test_text else None,
+        baseline_sample=corpus.encode(corpus.sample_text),
+        train_chars=None,
+        chars_per_epoch=None,
+        description=corpus.describe(),
+        batch=batch,
+        outside_vocabulary=lambda: batches.chars_outside_vocabulary,
+    )
+
+
 # ---- the loop -----------------------------------------------------------------------------
 
 
@@ -227,6 +343,11 @@ def _check_same_model(saved: dict, config: TrainConfig) -> None:
         raise TrainingError("--resume cannot change the model: " + "; ".join(changed))
 
 
+def _rng_tensors(states: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every rank's random-number state: rank 0's under the name one process uses."""
+    return {"rng.cpu" if rank == 0 else f"rng.cpu.{rank}": state for rank, state in enumerate(states)}
+
+
 def train(
     config: TrainConfig,
     out: str | os.PathLike,
@@ -234,33 +355,52 @@ def train(
     command: str | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] | None = None,
+    ranks: Ranks | None = None,
 ) -> dict:
     """Train as ``config`` says, keeping the run in ``out``; return the final metrics.
 
     ``out`` always holds the best model so far; with ``resume`` the run continues from the
     training state saved there (same model, same data position, same optimizer and RNG).
+    Started by torchrun (``ranks`` from :func:`ranks_from_environment`), every rank trains its
+    share of each batch under DistributedDataParallel and rank 0 alone logs, evaluates, writes
+    and returns the metrics (the other ranks return an empty dict).
     """
+    config.validate()
+    ranks = ranks_from_environment() if ranks is None else ranks
+    device = select_device(config.device, ranks)
+    ranks.start(device, config.dist_timeout)
+    try:
+        return _train(config, out, resume, command, show_progress, log, ranks, device)
+    finally:
+        ranks.stop()
+
+
+def _train(config, out, resume, command, show_progress, log, ranks: Ranks, device: torch.device) -> dict:
     from tqdm.auto import tqdm
 
-    config.validate()
     started = time.perf_counter()
-    device = select_device(config.device)
     run = RunFolder(out)
-    run.begin(resume)
+    run.begin(resume, create=ranks.is_main)
+    rows = local_rows(config.batch_size, ranks, config.grad_accum)
 
-    splits = load_text_splits(config.data, text_column=config.text_column, split=config.split)
-    tokenizer = CharTokenizer.from_text(splits.train, splits.validation, splits.test)
-    train_ids = torch.tensor(tokenizer.encode(splits.train), dtype=torch.long)
-    val_ids = torch.tensor(tokenizer.encode(splits.validation), dtype=torch.long)
-    test_ids = torch.tensor(tokenizer.encode(splits.test), dtype=torch.long)
-    batches = TBPTTBatches(train_ids, config.batch_size, config.seq_len).to(device)
-
-    torch.manual_seed(config.seed)
-    progress = Progress()
-    hidden: Hidden | None = None
+    saved = None
     if resume:
         tensors, saved = run.load_state()
         _check_same_model(saved["config"], config)
+        saved_world = saved.get("world_size", 1)
+        if config.streaming and saved_world != ranks.world_size:
+            raise TrainingError(
+                f"--resume --streaming: the run was trained on {saved_world} rank(s), this is {ranks.world_size}; "
+                "a stream's shares depend on the number of ranks, so resume it on as many"
+            )
+    start_step = saved["progress"]["step"] if saved else 0
+    data = _data_streamed(config, ranks, device, start_step) if config.streaming else _data_in_memory(config, ranks, device)
+    tokenizer = data.tokenizer
+
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
+    progress = Progress()
+    hidden: Hidden | None = None
+    if resume:
         if saved["vocab"] != tokenizer.vocab:
             raise TrainingError("--resume: the data gives a different vocabulary than the run was trained on")
         model = CharRNN(tokenizer.vocab, **config.model_kwargs())
@@ -274,24 +414,40 @@ def train(
         progress = Progress(**saved["progress"])
         average = WeightAverage(model)
         average.load_state(tensors, progress.averaged_steps)
-        hidden = hidden_from(tensors, device)
-        torch.set_rng_state(tensors["rng.cpu"])
-        if "rng.cuda" in tensors and device.type == "cuda":
+        hidden = hidden_from(tensors, device)  # every stream's state, as one process carries it
+        if hidden is not None:
+            hidden = _rows_of(hidden, rows)
+        rng = tensors.get("rng.cpu" if ranks.rank == 0 else f"rng.cpu.{ranks.rank}")
+        if rng is not None:
+            torch.set_rng_state(rng)
+        else:  # more ranks than the run had: a seed of this rank's own
+            torch.manual_seed(config.seed + ranks.rank + progress.step)
+        if "rng.cuda" in tensors and device.type == "cuda" and ranks.rank == 0:
             torch.cuda.set_rng_state(tensors["rng.cuda"])
-        run.truncate_log(progress.step)
+        if ranks.is_main:
+            run.truncate_log(progress.step)
     else:
         model = CharRNN(tokenizer.vocab, **config.model_kwargs()).to(device)
         optimizer = make_optimizer(model, config)
         average = WeightAverage(model)
-        if run.log_path.exists():
+        if ranks.rank:
+            torch.manual_seed(config.seed + ranks.rank)  # dropout masks of its own on each rank
+        if ranks.is_main and run.log_path.exists():
             run.log_path.unlink()
+    trained = model
+    if ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel
 
-    say = log or (lambda message: tqdm.write(message))
-    baseline = unigram_loss(train_ids, val_ids, tokenizer.vocab_size)
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    say = (log or (lambda message: tqdm.write(message))) if ranks.is_main else (lambda message: None)
+    baseline = unigram_loss(data.baseline_sample, data.validation, tokenizer.vocab_size)
+    size = f"train {data.train_chars:,} chars" if data.train_chars is not None else f"streaming {config.data}"
     say(
         f"{config.cell} {config.num_layers}x{config.hidden_size}: {model.num_parameters():,} parameters, "
-        f"vocab {tokenizer.vocab_size}, train {len(splits.train):,} chars, device {device}; "
-        f"unigram baseline {baseline:.3f} nats/char"
+        f"vocab {tokenizer.vocab_size}, {size}, device {device}"
+        + (f", {ranks.world_size} ranks ({ranks.backend(device)})" if ranks.distributed else "")
+        + f"; unigram baseline {baseline:.3f} nats/char"
         + (f"; resuming at step {progress.step}" if resume else "")
     )
 
@@ -300,24 +456,35 @@ def train(
             config.time_budget is not None and progress.train_seconds >= config.time_budget
         )
 
+    def save_state() -> None:
+        """Rank 0 writes the state, with every rank's carried state and random-number state."""
+        parts = ranks.gathered((None if hidden is None else _on_cpu(hidden), torch.get_rng_state()))
+        if not ranks.is_main:
+            return
+        states = [part[0] for part in parts]
+        every_hidden = None if any(state is None for state in states) else _joined(states)
+        run.save_state(model, optimizer, every_hidden, progress, config, average,
+                       extra=_rng_tensors([part[1] for part in parts]), world_size=ranks.world_size)
+
     total = config.max_steps if config.max_steps is not None else None
-    bar = tqdm(total=total, initial=progress.step, disable=not show_progress, unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=progress.step, disable=not (show_progress and ranks.is_main), unit="step",
+               dynamic_ncols=True)
     running_loss = torch.zeros((), device=device)
     running_steps = 0
     window_start = time.perf_counter()
     window_chars = 0
+    last_saved = progress.step if resume else None
     stopped_early = False
     try:
         while not finished() and not stopped_early:
             step_started = time.perf_counter()
-            epoch, index = batches.position(progress.step)
-            if index == 0:
-                hidden = None  # a new epoch starts every stream from the beginning
-            inputs, targets = batches[index]
+            inputs, targets, new_epoch = data.batch(progress.step)
+            if new_epoch:
+                hidden = None
             lr = learning_rate(config, progress.step, progress.train_seconds)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, hidden = train_step(model, optimizer, inputs, targets, hidden, config.grad_clip)
+            loss, hidden = train_step(trained, optimizer, inputs, targets, hidden, config.grad_clip, config.grad_accum)
             if config.average_after is not None and (
                 schedule_progress(config, progress.step + 1, progress.train_seconds) > config.average_after
             ):
@@ -326,30 +493,33 @@ def train(
             running_loss += loss
             running_steps += 1
             progress.step += 1
-            progress.chars_seen += inputs.numel()
-            window_chars += inputs.numel()
+            step_chars = inputs.numel() * ranks.world_size
+            progress.chars_seen += step_chars
+            window_chars += step_chars
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            progress.train_seconds += time.perf_counter() - step_started
+            # one clock for every rank, so that all of them see the budget spent at the same step
+            progress.train_seconds += ranks.slowest(time.perf_counter() - step_started)
             bar.update(1)
 
             if progress.step % config.log_every == 0 or finished():
                 now = time.perf_counter()
                 chars_per_second = window_chars / max(now - window_start, 1e-9)
-                train_loss = float(running_loss) / running_steps
+                train_loss = float(ranks.mean(running_loss)) / running_steps
                 progress.last_train_loss = round(train_loss, 5)
-                run.append_log(
-                    {
-                        "step": progress.step,
-                        "epoch": round(progress.chars_seen / batches.chars_per_epoch, 4),
-                        "chars_seen": progress.chars_seen,
-                        "train_loss": round(train_loss, 5),
-                        "lr": lr,
-                        "chars_per_sec": round(chars_per_second),
-                        "train_seconds": round(progress.train_seconds, 2),
-                    }
-                )
-                bar.set_postfix(loss=f"{train_loss:.3f}", chars_s=f"{chars_per_second / 1000:.1f}k", epoch=epoch)
+                if ranks.is_main:
+                    run.append_log(
+                        {
+                            "step": progress.step,
+                            "epoch": round(progress.chars_seen / data.chars_per_epoch, 4) if data.chars_per_epoch else None,
+                            "chars_seen": progress.chars_seen,
+                            "train_loss": round(train_loss, 5),
+                            "lr": lr,
+                            "chars_per_sec": round(chars_per_second),
+                            "train_seconds": round(progress.train_seconds, 2),
+                        }
+                    )
+                bar.set_postfix(loss=f"{train_loss:.3f}", chars_s=f"{chars_per_second / 1000:.1f}k")
                 if config.time_budget is not None and config.max_steps is None:
                     remaining = max(config.time_budget - progress.train_seconds, 0)
                     bar.set_description(f"{remaining:.0f}s left")
@@ -358,72 +528,105 @@ def train(
                 window_start, window_chars = now, 0
 
             if progress.step % config.eval_every == 0 or finished():
-                with average.swapped_in():  # the average, once there is one, is the model evaluated and kept
-                    val_loss = evaluate(model, val_ids)
-                    improved = val_loss < progress.best_val_loss
+                if ranks.is_main:
+                    with average.swapped_in():  # the average, once there is one, is the model evaluated and kept
+                        val_loss = evaluate(model, data.validation)
+                        improved = val_loss < progress.best_val_loss
+                        if improved:
+                            run.save_best(model)
                     if improved:
-                        run.save_best(model)
-                if improved:
-                    progress.best_val_loss = val_loss
-                    progress.best_step = progress.step
-                    progress.evals_without_improvement = 0
-                else:
-                    progress.evals_without_improvement += 1
-                run.append_log(
-                    {
-                        "step": progress.step,
-                        "chars_seen": progress.chars_seen,
-                        "val_loss": round(val_loss, 5),
-                        "val_bpc": round(bits_per_char(val_loss), 5),
-                        "train_seconds": round(progress.train_seconds, 2),
-                        **({"averaged_steps": average.count} if average.active else {}),
-                    }
-                )
-                run.save_state(model, optimizer, hidden, progress, config, average)
-                say(
-                    f"step {progress.step}: val {val_loss:.4f} nats/char ({bits_per_char(val_loss):.3f} bits)"
-                    + (" *best*" if improved else f", best {progress.best_val_loss:.4f} at step {progress.best_step}")
-                )
-                if config.patience is not None and progress.evals_without_improvement >= config.patience:
-                    say(f"no improvement in {config.patience} evaluations: stopping early")
-                    stopped_early = True
+                        progress.best_val_loss = val_loss
+                        progress.best_step = progress.step
+                        progress.evals_without_improvement = 0
+                    else:
+                        progress.evals_without_improvement += 1
+                    run.append_log(
+                        {
+                            "step": progress.step,
+                            "chars_seen": progress.chars_seen,
+                            "val_loss": round(val_loss, 5),
+                            "val_bpc": round(bits_per_char(val_loss), 5),
+                            "train_seconds": round(progress.train_seconds, 2),
+                            **({"averaged_steps": average.count} if average.active else {}),
+                        }
+                    )
+                    say(
+                        f"step {progress.step}: val {val_loss:.4f} nats/char ({bits_per_char(val_loss):.3f} bits)"
+                        + (" *best*" if improved else f", best {progress.best_val_loss:.4f} at step {progress.best_step}")
+                    )
+                    if config.patience is not None and progress.evals_without_improvement >= config.patience:
+                        say(f"no improvement in {config.patience} evaluations: stopping early")
+                        stopped_early = True
+                save_state()
+                last_saved = progress.step
+                stopped_early = ranks.from_main(stopped_early)
                 window_start = time.perf_counter()  # evaluation time is not training throughput
     except KeyboardInterrupt:
         bar.close()
-        run.save_state(model, optimizer, hidden, progress, config, average)
-        say(f"interrupted at step {progress.step}; the state is saved: continue with --resume")
+        if not ranks.distributed:
+            run.save_state(model, optimizer, hidden, progress, config, average)
+            say(f"interrupted at step {progress.step}; the state is saved: continue with --resume")
+        else:  # the other ranks may be gone: nothing to gather from, so the last checkpoint stands
+            _tell_every_rank(ranks, f"stopped at step {progress.step}" + _checkpoint_note(run, last_saved))
         raise
+    except RuntimeError as error:
+        if not ranks.distributed:
+            raise
+        raise TrainingError(
+            f"rank {ranks.rank} of {ranks.world_size} stopped at step {progress.step}: {first_line(error)}. "
+            "When one rank fails, the run ends on every rank" + _checkpoint_note(run, last_saved)
+        ) from None
     finally:
         bar.close()
 
-    return finish_run(run, config, splits, train_ids, val_ids, test_ids, baseline, progress, device, started, command)
+    outside = ranks.total(data.outside_vocabulary())
+    if not ranks.is_main:
+        return {}
+    return finish_run(run, config, data, baseline, progress, device, started, command, ranks, outside)
 
 
-def finish_run(run, config, splits, train_ids, val_ids, test_ids, baseline, progress, device, started, command) -> dict:
+def _on_cpu(hidden: Hidden) -> Hidden:
+    return tuple(h.cpu() for h in hidden) if isinstance(hidden, tuple) else hidden.cpu()
+
+
+def _checkpoint_note(run: RunFolder, step: int | None) -> str:
+    if step is None:
+        return "; no checkpoint was written yet"
+    return f"; the last checkpoint, step {step}, is in {run.path}: continue with --resume"
+
+
+def _tell_every_rank(ranks: Ranks, message: str) -> None:
+    print(f"rank {ranks.rank} of {ranks.world_size}: {message}", file=sys.stderr, flush=True)
+
+
+def finish_run(run, config, data: TrainingData, baseline, progress, device, started, command,
+               ranks: Ranks | None = None, outside_vocabulary: int = 0) -> dict:
     """Evaluate the best model on every split, write metrics.json and the loss curve."""
+    ranks = ranks or Ranks()
     best = CharRNN.from_pretrained(run.path).to(device)
-    val_loss = evaluate(best, val_ids)
-    test_loss = evaluate(best, test_ids)
+    val_loss = evaluate(best, data.validation)
+    test_loss = evaluate(best, data.test) if data.test is not None and len(data.test) > 1 else None
     metrics = {
         "model": {"vocab_size": best.vocab_size, **config.model_kwargs()},
         "params": best.num_parameters(),
         "train_loss": progress.last_train_loss,
         "val_loss": round(val_loss, 5),
         "val_bpc": round(bits_per_char(val_loss), 5),
-        "test_loss": round(test_loss, 5),
-        "test_bpc": round(bits_per_char(test_loss), 5),
+        "test_loss": round(test_loss, 5) if test_loss is not None else None,
+        "test_bpc": round(bits_per_char(test_loss), 5) if test_loss is not None else None,
         "unigram_val_loss": round(baseline, 5),
         "loss_note": "nats/char; validation and test: the best model, each split read as one stream "
         "with the state carried; train: mean training loss of the last logged steps (dropout on)",
         "best_step": progress.best_step,
         "steps": progress.step,
         "chars_seen": progress.chars_seen,
-        "epochs": round(progress.chars_seen / (len(train_ids) - 1), 3),
+        "epochs": round(progress.chars_seen / data.train_chars, 3) if data.train_chars else None,
         "train_seconds": round(progress.train_seconds, 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "device": _describe_device(device),
+        "world_size": ranks.world_size,
         "torch": torch.__version__,
-        "data": {"source": splits.source, **splits.sizes()},
+        "data": {**data.description, **({"chars_outside_vocabulary": outside_vocabulary} if config.streaming else {})},
         "config": dataclasses.asdict(config),
         "command": command,
     }

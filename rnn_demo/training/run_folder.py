@@ -104,8 +104,9 @@ class RunFolder:
     def log_path(self) -> Path:
         return self.path / LOG_NAME
 
-    def begin(self, resume: bool) -> None:
-        """Make the folder ready for a new run, or check that it holds one to resume."""
+    def begin(self, resume: bool, create: bool = True) -> None:
+        """Make the folder ready for a new run, or check that it holds one to resume. ``create=False``
+        only checks (torchrun's ranks other than 0, which never write here)."""
         if resume:
             if not self.state_path.is_file():
                 raise TrainingError(f"--resume: {self.state_path} does not exist; nothing to resume")
@@ -114,6 +115,8 @@ class RunFolder:
                 f"{self.path} already holds a training run. Pass --resume to continue it, "
                 "or choose another --out (nothing was overwritten)."
             )
+        if not create:
+            return
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -144,7 +147,11 @@ class RunFolder:
         progress: Progress,
         config: TrainConfig,
         average: WeightAverage | None = None,
+        extra: dict[str, torch.Tensor] | None = None,
+        world_size: int = 1,
     ) -> None:
+        """``extra``: more tensors to keep (every rank's random-number state under torchrun);
+        ``world_size``: how many ranks trained, which a streamed run must resume on."""
         from safetensors import SafetensorError
         from safetensors.torch import save_file
 
@@ -158,6 +165,7 @@ class RunFolder:
         if average is not None:
             tensors.update(average.state_tensors())
         tensors["rng.cpu"] = torch.get_rng_state()
+        tensors.update(extra or {})
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
         metadata = {
@@ -166,6 +174,7 @@ class RunFolder:
             "config": json.dumps(dataclasses.asdict(config)),
             "optimizer": json.dumps(optimizer_rest),
             "vocab": json.dumps(model.vocab),
+            "world_size": json.dumps(world_size),
         }
         tensors = {k: v.cpu() for k, v in tensors.items()}
         try:
@@ -188,6 +197,7 @@ class RunFolder:
             raise CheckpointError(f"{self.state_path} is not a training state of this project")
         try:
             decoded = {key: json.loads(metadata[key]) for key in ("progress", "config", "optimizer", "vocab")}
+            decoded["world_size"] = json.loads(metadata.get("world_size", "1"))
         except (KeyError, json.JSONDecodeError) as error:
             raise CheckpointError(f"{self.state_path} has damaged metadata: {error}") from None
         return tensors, decoded
