@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,8 @@ def test_resume_under_torchrun_continues_the_run(two_ranks, small_corpus, tmp_pa
     torchrun("--data", str(small_corpus), "--out", str(out), "--max-steps", "12", *FLAGS)
     # only rank 0 writes: one log, one line a step
     assert [r["step"] for r in logged(out) if "train_loss" in r] == list(range(1, 13))
+    on_one_process = tmp_path / "resumed-on-one-process"
+    shutil.copytree(out, on_one_process)
     torchrun("--out", str(out), "--resume", "--quiet", "--max-steps", "24")
     straight, resumed = load_file(two_ranks / "training_state.safetensors"), load_file(out / "training_state.safetensors")
     assert straight.keys() == resumed.keys() and "rng.cpu.1" in straight  # every rank's random state is kept
@@ -95,6 +98,12 @@ def test_resume_under_torchrun_continues_the_run(two_ranks, small_corpus, tmp_pa
     assert [r["step"] for r in logged(out)] == [r["step"] for r in logged(two_ranks)]
     # the state holds every stream's carried state, so one process can go on with a 2-rank run
     assert straight["hidden.0"].shape == (2, 8, 32)
+    from rnn_demo.cli.train import main
+
+    assert main(["--out", str(on_one_process), "--resume", "--quiet", "--max-steps", "24"]) == 0
+    alone = load_file(on_one_process / "training_state.safetensors")
+    for name in ("model.decoder.weight", "hidden.0", "hidden.1"):
+        torch.testing.assert_close(alone[name], straight[name], atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.slow
