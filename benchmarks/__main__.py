@@ -27,6 +27,8 @@ PERFORMANCE = [
     ("model_table", True, False),
     ("views", False, True),
     ("training_service", False, True),
+    ("distributed_training", True, True),
+    ("streaming_memory", False, True),
 ]
 TRAINING = [
     ("quality_per_second", True, True),

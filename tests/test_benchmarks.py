@@ -222,3 +222,29 @@ def test_training_service_quick_times_generation_during_a_training_and_reads_mem
     assert all(float(row[3].rstrip(" s")) > 0 for row in (idle, busy))
     readings = [line for line in lines if line.startswith("| after training")]
     assert len(readings) == 3 and all(float(line.split("|")[2].rstrip(" MiB")) > 0 for line in readings)
+
+
+@pytest.mark.slow
+def test_distributed_training_quick_times_one_and_two_processes(capsys):
+    from benchmarks import distributed_training
+
+    assert distributed_training.main(["--quick"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines.index("| processes | threads each | chars/s | speed-up | scaling efficiency |")
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[header + 2 :]]
+    assert [row[0] for row in rows][0] == "1" and rows[-1][0] == "2"
+    assert all(float(row[2].replace(",", "")) > 0 for row in rows)
+    assert rows[0][3] == "1.00" and float(rows[-1][4]) > 0
+
+
+@pytest.mark.slow
+def test_streaming_memory_quick_reads_both_paths(capsys):
+    from benchmarks import streaming_memory
+
+    assert streaming_memory.main(["--quick"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| corpus |"))
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[header + 2 :]]
+    assert [row[0] for row in rows] == ["1 MB", "2 MB"]
+    for row in rows:
+        assert float(row[1].rstrip(" MiB").replace(",", "")) > 100 and float(row[3].rstrip(" MiB").replace(",", "")) > 100
