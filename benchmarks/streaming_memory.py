@@ -21,7 +21,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks import SHIPPED_TEXT
@@ -32,20 +31,22 @@ BATCH, SEQ_LEN = 16, 64
 
 READ_STREAMED = """
 import json, resource, sys, time
+BATCH, SEQ_LEN = int(sys.argv[3]), int(sys.argv[4])
 from rnn_demo.training.distributed import Ranks
 from rnn_demo.training.streaming import StreamedBatches, StreamedCorpus
 started = time.perf_counter()
 corpus = StreamedCorpus(sys.argv[1], Ranks(), val_chars=100_000)
-batches = StreamedBatches(corpus.rows(), corpus.table, {batch}, {seq_len})
-steps = int(sys.argv[2]) // ({batch} * {seq_len})
+batches = StreamedBatches(corpus.rows(), corpus.table, BATCH, SEQ_LEN)
+steps = int(sys.argv[2]) // (BATCH * SEQ_LEN)
 for _ in range(steps):
     batches.next()
-print(json.dumps({{"chars": batches.chars_read, "seconds": time.perf_counter() - started,
-                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
-""".format(batch=BATCH, seq_len=SEQ_LEN)
+print(json.dumps({"chars": batches.chars_read, "seconds": time.perf_counter() - started,
+                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
 
 READ_IN_MEMORY = """
 import json, resource, sys, time
+BATCH, SEQ_LEN = int(sys.argv[3]), int(sys.argv[4])
 import torch
 from rnn_demo.model.tokenizer import CharTokenizer
 from rnn_demo.training.data import TBPTTBatches, load_text_splits
@@ -53,17 +54,17 @@ started = time.perf_counter()
 splits = load_text_splits(sys.argv[1])
 tokenizer = CharTokenizer.from_text(splits.train, splits.validation, splits.test)
 ids = torch.tensor(tokenizer.encode(splits.train), dtype=torch.long)
-batches = TBPTTBatches(ids, {batch}, {seq_len})
+batches = TBPTTBatches(ids, BATCH, SEQ_LEN)
 for index in range(len(batches)):
     batches[index]
-print(json.dumps({{"chars": len(splits.train), "seconds": time.perf_counter() - started,
-                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
-""".format(batch=BATCH, seq_len=SEQ_LEN)
+print(json.dumps({"chars": len(splits.train), "seconds": time.perf_counter() - started,
+                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
 
 
 def measure(script: str, corpus: Path, train_chars: int) -> dict:
-    finished = subprocess.run([sys.executable, "-c", script, str(corpus), str(train_chars)], cwd=REPO_ROOT,
-                              capture_output=True, text=True)
+    finished = subprocess.run([sys.executable, "-c", script, str(corpus), str(train_chars), str(BATCH), str(SEQ_LEN)],
+                              cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     if finished.returncode != 0:
         raise SystemExit(f"reading {corpus.name} failed:\n{finished.stderr[-3000:]}")
     return json.loads(finished.stdout.strip().splitlines()[-1])

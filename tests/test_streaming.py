@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -36,15 +37,8 @@ def corpus_file(tmp_path, lines):
 
 def first_epoch(corpus: StreamedCorpus) -> list[str]:
     """One pass over a rank's share: the rows up to where the share starts again."""
-    rows, seen = [], 0
-    share = corpus.rows()
     total = sum(1 for _ in corpus._texts(corpus.train))
-    for row in share:
-        rows.append(row)
-        seen += 1
-        if seen >= total:
-            break
-    return rows
+    return list(itertools.islice(corpus.rows(), total))
 
 
 def test_the_text_streams_with_its_newlines_and_the_validation_is_set_aside(corpus_file, lines):
@@ -140,9 +134,9 @@ def test_characters_outside_the_vocabulary_are_skipped_and_counted(tmp_path):
 
 
 def test_streaming_training_writes_its_policies_and_resumes_exactly(corpus_file, tmp_path):
-    settings = dict(data=str(corpus_file), streaming=True, val_chars=2000, cell="gru", hidden_size=16,
-                    num_layers=1, seq_len=16, batch_size=4, max_steps=12, eval_every=3, log_every=2,
-                    seed=0, device="cpu")
+    settings = {"data": str(corpus_file), "streaming": True, "val_chars": 2000, "cell": "gru", "hidden_size": 16,
+                "num_layers": 1, "seq_len": 16, "batch_size": 4, "max_steps": 12, "eval_every": 3, "log_every": 2,
+                "seed": 0, "device": "cpu"}
     straight = tmp_path / "straight"
     metrics = train(TrainConfig(**settings), straight, show_progress=False, log=quiet)
     assert metrics["data"]["streaming"] is True
@@ -209,3 +203,23 @@ def test_the_command_line_streams(corpus_file, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "no test split" in printed and "model in" in printed
+
+
+def test_a_dataset_laid_out_like_the_hubs_tiny_shakespeare_streams(tmp_path, lines):
+    """Parquet files per split, one row each, as karpathy/tiny_shakespeare is on the Hub: the same
+    code path as a Hub id, read from a local folder."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "tiny_shakespeare" / "data"
+    folder.mkdir(parents=True)
+    parts = {"train": "".join(lines[:1600]), "validation": "".join(lines[1600:1800]), "test": "".join(lines[1800:])}
+    for split, text in parts.items():
+        pq.write_table(pa.table({"text": [text]}), folder / f"{split}-00000-of-00001.parquet")
+    corpus = StreamedCorpus(str(folder.parent), Ranks(), val_chars=5000)
+    assert corpus.validation_from == "the validation split"
+    assert corpus.validation_text == parts["validation"][:5000]
+    assert corpus.test_text == parts["test"][:5000]
+    assert next(corpus.rows()) == parts["train"]  # one row: the whole split
+    with pytest.raises(DataLoadError, match="has no column 'content'.*--text-column"):
+        StreamedCorpus(str(folder.parent), Ranks(), text_column="content")

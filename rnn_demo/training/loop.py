@@ -277,6 +277,7 @@ class TrainingData:
     description: dict
     batch: Callable[[int], tuple[torch.Tensor, torch.Tensor, bool]]  # step -> inputs, targets, new epoch
     outside_vocabulary: Callable[[], int] = lambda: 0  # characters skipped so far (streams)
+    close: Callable[[], None] = lambda: None  # let go of a stream
 
 
 def _data_in_memory(config: TrainConfig, ranks: Ranks, device: torch.device) -> TrainingData:
@@ -327,6 +328,7 @@ def _data_streamed(config: TrainConfig, ranks: Ranks, device: torch.device, star
         description=corpus.describe(),
         batch=batch,
         outside_vocabulary=lambda: batches.chars_outside_vocabulary,
+        close=batches.close,
     )
 
 
@@ -578,6 +580,7 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
         ) from None
     finally:
         bar.close()
+        data.close()
 
     outside = ranks.total(data.outside_vocabulary())
     if not ranks.is_main:

@@ -271,6 +271,12 @@ class StreamedBatches:
         window = torch.from_numpy(self._take())
         return window[:, :-1], window[:, 1:]
 
+    def close(self) -> None:
+        """Let go of the stream (its reader's generators end now, not at interpreter exit)."""
+        close = getattr(self.rows, "close", None)
+        if close is not None:
+            close()
+
     def skip(self, steps: int) -> None:
         """Read past ``steps`` batches (``--resume``)."""
         for _ in range(steps):
