@@ -88,18 +88,17 @@ class Ranks:
 
     def total(self, value: int) -> int:
         """The sum of an integer over the ranks."""
-        if not self.distributed:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64, device=self._device())
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        return int(tensor.item())
+        return int(self._reduced(value, "SUM"))
 
     def slowest(self, seconds: float) -> float:
         """The largest of the ranks' ``seconds``: one clock for all of them."""
+        return self._reduced(seconds, "MAX")
+
+    def _reduced(self, value: float, operation: str) -> float:
         if not self.distributed:
-            return seconds
-        tensor = torch.tensor([seconds], dtype=torch.float64, device=self._device())
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self._device())
+        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, operation))
         return float(tensor.item())
 
     def from_main(self, flag: bool) -> bool:
