@@ -103,7 +103,7 @@ def test_resume_under_torchrun_continues_the_run(two_ranks, small_corpus, tmp_pa
     assert main(["--out", str(on_one_process), "--resume", "--quiet", "--max-steps", "24"]) == 0
     alone = load_file(on_one_process / "training_state.safetensors")
     for name in ("model.decoder.weight", "hidden.0", "hidden.1"):
-        torch.testing.assert_close(alone[name], straight[name], atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(alone[name], straight[name], atol=1e-4, rtol=1e-3)
 
 
 @pytest.mark.slow
