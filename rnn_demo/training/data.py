@@ -96,7 +96,7 @@ def load_text_splits(source: str = DEFAULT_DATASET, text_column: str = "text", s
             has its train split (or its only split) cut 90/5/5.
     """
     if os.path.isdir(source):  # a dataset saved as a folder of data files, read like a Hub repo
-        return _splits_from_dataset(_load_dataset(source), source, text_column, split)
+        return _splits_from_dataset(load_dataset(source), source, text_column, split)
     if os.path.exists(source) or not _looks_like_repo_id(source):
         if not os.path.isfile(source):
             raise DataLoadError(f"{source} is not a text file (no such file)")
@@ -111,14 +111,15 @@ def load_text_splits(source: str = DEFAULT_DATASET, text_column: str = "text", s
 
     if not _hub_reachable():
         raise DataLoadError(_offline_message(source, "no connection to the Hub"))
-    return _splits_from_dataset(_load_dataset(source), source, text_column, split)
+    return _splits_from_dataset(load_dataset(source), source, text_column, split)
 
 
-def _load_dataset(source: str):
+def load_dataset(source: str, **options):
+    """``datasets.load_dataset(source, **options)``, its failures told as :class:`DataLoadError`."""
     import datasets
 
     try:
-        return datasets.load_dataset(source)
+        return datasets.load_dataset(source, **options)
     except (ConnectionError, TimeoutError) as error:
         raise DataLoadError(_offline_message(source, type(error).__name__)) from None
     except FileNotFoundError as error:  # includes datasets' DatasetNotFoundError

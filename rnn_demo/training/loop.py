@@ -280,14 +280,13 @@ class TrainingData:
     close: Callable[[], None] = lambda: None  # let go of a stream
 
 
-def _data_in_memory(config: TrainConfig, ranks: Ranks, device: torch.device) -> TrainingData:
+def _data_in_memory(config: TrainConfig, rows: slice, device: torch.device) -> TrainingData:
     """The whole text in memory, split 90/5/5 (or by its dataset's splits); the global batch's
     streams are cut as for one process, and this rank takes its block of them."""
     splits = load_text_splits(config.data, text_column=config.text_column, split=config.split)
     tokenizer = CharTokenizer.from_text(splits.train, splits.validation, splits.test)
     train_ids = torch.tensor(tokenizer.encode(splits.train), dtype=torch.long)
     batches = TBPTTBatches(train_ids, config.batch_size, config.seq_len)
-    rows = local_rows(config.batch_size, ranks, config.grad_accum)
     batches.inputs, batches.targets = batches.inputs[rows].to(device), batches.targets[rows].to(device)
 
     def batch(step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -307,10 +306,9 @@ def _data_in_memory(config: TrainConfig, ranks: Ranks, device: torch.device) -> 
     )
 
 
-def _data_streamed(config: TrainConfig, ranks: Ranks, device: torch.device, start_step: int) -> TrainingData:
+def _data_streamed(config: TrainConfig, ranks: Ranks, rows: slice, device: torch.device, start_step: int) -> TrainingData:
     """The corpus read as a stream (:mod:`rnn_demo.training.streaming`), this rank's share of it."""
     corpus = StreamedCorpus(config.data, ranks, config.text_column, config.val_chars, config.vocab_from, config.vocab_mb)
-    rows = local_rows(config.batch_size, ranks, config.grad_accum)
     batches = StreamedBatches(corpus.rows(), corpus.table, rows.stop - rows.start, config.seq_len)
     batches.skip(start_step)
 
@@ -396,7 +394,10 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
                 "a stream's shares depend on the number of ranks, so resume it on as many"
             )
     start_step = saved["progress"]["step"] if saved else 0
-    data = _data_streamed(config, ranks, device, start_step) if config.streaming else _data_in_memory(config, ranks, device)
+    if config.streaming:
+        data = _data_streamed(config, ranks, rows, device, start_step)
+    else:
+        data = _data_in_memory(config, rows, device)
     tokenizer = data.tokenizer
 
     torch.manual_seed(config.seed)  # the same initial weights on every rank

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from rnn_demo.model.tokenizer import CharTokenizer
-from rnn_demo.training.data import DataLoadError, _hub_reachable, _looks_like_repo_id, _offline_message
+from rnn_demo.training.data import DataLoadError, _hub_reachable, _looks_like_repo_id, _offline_message, load_dataset
 from rnn_demo.training.distributed import Ranks
 
 BLOCK_CHARS = 1 << 16  # a stream jumps to a new place in the corpus once every this many characters
@@ -57,21 +57,12 @@ def _load_streaming(source: str):
             raise DataLoadError(f"{source} is not a text file, a folder or a Hub dataset id (no such file)")
         if not _hub_reachable():
             raise DataLoadError(_offline_message(source, "no connection to the Hub"))
-    try:
-        try:  # text files: each line is a row, and keeps its newline
-            loaded = datasets.load_dataset(source, streaming=True, keep_linebreaks=True)
-        except ValueError as error:
-            if "keep_linebreaks" not in str(error):
-                raise
-            loaded = datasets.load_dataset(source, streaming=True)  # parquet, json...: rows as they are
-    except (ConnectionError, TimeoutError) as error:
-        raise DataLoadError(_offline_message(source, type(error).__name__)) from None
-    except FileNotFoundError as error:
-        raise DataLoadError(f"Dataset {source!r} was not found, or is gated ({error})") from None
-    except DataLoadError:
-        raise
-    except Exception as error:
-        raise DataLoadError(f"Could not stream the dataset {source!r}: {error}") from None
+    try:  # text files: each line is a row, and keeps its newline
+        loaded = load_dataset(source, streaming=True, keep_linebreaks=True)
+    except DataLoadError as error:
+        if "keep_linebreaks" not in str(error):
+            raise
+        loaded = load_dataset(source, streaming=True)  # parquet, json...: rows as they are
     return dict(loaded)
 
 
