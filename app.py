@@ -23,14 +23,6 @@ Every other event is private. The same endpoints are MCP tools (streamable HTTP 
 import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if __name__ == "__main__":
-    # Served: the generation process starts now and imports torch on another core while this one
-    # imports gradio, so the first request waits for neither (``python -m benchmarks.startup --cold``).
-    from rnn_demo.serving import process_start
-
-    process_start.start_early()
 
 import gradio as gr
 
@@ -44,10 +36,10 @@ from rnn_demo.serving.lifecycle import (
     MALLOC_ARENAS,
     MAX_QUEUE_SIZE,
     STATE_SESSION_CAPACITY,
-    LazyScheduler,
     warm_up,
 )
 from rnn_demo.serving.training_jobs import Trainer
+from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.zoo import MODELS_ENV, ModelZoo
 from rnn_demo.ui.about_tab import build_about_tab
 from rnn_demo.ui.api import register_api
@@ -59,32 +51,27 @@ from rnn_demo.ui.inside_tab import build_inside_tab
 from rnn_demo.ui.models_tab import build_models_tab
 from rnn_demo.ui.train_tab import build_train_tab
 
-if TYPE_CHECKING:
-    from rnn_demo.serving.streaming import Scheduler
-
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 
 def build_demo(
     zoo: ModelZoo,
-    scheduler: "Scheduler | LazyScheduler | None" = None,
+    worker: GenerationWorker | None = None,
     concurrency_limit: int = CONCURRENCY_LIMIT,
     max_queue_size: int = MAX_QUEUE_SIZE,
     trainer: Trainer | None = None,
 ) -> gr.Blocks:
     """The whole UI for one zoo; nothing is loaded until the first request.
 
-    Every generation (page and API) goes through ``scheduler`` (a BatchScheduler or
-    ProcessScheduler; by default a new ProcessScheduler, made on first use), which steps the
-    concurrent generations of each model together. ``concurrency_limit`` generations run at once
+    Every generation (page and API) goes through ``worker`` (by default a new one), which steps the
+    concurrent generations together. ``concurrency_limit`` generations run at once
     and at most ``max_queue_size`` wait; a request beyond that is refused at once with Gradio's
     "Queue is full" error. Both are set by the server (tests use small ones); no request can
     change them. ``trainer`` (by default a new one, with the limits of the environment) runs the
     Train tab's and /train's trainings and keeps the models they leave.
     """
     trainer = trainer or Trainer()
-    if not isinstance(scheduler, LazyScheduler):
-        scheduler = LazyScheduler(scheduler)
+    worker = worker or GenerationWorker()
     cells = zoo.cells()
     problems = zoo.problems()
 
@@ -93,13 +80,13 @@ def build_demo(
         if not cells:
             listed = "\n".join(f"- {problem}" for problem in problems)
             gr.Markdown(page_text("page.no_models", problems=listed, variable=MODELS_ENV))
-        generate_cell = build_generate_tab(zoo, scheduler, concurrency_limit, trainer)
-        inside_cell = build_inside_tab(zoo, scheduler, concurrency_limit, trainer)
-        build_compare_tab(zoo, scheduler, concurrency_limit)
+        generate_cell = build_generate_tab(zoo, worker, concurrency_limit, trainer)
+        inside_cell = build_inside_tab(zoo, worker, concurrency_limit, trainer)
+        build_compare_tab(zoo, worker, concurrency_limit)
         build_train_tab(zoo, trainer, cell_dropdowns=[generate_cell, inside_cell])
         build_models_tab(zoo)
         build_about_tab()
-        register_api(zoo, scheduler, concurrency_limit, trainer)
+        register_api(zoo, worker, concurrency_limit, trainer)
 
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_SUMMARY_EVERY))  # read by the queue
     demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit)
@@ -124,9 +111,9 @@ def launch_options(**options) -> dict:
 
 
 ZOO = ModelZoo.from_environment(DEFAULT_MODELS_DIR)
-SCHEDULER = LazyScheduler()
+WORKER = GenerationWorker()
 TRAINER = Trainer()
-demo = build_demo(ZOO, SCHEDULER, trainer=TRAINER)
+demo = build_demo(ZOO, WORKER, trainer=TRAINER)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
             max_file_size=TRAINER.limits.max_text_bytes,  # the only upload is the Train tab's text
         )
     )
-    warm_up(ZOO, SCHEDULER)
+    warm_up(ZOO, WORKER)
     demo.block_thread()
 
 

@@ -18,8 +18,8 @@ shuffled mix of three kinds:
 
 It prints the outcome by kind (an "unexpected" outcome is a good request that failed, or a bad
 one refused with the wrong message, or any timeout), the latency of good requests, and the
-server's resident memory (VmRSS of its process and its generation process) after a warm-up that loads every model and after each of
-``--parts`` equal parts of the requests (default 4), so that one can see whether it levels off.
+server's resident memory (VmRSS of its process and any child process) after a warm-up that loads
+every model and after each of ``--parts`` equal parts of the requests (default 4), so that one can see whether it levels off.
 Exit status 1 when anything unexpected happened. Only loopback is used.
 
     python -m benchmarks.load --requests 1500 --parts 5   # the README's memory figures
@@ -203,7 +203,7 @@ def rss_kib(pid: int) -> int:
 
 
 def server_rss_kib(pid: int) -> int:
-    """Resident memory of the server: its process and its child processes (the generation process)."""
+    """Resident memory of the server: its process and its child processes (training runs, if any)."""
     return rss_kib(pid) + sum(rss_kib(child) for child in child_processes(pid))
 
 
@@ -219,7 +219,7 @@ def memory_line(rss_before: int, readings: list[tuple[int, int]]) -> str:
     for sent, rss in readings:
         steps.append(f"{rss / 1024:.1f} MiB after {sent:,} requests ({(rss - previous) / 1024:+.1f})")
         previous = rss
-    return f"server memory (VmRSS, with its generation process): {rss_before / 1024:.1f} MiB after warm-up, " + ", ".join(steps)
+    return f"server memory (VmRSS): {rss_before / 1024:.1f} MiB after warm-up, " + ", ".join(steps)
 
 
 def report(

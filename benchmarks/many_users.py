@@ -8,17 +8,18 @@ then for each number of users submits that many /generate streams at once throug
 ``gradio_client.Client`` (distinct seeds), all read by one thread. Reported per row:
 aggregate new characters per second (all streams, first submit to last end); the median and
 95th percentile of the time from submit to the first update (the app sends the prompt alone
-first) and to the first update holding generated characters; and the CPU seconds the server
-(its process and its generation process, the latter also alone) and this (client) process used
-meanwhile. The clients run on the same machine as the server and take CPU from it. Each row is
-run ``--repeats`` times (interleaved: 1, 4, 16, 1, 4, 16, ...) and the run with the median
-aggregate speed is shown, with the range of all runs.
+first) and to the first update holding generated characters; the median and 95th percentile of
+``/models`` answered meanwhile (another client asks for it every 0.1 s while the streams run: what
+another visitor waits); and the CPU seconds the server and this (client) process used meanwhile.
+The clients run on the same machine as the server and take CPU from it. Each row is run
+``--repeats`` times (interleaved: 1, 4, 16, 1, 4, 16, ...) and the run with the median aggregate
+speed is shown, with the range of all runs.
 
-The limit is the model's own batched step (``engine.Stepper``, N states stepped together, no
-sampling, no server), in characters per second, measured in this process (the server idle) at the
-start of each round of runs. "vs batched-step limit" sets each run against the fastest of those
-measurements: on this VM the same step runs ±15% faster or slower from one minute to the next,
-and a run set against a slow moment's limit would look better than it is. The last line gives
+The limit is the engine's own batched step (``rnn_demo.generation.engine.step``, N states stepped
+together, no sampling, no server), in characters per second, measured in this process (the server
+idle) at the start of each round of runs. "vs batched-step limit" sets each run against the fastest
+of those measurements: on this VM the same step runs ±15% faster or slower from one minute to the
+next, and a run set against a slow moment's limit would look better than it is. The last line gives
 the limits.
 """
 
@@ -27,14 +28,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks.server import PROJECT_ROOT, child_processes, free_port, start_app
-from rnn_demo.generation.stepper import Stepper, state_arrays
+from benchmarks.server import PROJECT_ROOT, free_port, start_app
+from rnn_demo.generation import engine
 from rnn_demo.model import CharRNN
 
 MODELS_DIR = PROJECT_ROOT / "models"
@@ -42,6 +44,7 @@ PROMPT = "ROMEO:"
 # How often the streams' updates are looked at (see run_streams): the times to the first update
 # and to the first characters are up to this late.
 READ_EVERY_SECONDS = 0.002
+MODELS_EVERY_SECONDS = 0.1  # how often the other visitor asks for /models while the streams run
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -54,22 +57,24 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server_cpu_seconds(pid: int) -> tuple[float, float] | None:
-    """CPU seconds of the server's process and of its child processes (the generation process)."""
-    own = cpu_seconds(pid)
-    if own is None:
-        return None
-    return own, sum(cpu_seconds(child) or 0.0 for child in child_processes(pid))
-
-
 def percentiles(values: list[float]) -> tuple[float, float]:
     """(median, 95th percentile, nearest rank)."""
     ordered = sorted(values)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid: int | None = None) -> dict:
-    """``users`` concurrent /generate streams: aggregate chars/s, latencies and CPU used.
+def ask_for_models(client, stop: threading.Event, seconds: list[float]) -> None:
+    """Another visitor: /models every MODELS_EVERY_SECONDS until ``stop``, each answer's time kept."""
+    while not stop.wait(MODELS_EVERY_SECONDS):
+        started = time.perf_counter()
+        client.predict(api_name="/models")
+        seconds.append(time.perf_counter() - started)
+
+
+def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid: int | None = None,
+                other_visitor=None) -> dict:
+    """``users`` concurrent /generate streams: aggregate chars/s, latencies and CPU used; with
+    ``other_visitor`` (a client), /models asked meanwhile.
 
     The streams are read by this thread alone, which looks at every job's updates so far
     (``job.outputs()``) every READ_EVERY_SECONDS. Iterating a job instead (``for update in job``)
@@ -80,7 +85,12 @@ def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid
     lengths = [0] * users
     errors = []
 
-    server_before = server_cpu_seconds(server_pid) if server_pid else None
+    server_before = cpu_seconds(server_pid) if server_pid else None
+    models_seconds: list[float] = []
+    stop = threading.Event()
+    visitor = threading.Thread(target=ask_for_models, args=(other_visitor, stop, models_seconds), daemon=True)
+    if other_visitor is not None:
+        visitor.start()
     client_before = time.process_time()
     started = time.perf_counter()
     jobs, submitted = [], []
@@ -106,10 +116,13 @@ def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid
                     errors.append(job.exception())
     seconds = time.perf_counter() - started
     client_cpu = time.process_time() - client_before
-    server_after = server_cpu_seconds(server_pid) if server_pid else None
+    stop.set()
+    if other_visitor is not None:
+        visitor.join()
+    server_after = cpu_seconds(server_pid) if server_pid else None
     server_cpu = None
     if server_before is not None and server_after is not None:
-        server_cpu = tuple(after - before for after, before in zip(server_after, server_before))
+        server_cpu = server_after - server_before
     if errors:
         raise RuntimeError(f"{len(errors)} of {users} streams failed: {errors[0]}")
     expected = arguments["max_new_chars"]
@@ -119,6 +132,7 @@ def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid
         "chars_per_second": sum(lengths) / seconds,
         "first_update": percentiles(first_update),
         "first_chars": percentiles(first_chars),
+        "models": percentiles(models_seconds) if models_seconds else None,
         "server_cpu": server_cpu,
         "client_cpu": client_cpu,
         "seconds": seconds,
@@ -127,14 +141,14 @@ def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid
 
 def batched_step_limit(model: CharRNN, batch: int, steps: int) -> float:
     """Characters per second of ``batch`` states stepped together: the most a server can reach."""
-    stepper = Stepper(model)
+    weights = engine.Weights.from_model(model)
     tokens = np.zeros(batch, dtype=np.int64)
-    state = state_arrays(model.init_hidden(batch))
+    state = engine.zero_state(weights, batch)
     for _ in range(10):  # warm up
-        stepper.step(tokens, state)
+        engine.step(weights, tokens, state)
     started = time.perf_counter()
     for _ in range(steps):
-        _, state = stepper.step(tokens, state)
+        _, state = engine.step(weights, tokens, state)
     return batch * steps / (time.perf_counter() - started)
 
 
@@ -168,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         # gradio_client would otherwise build a certificate-loading SSL context for every request
         # (one httpx.post each), ~30 ms of this process's CPU that delayed 16 joins by ~0.5 s here.
         client = Client(url, verbose=False, analytics_enabled=False, ssl_verify=False)
+        other_visitor = Client(url, verbose=False, analytics_enabled=False, ssl_verify=False)
         arguments = dict(
             prompt=PROMPT,
             cell=args.cell,
@@ -183,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
             # The limit is measured in each round, just before its runs (the server idle).
             limits.append(batched_step_limit(model, limit_batch, limit_steps))
             for n in users:
-                run = run_streams(client, n, arguments, 1_000 * n + 100 * repeat, server_pid=process.pid)
+                run = run_streams(client, n, arguments, 1_000 * n + 100 * repeat, process.pid, other_visitor)
                 runs[n].append(run)
         rows = []
         for n in users:
@@ -201,18 +216,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.cell}-h{args.hidden_size}, {chars} new characters per stream, temperature {args.temperature}, "
           f"server and clients on this machine ({os.cpu_count()} CPUs); median of {repeats} runs")
     print("| streams | aggregate chars/s | (range) | per stream chars/s | vs 1 stream | vs batched-step limit "
-          "| first update p50 / p95 | first characters p50 / p95 | wall | server CPU (generation process) | client CPU |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| first update p50 / p95 | first characters p50 / p95 | /models meanwhile p50 / p95 | wall | server CPU "
+          "| client CPU |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, row in rows:
-        server_cpu = "n/a"
-        if row["server_cpu"] is not None:
-            server_cpu = f"{sum(row['server_cpu']):.2f} s ({row['server_cpu'][1]:.2f} s)"
+        server_cpu = f"{row['server_cpu']:.2f} s" if row["server_cpu"] is not None else "n/a"
+        models = f"{row['models'][0]:.3f} / {row['models'][1]:.3f} s" if row["models"] else "-"
         print(
             f"| {n} | {row['chars_per_second']:,.0f} | {row['range'][0]:,.0f}–{row['range'][1]:,.0f} "
             f"| {row['chars_per_second'] / n:,.0f} "
             f"| {row['chars_per_second'] / single:.2f}x | {row['chars_per_second'] / max(limits):.2f}x "
             f"| {row['first_update'][0]:.2f} / {row['first_update'][1]:.2f} s "
-            f"| {row['first_chars'][0]:.2f} / {row['first_chars'][1]:.2f} s "
+            f"| {row['first_chars'][0]:.2f} / {row['first_chars'][1]:.2f} s | {models} "
             f"| {row['seconds']:.2f} s | {server_cpu} | {row['client_cpu']:.2f} s |"
         )
     print(

@@ -3,19 +3,15 @@
     python -m benchmarks.sampling_speed            # 2000 characters at temperature 0.8
     python -m benchmarks.sampling_speed --quick    # a smoke run
 
-Columns: ``compiled`` (rnn_demo.generation.sampling's generate on the compiled engine, numba);
-``reference``, the same on the reference engine (NumPy, rnn_demo/generation/reference.py: the same
-text, bit for bit); ``naive``, the loop a tutorial writes (the torch module called per character,
-softmax, torch.multinomial, ``.item()``); ``floor``, the bare products a step cannot avoid, timed alone for the same number
-of characters: per character, the first layer's ``h @ W_hh`` (its input part is a row lookup)
-and, for every layer above it, ``[x, h] @ [W_ih; W_hh]`` (the layer's input is the output of the
-layer below, computed in the same step), each timed with torch.mm and with NumPy's matmul (one
-thread) and the faster kept; ``W_hh floor``, the same with ``h @ W_hh`` alone for every layer (it
-leaves out the input products of the layers above the first, which no implementation can skip);
-and the time per character at 500 and 5000 characters, which must be flat (no re-reading of
-the prefix), with the compiled engine. The compiled engine and the floors are timed in turns
-(``--rounds``, 5 by default) and the fastest of each is kept; the reference engine and the naive
-loop run once. Where numba is not available, the compiled columns say so.
+Columns: ``engine`` (rnn_demo.generation.sampling's generate: the NumPy engine, one thread);
+``naive``, the loop a tutorial writes (the torch module called per character, softmax,
+torch.multinomial, ``.item()``); ``floor``, the bare products a step cannot avoid, timed alone for
+the same number of characters: per character, the first layer's ``h @ W_hh`` (its input part is a
+row lookup) and, for every layer above it, ``[x, h] @ [W_ih; W_hh]`` (the layer's input is the
+output of the layer below, computed in the same step), each timed with torch.mm and with NumPy's
+matmul (one thread) and the faster kept; and the time per character at 500 and 5000 characters,
+which must be flat (no re-reading of the prefix). The engine and the floor are timed in turns
+(``--rounds``, 5 by default) and the fastest of each is kept; the naive loop runs once.
 """
 
 from __future__ import annotations
@@ -29,7 +25,6 @@ import torch
 
 from benchmarks import PROJECT_ROOT, use_one_blas_thread
 from rnn_demo.cli.arguments import existing_folder, finite_number, whole_number
-from rnn_demo.generation import engines
 from rnn_demo.generation.sampling import generate
 from rnn_demo.model import CharRNN
 
@@ -57,11 +52,11 @@ def naive_generate(model: CharRNN, prompt: str, length: int, temperature: float)
 
 
 @torch.inference_mode()
-def products_floor(model: CharRNN, length: int, recurrent_only: bool = False) -> float:
+def products_floor(model: CharRNN, length: int) -> float:
     """Seconds for the bare products of ``length`` steps (see the module's doc), the faster of
-    torch.mm and NumPy's matmul; with ``recurrent_only``, h @ W_hh alone for every layer."""
+    torch.mm and NumPy's matmul."""
     size, gate_width = model.hidden_size, model.rnn.weight_hh_l0.shape[0]
-    rows = [size] + [size if recurrent_only else 2 * size] * (model.num_layers - 1)
+    rows = [size] + [2 * size] * (model.num_layers - 1)
     weights = [torch.randn(k, gate_width) for k in rows]
     inputs = [torch.randn(1, k) for k in rows]
     arrays = [(x.numpy(), w.numpy()) for x, w in zip(inputs, weights)]
@@ -97,45 +92,33 @@ def main(argv: list[str] | None = None) -> None:
     rounds = 1 if args.quick else args.rounds
 
     folders = sorted(p for p in Path(args.models_dir).iterdir() if (p / "config.json").is_file())
-    compiled = engines.wait_compiled()
+    use_one_blas_thread()
     print(
-        f"batch 1, {chars} characters, temperature {args.temperature}, torch threads: {torch.get_num_threads()}; "
-        f"the compiled engine and the floors: the fastest of {rounds} turns, the reference engine and the naive "
-        "loop: one run" + ("" if compiled else f"; the compiled engine is not available ({engines.state()[1]})")
+        f"batch 1, {chars} characters, temperature {args.temperature}, torch threads: {torch.get_num_threads()}, "
+        f"one BLAS thread; the engine and the floor: the fastest of {rounds} turns, the naive loop: one run"
     )
     print(
-        f"| model | compiled chars/s | reference chars/s | naive chars/s | compiled / naive | reference / naive "
-        f"| floor chars/s | compiled / floor time | compiled / W_hh floor time | µs/char at {short} "
-        f"| µs/char at {long} |"
+        f"| model | engine chars/s | naive chars/s | engine / naive | floor chars/s | engine / floor time "
+        f"| µs/char at {short} | µs/char at {long} |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for folder in folders:
         model = CharRNN.from_pretrained(folder)
 
-        def generate_with(engine, length=chars, seed=0, model=model):
-            return lambda: generate(model, "ROMEO:", length, temperature=args.temperature, seed=seed, engine=engine)
+        def generate_chars(length=chars, seed=0, model=model):
+            return lambda: generate(model, "ROMEO:", length, temperature=args.temperature, seed=seed)
 
-        generate_with(engines.REFERENCE, 50)()  # warm up
+        generate_chars(50)()  # warm up
         naive = seconds(lambda: naive_generate(model, "ROMEO:", chars, args.temperature))
-        slow = seconds(generate_with(engines.REFERENCE))
-        if compiled is None:
-            print(f"| {folder.name} | - | {chars / slow:,.0f} | {chars / naive:,.0f} | - | {naive / slow:.1f}x "
-                  "| - | - | - | - | - |")
-            continue
-        generate_with(compiled, 50)()
-        # the compiled engine and the floors, taken in turns, the fastest of each kept: on a shared
-        # machine the noise only ever adds time, to either side, and runs minutes apart differ by ±25%.
-        turns = [
-            (seconds(generate_with(compiled)), products_floor(model, chars), products_floor(model, chars, True))
-            for _ in range(rounds)
-        ]
-        ours, floor, recurrent_floor = (min(times) for times in zip(*turns))
-        at_short = seconds(generate_with(compiled, short, seed=1)) / short
-        at_long = seconds(generate_with(compiled, long, seed=1)) / long
+        # the engine and the floor, taken in turns, the fastest of each kept: on a shared machine
+        # the noise only ever adds time, to either side, and runs minutes apart differ by ±25%.
+        turns = [(seconds(generate_chars()), products_floor(model, chars)) for _ in range(rounds)]
+        ours, floor = (min(times) for times in zip(*turns))
+        at_short = seconds(generate_chars(short, seed=1)) / short
+        at_long = seconds(generate_chars(long, seed=1)) / long
         print(
-            f"| {folder.name} | {chars / ours:,.0f} | {chars / slow:,.0f} | {chars / naive:,.0f} | {naive / ours:.1f}x "
-            f"| {naive / slow:.1f}x | {chars / floor:,.0f} | {ours / floor:.2f}x | {ours / recurrent_floor:.2f}x "
-            f"| {at_short * 1e6:.0f} | {at_long * 1e6:.0f} |"
+            f"| {folder.name} | {chars / ours:,.0f} | {chars / naive:,.0f} | {naive / ours:.1f}x "
+            f"| {chars / floor:,.0f} | {ours / floor:.2f}x | {at_short * 1e6:.0f} | {at_long * 1e6:.0f} |"
         )
 
 

@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 def child_processes(pid: int) -> list[int]:
-    """The child processes of a process (Linux /proc; the app's is its generation process), []
+    """The child processes of a process (Linux /proc; the app's are its training runs), []
     where unknown."""
     found = []
     try:

@@ -6,12 +6,11 @@ The subpackages, in the order data flows through them (none imports one further 
 - :mod:`rnn_demo.model`: the recurrent layer, the language model, characters <-> ids, the
   checkpoint format;
 - :mod:`rnn_demo.training`: text and batches, the training loop, run folders, presets;
-- :mod:`rnn_demo.generation`: sampling, the generation step and its two engines (the NumPy
-  reference, the compiled kernels);
+- :mod:`rnn_demo.generation`: sampling, and the generation step (NumPy, from the cells' formulas);
 - :mod:`rnn_demo.analysis`: views inside a trained model: each character's probability and
   alternatives, each layer's state, the units that follow features of the text;
-- :mod:`rnn_demo.serving`: the zoo of served models, request validation and caps, batching
-  many streams, the generation process;
+- :mod:`rnn_demo.serving`: the zoo of served models, request validation and caps, the worker
+  that steps every running generation together;
 - :mod:`rnn_demo.hub`: publishing models and the Space;
 - :mod:`rnn_demo.ui`: the web demo's tabs (``app.py`` wires them);
 - :mod:`rnn_demo.cli`: the command lines (``python -m train``, ``python -m rnn_demo.sample``,

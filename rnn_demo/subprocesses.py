@@ -1,6 +1,6 @@
-"""What the project's own subprocesses (the generation process, the kernels' compile process) run
-with: this environment, with the folder that holds ``rnn_demo/`` first on their path, so that they
-import this copy of the package whatever the working directory. Standard library only."""
+"""What the project's own subprocesses (the Train tab's training runs) run with: this environment,
+with the folder that holds ``rnn_demo/`` first on their path, so that they import this copy of the
+package whatever the working directory. Standard library only."""
 
 from __future__ import annotations
 

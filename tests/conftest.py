@@ -9,14 +9,6 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="rnn-demo-hf-home-"))
-# One numba cache folder for the whole test session, this process and every subprocess: the
-# generation kernels compile once (about half a minute), not once per interpreter or copy of the
-# tree, and the checkout's own rnn_demo/generation/__pycache__ is left alone.
-os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="rnn-demo-numba-cache-"))
-# Every generation waits for the compiled engine (where numba is available), in this process and
-# every subprocess: a text the tests compare is the compiled engine's, never the reference engine's
-# because it came first. The tests of the reference engine ask for it, or clear this.
-os.environ.setdefault("RNN_DEMO_ENGINE", "compiled")
 # The test models are tiny: one thread is as fast, and it does not collapse when the machine
 # is busy (OpenMP threads spin-waiting on an oversubscribed CPU). Subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -26,11 +18,6 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def generate_with(scheduler, model, prompt: str, max_new_chars: int, **settings) -> str:
-    """The whole continuation of one request to a BatchScheduler or ProcessScheduler (blocking)."""
-    return "".join(scheduler.submit(model, prompt, max_new_chars, **settings).chunks())
 
 
 def wait_until(condition, timeout: float = 10.0) -> bool:
@@ -52,30 +39,6 @@ def cpu_seconds(stat_path: str) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@pytest.fixture
-def noise_breaks_for_seed_666(monkeypatch):
-    """TokenDraws.noise_rows (and so .noise) raises RuntimeError("the generator broke") for a
-    generator seeded 666."""
-    from rnn_demo.generation.sampling import TokenDraws
-
-    real_noise_rows = TokenDraws.noise_rows
-
-    def noise_rows(draws, count):
-        if draws.generator.initial_seed() == 666:
-            raise RuntimeError("the generator broke")
-        return real_noise_rows(draws, count)
-
-    monkeypatch.setattr(TokenDraws, "noise_rows", noise_rows)
-
-
-# Requests with every kind of setting (and distinct seeds), for the schedulers' tests.
-MIXED_REQUESTS = [
-    dict(prompt=prompt, max_new_chars=length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    for seed, (prompt, length, temperature, top_k, top_p) in enumerate(
-        [("ROMEO:", 150, 0.8, 0, 1.0), ("KING:\n", 90, 1.0, 5, 1.0), ("", 120, 0.5, 0, 0.9), ("Thou", 60, 0.0, 0, 1.0)]
-        * 8
-    )
-]
 TINY_SHAKESPEARE = REPO_ROOT / "data" / "tinyshakespeare.txt"  # shipped with the repository (data/README.md)
 
 
@@ -115,6 +78,14 @@ def trained_run(small_corpus, tmp_path_factory):
     )
     metrics = train(config, out, show_progress=False, log=lambda message: None)
     return out, metrics
+
+
+@pytest.fixture(scope="session")
+def worker():
+    """A generation worker for the tests that stream (tests/test_worker.py makes its own per test)."""
+    from rnn_demo.serving.worker import GenerationWorker
+
+    return GenerationWorker()
 
 
 @pytest.fixture(scope="session")
@@ -227,13 +198,3 @@ def client(app_url):
     from gradio_client import Client
 
     return Client(app_url, verbose=False, analytics_enabled=False)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def compiled_engine():
-    """The compiled generation engine, ready before the first test (compiled into the session's
-    numba cache, or loaded from it), or None where numba is not available: the tests then run on
-    the engine a warm server uses, and those that compare the two engines have both."""
-    from rnn_demo.generation import engines
-
-    return engines.wait_compiled(timeout=900)

@@ -31,12 +31,6 @@ SVG = "{http://www.w3.org/2000/svg}"
 TRAIN_CHARS, VALIDATION_CHARS = 1_003_854, 55_770  # tiny shakespeare's train and validation splits
 
 
-@pytest.fixture(autouse=True)
-def compiled_engine():
-    """Overrides conftest's session fixture for this file: nothing here generates text, so these
-    tests need not wait for the generation kernels to compile (the file stays fast alone)."""
-
-
 # ---- 1. the test shown on the page is the test in tests/test_rnn.py -----------------------------
 
 

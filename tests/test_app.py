@@ -39,81 +39,71 @@ def zoo(app_models):
     return ModelZoo(app_models)
 
 
-def run_handler(zoo, **overrides):
+def run_handler(zoo, worker, **overrides):
     """All (text, status) updates of one generation."""
-    return list(streaming.generate_stream(zoo, **{**GOOD, **overrides}))
-
-
-def frozen_clock():
-    """A clock that never advances: only the character count triggers updates."""
-    return 0.0
+    return list(streaming.generate_stream(zoo, **{**GOOD, **overrides}, worker=worker))
 
 
 # ---- the handlers, called directly ---------------------------------------------------------------
 
 
-def test_stream_starts_with_the_prompt_grows_and_ends_with_the_full_text(zoo):
-    updates = list(streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 40}, clock=frozen_clock))
+def test_stream_starts_with_the_prompt_grows_and_ends_with_the_full_text(zoo, worker):
+    updates = run_handler(zoo, worker, max_new_chars=400)
     texts = [text for text, _ in updates]
     assert texts[0] == "ROMEO:"
     for before, after in itertools.pairwise(texts):
         assert after.startswith(before)
     model = zoo.load("lstm", 64)
-    assert texts[-1] == "ROMEO:" + generate(model, "ROMEO:", 40, temperature=0.8, seed=7)
-    # Every YIELD_EVERY_CHARS characters, then once more at the end (the final, done status).
-    assert [len(t) - len("ROMEO:") for t in texts] == [0, 8, 16, 24, 32, 40, 40]
+    assert texts[-1] == "ROMEO:" + generate(model, "ROMEO:", 400, temperature=0.8, seed=7)
     statuses = [status for _, status in updates]
-    assert [s.done for s in statuses] == [False] * 6 + [True]
-    assert statuses[-1].new_chars == 40
+    assert [s.done for s in statuses] == [False] * (len(statuses) - 1) + [True]
+    assert [s.new_chars for s in statuses] == [len(text) - len("ROMEO:") for text in texts]
+    assert statuses[-1].new_chars == 400
 
 
-def test_a_slow_model_still_updates_every_few_tens_of_milliseconds(zoo):
-    ticks = itertools.count(step=2 * streaming.YIELD_EVERY_SECONDS)  # each character takes longer than the interval
-    updates = list(streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 5}, clock=lambda: next(ticks)))
-    assert [len(text) - len("ROMEO:") for text, _ in updates] == [0, 1, 2, 3, 4, 5, 5]
-
-
-def test_the_stream_can_be_resumed_from_any_thread(zoo):
+def test_the_stream_can_be_resumed_from_any_thread(zoo, worker):
     # Gradio calls next() on a generator handler from whichever worker thread is free.
-    updates = streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 40}, clock=frozen_clock)
+    updates = streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 2_000}, worker=worker)
     texts = []
 
     def advance():
         texts.append(next(updates)[0])
 
     for _ in range(4):
-        worker = threading.Thread(target=advance)
-        worker.start()
-        worker.join()
-    assert [len(t) - len("ROMEO:") for t in texts] == [0, 8, 16, 24]
+        thread = threading.Thread(target=advance)
+        thread.start()
+        thread.join()
+    updates.close()
+    assert texts[0] == "ROMEO:" and all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
+    assert len(texts[-1]) > len(texts[0])
 
 
 @pytest.mark.parametrize("resumed_in", ["this thread", "another thread"])
-def test_a_stream_closed_early_leaves_torch_grad_mode_as_it_was(zoo, resumed_in):
+def test_a_stream_closed_early_leaves_torch_grad_mode_as_it_was(zoo, worker, resumed_in):
     # Stop or a client's cancel closes the generator half-way; torch's modes are per thread.
-    updates = streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 100})
+    updates = streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 100}, worker=worker)
 
     def advance():
-        for _ in range(3):
+        for _ in range(2):
             next(updates)
 
     if resumed_in == "this thread":
         advance()
     else:
-        worker = threading.Thread(target=advance)
-        worker.start()
-        worker.join()
+        thread = threading.Thread(target=advance)
+        thread.start()
+        thread.join()
     updates.close()
     assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
 
 
-def test_a_stop_request_ends_the_stream_with_the_text_so_far(zoo):
-    checks = itertools.count(1)  # asked after every character: true after the 21st
-    updates = list(streaming.generate_stream(zoo, **{**GOOD, "max_new_chars": 500}, should_stop=lambda: next(checks) > 20))
+def test_a_stop_request_ends_the_stream_with_the_text_so_far(zoo, worker):
+    checks = itertools.count(1)  # asked before every update: true from the 3rd on
+    updates = run_handler(zoo, worker, max_new_chars=2_000, should_stop=lambda: next(checks) > 2)
     text, status = updates[-1]
-    assert status.stopped and not status.done
-    assert len(text) == len("ROMEO:") + 21 and status.new_chars == 21
-    assert "stopped 21 characters" in display.status_line(status)
+    assert status.stopped and not status.done and status.new_chars == len(text) - len("ROMEO:") < 2_000
+    assert text == "ROMEO:" + generate(zoo.load("lstm", 64), "ROMEO:", status.new_chars, temperature=0.8, seed=7)
+    assert f"stopped {status.new_chars:,} characters" in display.status_line(status)
 
 
 def test_stop_requests_reach_only_the_running_generation_of_their_session():
@@ -130,36 +120,36 @@ def test_stop_requests_reach_only_the_running_generation_of_their_session():
     stops.request("no-such-session")  # nothing running: nothing happens
 
 
-def test_same_seed_same_text_and_random_seed_varies(zoo):
-    first = run_handler(zoo, max_new_chars=100)[-1][0]
-    assert run_handler(zoo, max_new_chars=100)[-1][0] == first
-    randoms = {run_handler(zoo, max_new_chars=100, seed=requests.RANDOM_SEED, temperature=1.0)[-1][0] for _ in range(3)}
+def test_same_seed_same_text_and_random_seed_varies(zoo, worker):
+    first = run_handler(zoo, worker, max_new_chars=100)[-1][0]
+    assert run_handler(zoo, worker, max_new_chars=100)[-1][0] == first
+    randoms = {run_handler(zoo, worker, max_new_chars=100, seed=requests.RANDOM_SEED, temperature=1.0)[-1][0] for _ in range(3)}
     assert len(randoms) > 1
 
 
-def test_greedy_ignores_the_seed(zoo):
-    texts = {run_handler(zoo, temperature=0, seed=seed)[-1][0] for seed in (requests.RANDOM_SEED, 0, 123)}
+def test_greedy_ignores_the_seed(zoo, worker):
+    texts = {run_handler(zoo, worker, temperature=0, seed=seed)[-1][0] for seed in (requests.RANDOM_SEED, 0, 123)}
     assert len(texts) == 1
 
 
-def test_hidden_size_and_cell_choose_the_model(zoo):
+def test_hidden_size_and_cell_choose_the_model(zoo, worker):
     texts = {
-        (cell, size): run_handler(zoo, cell=cell, hidden_size=size)[-1][0]
+        (cell, size): run_handler(zoo, worker, cell=cell, hidden_size=size)[-1][0]
         for cell, size in (("lstm", 64), ("lstm", 256), ("rnn", 32))
     }
     assert len(set(texts.values())) == 3
-    assert run_handler(zoo, cell="rnn", hidden_size=32)[-1][1].model.name == "rnn-h32"
+    assert run_handler(zoo, worker, cell="rnn", hidden_size=32)[-1][1].model.name == "rnn-h32"
 
 
-def test_unknown_prompt_characters_are_skipped_and_reported(zoo):
-    text, status = run_handler(zoo, prompt="ROMEO:😀é😀")[-1]
+def test_unknown_prompt_characters_are_skipped_and_reported(zoo, worker):
+    text, status = run_handler(zoo, worker, prompt="ROMEO:😀é😀")[-1]
     assert text.startswith("ROMEO:😀é😀")
     assert status.skipped == "😀é"
     assert "skipped characters the model does not know: '😀' 'é'" in display.status_line(status)
 
 
-def test_empty_prompt_is_allowed(zoo):
-    text, status = run_handler(zoo, prompt="", max_new_chars=10)[-1]
+def test_empty_prompt_is_allowed(zoo, worker):
+    text, status = run_handler(zoo, worker, prompt="", max_new_chars=10)[-1]
     assert len(text) == 10 and status.done
 
 
@@ -174,14 +164,11 @@ def test_status_line_names_model_parameters_score_and_speed(zoo):
     assert "generating… 100 characters" in display.status_line(streaming.RunStatus(info, 100, 0.5))
 
 
-def test_the_page_gets_every_text_but_fewer_status_lines_and_always_the_last(zoo):
+def test_the_page_gets_every_text_with_its_status_line(zoo):
     info = zoo.info("lstm", 64)
-    statuses = [streaming.RunStatus(info, i) for i in range(5)] + [streaming.RunStatus(info, 5, done=True)]
-    times = iter([0.0, 0.1, 0.2, 0.3, 0.35, 0.36])
-    out = list(generate_tab.page_updates(((f"t{i}", s) for i, s in enumerate(statuses)), 0.25, clock=lambda: next(times)))
-    assert [text for text, _ in out] == ["t0", "t1", "t2", "t3", "t4", "t5"]
-    skip = gr.skip()
-    assert [line for _, line in out] == [display.status_line(statuses[0]), skip, skip, display.status_line(statuses[3]), skip, display.status_line(statuses[5])]
+    statuses = [streaming.RunStatus(info, i) for i in range(3)] + [streaming.RunStatus(info, 3, done=True)]
+    out = list(generate_tab.page_updates((f"t{i}", s) for i, s in enumerate(statuses)))
+    assert out == [(f"t{i}", display.status_line(s)) for i, s in enumerate(statuses)]
 
 
 BAD_INPUTS = [
@@ -214,15 +201,15 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS, ids=[str(o)[:40] for o, _ in BAD_INPUTS])
-def test_bad_inputs_raise_one_clear_request_error(zoo, overrides, message):
+def test_bad_inputs_raise_one_clear_request_error(zoo, overrides, message, worker):
     with pytest.raises(requests.RequestError) as caught:
-        run_handler(zoo, **overrides)
+        run_handler(zoo, worker, **overrides)
     assert message in str(caught.value)
 
 
-def test_the_page_and_the_api_show_library_errors_as_one_gradio_error_sentence(zoo):
+def test_the_page_and_the_api_show_library_errors_as_one_gradio_error_sentence(zoo, worker):
     with pytest.raises(gr.Error) as caught:
-        list(display.shown_as_gradio_errors(streaming.generate_stream(zoo, **{**GOOD, "temperature": 9})))
+        list(display.shown_as_gradio_errors(streaming.generate_stream(zoo, **{**GOOD, "temperature": 9}, worker=worker)))
     assert caught.value.message == "temperature must be between 0 (greedy) and 2.0, got 9.0."
     def failing():
         yield "ROMEO:", None
@@ -233,18 +220,18 @@ def test_the_page_and_the_api_show_library_errors_as_one_gradio_error_sentence(z
     assert caught.value.message == "The generation failed: it broke"
 
 
-def test_whole_floats_are_accepted_for_integer_arguments(zoo):
-    text = run_handler(zoo, hidden_size=64.0, max_new_chars=12.0, top_k=5.0, seed=7.0)[-1][0]
+def test_whole_floats_are_accepted_for_integer_arguments(zoo, worker):
+    text = run_handler(zoo, worker, hidden_size=64.0, max_new_chars=12.0, top_k=5.0, seed=7.0)[-1][0]
     assert len(text) == len("ROMEO:") + 12
 
 
-def test_an_empty_zoo_builds_a_page_that_explains_itself(tmp_path):
+def test_an_empty_zoo_builds_a_page_that_explains_itself(tmp_path, worker):
     empty = ModelZoo(tmp_path / "no-models")
     demo = app.build_demo(empty)
     config = str([translated(component["props"].get("value") or "") for component in demo.config["components"]])
     assert "No models are available" in config and "does not exist" in config
     with pytest.raises(requests.RequestError, match="No models are available"):
-        list(streaming.generate_stream(empty, **GOOD))
+        list(streaming.generate_stream(empty, **GOOD, worker=worker))
 
 
 def test_the_queue_summarizes_its_events_for_monitoring_only_every_so_often(tmp_path, monkeypatch):
@@ -274,7 +261,7 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     assert isinstance(app.demo, gr.Blocks)
     calls = []
     monkeypatch.setattr(app.demo, "launch", lambda **kwargs: calls.append(("launch", kwargs)))
-    monkeypatch.setattr(app, "warm_up", lambda zoo, scheduler: calls.append(("warm_up", zoo, scheduler)))
+    monkeypatch.setattr(app, "warm_up", lambda zoo, worker: calls.append(("warm_up", zoo, worker)))
     monkeypatch.setattr(app.demo, "block_thread", lambda: calls.append(("block_thread", None)))
     monkeypatch.setattr(app, "limit_malloc_arenas", lambda arenas: calls.append(("malloc arenas", arenas)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
@@ -286,11 +273,11 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     assert calls == [
         ("malloc arenas", lifecycle.MALLOC_ARENAS),
         ("launch", {"server_name": "0.0.0.0", "server_port": 7999, **served}),
-        ("warm_up", app.ZOO, app.SCHEDULER),
+        ("warm_up", app.ZOO, app.WORKER),
         ("block_thread", None),
         ("malloc arenas", lifecycle.MALLOC_ARENAS),
         ("launch", {"server_name": None, "server_port": None, **served}),
-        ("warm_up", app.ZOO, app.SCHEDULER),
+        ("warm_up", app.ZOO, app.WORKER),
         ("block_thread", None),
     ]
 
@@ -299,18 +286,13 @@ def test_importing_the_app_imports_no_torch_and_the_warm_up_does():
     code = (
         "import sys, app\nfrom rnn_demo.serving import lifecycle\n"
         "assert 'torch' not in sys.modules, 'app imported torch'\n"
-        "assert 'numba' not in sys.modules, 'app imported numba'\n"
         "from rnn_demo.model import CharRNN\n"
         "loaded, from_pretrained = [], CharRNN.from_pretrained.__func__\n"
         "CharRNN.from_pretrained = classmethod(lambda cls, path: loaded.append(path) or from_pretrained(cls, path))\n"
-        "app.warm_up(app.ZOO, app.SCHEDULER)\n"
-        "import torch\n"
-        "assert torch.get_num_threads() == lifecycle.TORCH_THREADS\n"
+        "app.warm_up(app.ZOO, app.WORKER)\n"
+        "assert 'torch' in sys.modules\n"
         "assert len(loaded) == 1, loaded\n"
-        "scheduler = app.SCHEDULER.get()\n"
-        "assert scheduler.child_pid() is not None, 'the generation process was not started'\n"
-        "assert scheduler.torch_threads == lifecycle.TORCH_THREADS\n"
-        "scheduler.close()\n"
+        "assert len(app.WORKER._weights) == 1, 'the first model engine weights were not taken'\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("RNN_DEMO_MODELS", None)
@@ -392,12 +374,10 @@ def test_nan_temperature_over_plain_http_is_an_error(app_url):
 
 @pytest.fixture(scope="module")
 def slow_client(slow_models, pick_free_port):
-    """A client of an app serving ``slow_models`` (in-process scheduler)."""
+    """A client of an app serving ``slow_models``."""
     from gradio_client import Client
 
-    from rnn_demo.serving.batching import BatchScheduler
-
-    demo = app.build_demo(ModelZoo(slow_models), scheduler=BatchScheduler())
+    demo = app.build_demo(ModelZoo(slow_models))
     _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True))
     try:
         yield Client(url, verbose=False, analytics_enabled=False)

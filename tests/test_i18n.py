@@ -141,8 +141,6 @@ def test_the_status_line_in_chinese(zoo):
     assert "跳过了模型不认识的字符：'é'" in line
     assert "已停止" in display.status_line(streaming.RunStatus(info, 3, 0.1, stopped=True), "zh-CN")
     assert "正在生成…" in display.status_line(streaming.RunStatus(info, 3, 0.1), "zh-CN")
-    note = "fast kernels compiling, serving with the reference engine"
-    assert "快速内核正在编译" in display.status_line(streaming.RunStatus(info, 3, 0.1, engine_note=note), "zh-CN")
     # English stays as it was, and is the default
     english = display.status_line(status)
     assert english == display.status_line(status, "en")

@@ -59,13 +59,13 @@ def zoo(app_models):
     hidden_size=st.sampled_from([64, 256]),
 )
 def test_generate_handler_any_prompt_exact_length_and_reproducible(
-    zoo, prompt, length, temperature, top_k, top_p, seed, hidden_size
+    zoo, worker, prompt, length, temperature, top_k, top_p, seed, hidden_size
 ):
     arguments = dict(prompt=prompt, cell="lstm", hidden_size=hidden_size, temperature=temperature,
                      max_new_chars=length, top_k=top_k, top_p=top_p, seed=seed)
-    text, status = list(streaming.generate_stream(zoo, **arguments))[-1]
+    text, status = list(streaming.generate_stream(zoo, **arguments, worker=worker))[-1]
     assert status.done and text.startswith(prompt) and len(text) == len(prompt) + length
-    assert list(streaming.generate_stream(zoo, **arguments))[-1][0] == text
+    assert list(streaming.generate_stream(zoo, **arguments, worker=worker))[-1][0] == text
 
 
 @SETTINGS
@@ -79,8 +79,8 @@ def test_generate_handler_any_prompt_exact_length_and_reproducible(
         st.fixed_dictionaries({"cell": st.text(max_size=8).filter(lambda cell: cell not in ("lstm", "rnn"))}),
     )
 )
-def test_generate_handler_refuses_out_of_range_input_with_a_request_error(zoo, bad):
+def test_generate_handler_refuses_out_of_range_input_with_a_request_error(zoo, worker, bad):
     arguments = dict(prompt="ROMEO:", cell="lstm", hidden_size=64, temperature=0.8, max_new_chars=5, top_k=0,
                      top_p=1.0, seed=1)
     with pytest.raises(requests.RequestError):
-        list(streaming.generate_stream(zoo, **{**arguments, **bad}))
+        list(streaming.generate_stream(zoo, **{**arguments, **bad}, worker=worker))

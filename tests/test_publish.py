@@ -213,24 +213,6 @@ finally:
 """
 
 
-def share_the_compiled_kernels(cache_folder: Path) -> None:
-    """Copy the generation kernels compiled for this test run (numba's cache files, compiled now unless
-    they already are) into ``cache_folder``."""
-    import os
-
-    try:
-        from rnn_demo.generation import kernels
-    except ImportError:  # numba is not available here: the bundle serves with the reference engine
-        return
-
-    kernels.warm_up()
-    compiled = Path(kernels.step._cache.cache_path)  # where numba keeps them: one folder for all the kernels
-    cache_folder.mkdir(parents=True, exist_ok=True)
-    for cached in compiled.glob("kernels.*"):
-        shutil.copy2(cached, cache_folder / cached.name)
-    assert os.environ["NUMBA_CACHE_DIR"] in str(compiled)  # conftest's one cache folder for the session
-
-
 @pytest.mark.slow
 def test_the_space_bundle_runs_on_its_own(tmp_path, pick_free_port):
     """Build exactly what `publish space` uploads, then serve it from there, offline, and call it."""
@@ -241,11 +223,7 @@ def test_the_space_bundle_runs_on_its_own(tmp_path, pick_free_port):
 
     bundle = tmp_path / "space"
     publish.build_space_bundle(publish.plan_space(REPO_ROOT, model_repo=None), bundle)
-    # The bundle loads the kernels this test session compiled instead of compiling its own copy:
-    # numba's cache entries are keyed by the source's content (a hash), so they are valid for the
-    # bundle's identical kernels.py; placed in its __pycache__, its numba finds them there.
-    share_the_compiled_kernels(bundle / "rnn_demo" / "generation" / "__pycache__")
-    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RNN_DEMO_MODELS", "NUMBA_CACHE_DIR")}
+    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RNN_DEMO_MODELS")}
     environment["HF_HUB_OFFLINE"] = "1"
     finished = subprocess.run(
         [sys.executable, "-c", SPACE_SMOKE_SCRIPT, str(pick_free_port())],

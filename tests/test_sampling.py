@@ -1,4 +1,5 @@
-"""Sampling: stream joins to generate, seeds reproduce, the state is carried (never O(T^2))."""
+"""Sampling: stream joins to generate, seeds reproduce, the state is carried (never O(T^2)), and a
+constraint (``allowed``) has its say in every character."""
 
 import warnings
 
@@ -6,14 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnn_demo.generation.sampling import (
-    SamplingSettings,
-    encode_prompt,
-    generate,
-    next_token_distribution,
-    sample_steps,
-    stream,
-)
+from rnn_demo.generation import engine
+from rnn_demo.generation.sampling import encode_prompt, generate, sample_steps, stream
 from rnn_demo.model import CharRNN
 
 
@@ -69,16 +64,17 @@ def test_temperature_zero_is_greedy(trained_model):
 
 @pytest.mark.parametrize("settings", [dict(temperature=0.8), dict(temperature=1.2, top_k=5), dict(temperature=0.6, top_p=0.9)])
 def test_texts_are_those_of_the_plain_torch_loop(trained_model, settings):
-    """The fast path (stepper.Stepper, NumPy) changes no text: a seed gives what calling the torch
-    module per character and drawing with torch.multinomial gives, the loop a tutorial writes."""
+    """The engine changes no text: a seed gives what calling the torch module per character and
+    drawing with the same random numbers gives, the loop a tutorial writes."""
     for seed in range(3):
-        generator = torch.Generator().manual_seed(seed)
+        generator = np.random.default_rng(seed)
         expected = []
         with torch.inference_mode():
             logits, hidden = trained_model(torch.tensor([trained_model.tokenizer.encode("ROMEO:")]))
             for _ in range(200):
-                probs = next_token_distribution(logits[0, -1].numpy(), SamplingSettings(**settings))
-                token = int(torch.multinomial(torch.from_numpy(probs), 1, generator=generator))
+                probs = engine.distribution(logits[0, -1].numpy(), **settings)
+                cumulative = np.cumsum(probs)
+                token = int(np.searchsorted(cumulative, generator.random() * cumulative[-1], side="right"))
                 expected.append(trained_model.vocab[token])
                 logits, hidden = trained_model(torch.tensor([[token]]), hidden)
         assert generate(trained_model, "ROMEO:", 200, seed=seed, **settings) == "".join(expected)
@@ -90,95 +86,30 @@ def test_top_k_one_and_tiny_top_p_are_greedy(trained_model):
     assert generate(trained_model, "Thou", 50, temperature=1.3, top_p=1e-6, seed=5) == greedy
 
 
-def test_next_token_distribution_filters():
-    logits = np.array([2.0, 1.0, 0.5, -1.0], np.float32)
-    top2 = next_token_distribution(logits, SamplingSettings(temperature=1.0, top_k=2))
-    assert top2.dtype == np.float32
-    assert top2[2] == 0 and top2[3] == 0 and np.isclose(top2.sum(), 1.0)
-    full = torch.softmax(torch.from_numpy(logits), -1)
-    assert np.allclose(next_token_distribution(logits, SamplingSettings(temperature=1.0)), full.numpy())
-    nucleus = next_token_distribution(logits, SamplingSettings(temperature=1.0, top_p=float(full[0]) + 0.01))
-    assert nucleus[0] > 0 and nucleus[1] > 0 and nucleus[2] == 0 and nucleus[3] == 0
-    assert np.array_equal(next_token_distribution(logits, SamplingSettings(temperature=0)), [1.0, 0, 0, 0])
-    hot = next_token_distribution(logits, SamplingSettings(temperature=100.0))
-    assert hot.max() - hot.min() < 0.05
-
-
 def test_a_tiny_positive_temperature_is_greedy_not_nan(trained_model):
     assert generate(trained_model, "Thou", 30, temperature=1e-40, seed=3) == generate(trained_model, "Thou", 30, temperature=0)
     for temperature in (1e-45, 1e-300, 5e-324):  # the last two overflow float64: to -inf, silently
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            probs = next_token_distribution(np.array([3.0, 1.0, 3.0], np.float32), SamplingSettings(temperature))
+            probs = engine.distribution(np.array([3.0, 1.0, 3.0], np.float32), temperature)
         assert np.array_equal(probs, [0.5, 0.0, 0.5])
 
 
-@pytest.mark.parametrize("prompt", ["Good morrow, cousin", "Good morrow, cousin. " * 3])
-def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypatch, prompt):
-    """Never re-running the prefix: the model reads the prompt once (a short one step by step, a
-    long one in one forward call), then one character a step."""
-    from rnn_demo.generation import stepper
-    from rnn_demo.generation.sampling import PRIME_BY_STEPS_MAX
+def test_prompt_primes_once_then_one_character_per_step(trained_model, monkeypatch):
+    """Never re-running the prefix: the prompt is read once, one step a character, then each new
+    character is one step."""
+    from rnn_demo.generation import sampling
 
-    forward_lengths, step_sizes, sample_sizes = [], [], []
-    handle = trained_model.register_forward_hook(lambda module, args, output: forward_lengths.append(args[0].shape))
-    original_step, original_sample = stepper.Stepper.step, stepper.Stepper.sample
+    step_sizes = []
+    original_step = engine.step
 
-    def counting_step(self, tokens, hidden):
-        step_sizes.append(tuple(tokens.shape))
-        return original_step(self, tokens, hidden)
+    def counting_step(weights, tokens, state):
+        step_sizes.append(len(tokens))
+        return original_step(weights, tokens, state)
 
-    def counting_sample(self, logits, state, noise, *settings):
-        sample_sizes.append(len(noise))  # characters drawn and stepped in this call
-        return original_sample(self, logits, state, noise, *settings)
-
-    monkeypatch.setattr(stepper.Stepper, "step", counting_step)
-    monkeypatch.setattr(stepper.Stepper, "sample", counting_sample)
-    try:
-        generate(trained_model, prompt, 30, seed=0)
-    finally:
-        handle.remove()
-    if len(prompt) <= PRIME_BY_STEPS_MAX:
-        assert forward_lengths == [] and step_sizes == [(1,)] * len(prompt)
-    else:
-        assert forward_lengths == [(1, len(prompt))] and step_sizes == []
-    # Then each new character stepped once, the first one alone (it is not held back).
-    assert sum(sample_sizes) == 30 and sample_sizes[0] == 1
-
-
-def test_priming_by_steps_gives_the_state_of_one_forward_call():
-    from rnn_demo.generation.sampling import PRIME_BY_STEPS_MAX, prime
-    from rnn_demo.generation.stepper import Stepper, state_arrays
-
-    for cell in ("rnn", "gru", "lstm"):
-        torch.manual_seed(0)
-        model = CharRNN("abcdefghij", cell=cell, hidden_size=32, num_layers=2).eval()
-        ids = torch.randint(0, 10, (PRIME_BY_STEPS_MAX,)).tolist()
-        logits, state = prime(model, Stepper(model), ids)  # by steps
-        with torch.no_grad():
-            expected_logits, expected_hidden = model(torch.tensor([ids]))
-        assert np.allclose(logits, expected_logits[:, -1].numpy(), atol=1e-5), cell
-        pairs = zip(state, state_arrays(expected_hidden)) if cell == "lstm" else [(state, state_arrays(expected_hidden))]
-        assert all(np.allclose(a, b, atol=1e-5) for a, b in pairs), cell
-
-
-def test_stepper_matches_the_models_forward_for_every_cell():
-    from rnn_demo.generation.stepper import Stepper, state_arrays, state_tensors
-
-    for cell in ("rnn", "gru", "lstm"):
-        torch.manual_seed(0)
-        model = CharRNN("abcdefghij", cell=cell, hidden_size=16, num_layers=3, embedding_dim=8).eval()
-        tokens = torch.randint(0, 10, (4, 12))
-        with torch.no_grad():
-            expected_logits, expected_hidden = model(tokens)
-        stepper, hidden, logits = Stepper(model), model.init_hidden(4), []
-        for t in range(12):
-            step_logits, state = stepper.step(tokens[:, t].numpy(), state_arrays(hidden))
-            logits.append(torch.from_numpy(step_logits))
-            hidden = state_tensors(state)
-        assert torch.allclose(torch.stack(logits, dim=1), expected_logits, atol=1e-5), cell
-        pairs = zip(hidden, expected_hidden) if cell == "lstm" else [(hidden, expected_hidden)]
-        assert all(torch.allclose(a, b, atol=1e-5) for a, b in pairs), cell
+    monkeypatch.setattr(sampling.engine, "step", counting_step)
+    generate(trained_model, "Good morrow, cousin", 30, seed=0)
+    assert step_sizes == [1] * (len("Good morrow, cousin") + 30)
 
 
 @pytest.mark.parametrize("closed_in", ["this thread", "another thread"])
@@ -277,3 +208,64 @@ def test_bad_arguments_raise_at_call_time(trained_model, kwargs, message):
 def test_non_string_prompt_is_refused(trained_model):
     with pytest.raises(TypeError, match="prompt must be a str"):
         generate(trained_model, 42, 5)
+
+
+# ---- a say in the next character: allowed -------------------------------------------------------
+
+
+def test_forbidding_a_character_gives_a_text_without_it(trained_model):
+    without_e = trained_model.vocab.replace("e", "")
+    text = generate(trained_model, "The ", 600, temperature=1.0, seed=0, allowed=lambda text: without_e)
+    assert "e" in generate(trained_model, "The ", 600, temperature=1.0, seed=0)
+    assert len(text) == 600 and "e" not in text
+
+
+@pytest.mark.parametrize("settings", [dict(temperature=1.0), dict(temperature=0.0), dict(temperature=0.8, top_k=3)])
+def test_forcing_a_newline_after_every_20_characters_gives_lines_of_20(trained_model, settings):
+    no_newline = trained_model.vocab.replace("\n", "")
+
+    def lines_of_20(text):
+        line = len(text) - (text.rfind("\n") + 1)
+        return "\n" if line == 20 else no_newline
+
+    text = generate(trained_model, "ROMEO:", 21 * 10, seed=3, allowed=lines_of_20, **settings)
+    assert text.split("\n") == [line for line in text.split("\n")[:10] if len(line) == 20] + [""]
+
+
+def test_allowed_gets_the_text_so_far_without_the_prompt_and_none_means_free(trained_model):
+    seen = []
+
+    def watch(text):
+        seen.append(text)
+        return None
+
+    text = generate(trained_model, "KING:", 12, seed=4, allowed=watch)
+    assert text == generate(trained_model, "KING:", 12, seed=4)
+    assert seen == [text[:i] for i in range(12)]
+
+
+def test_the_draw_renormalises_over_the_allowed_after_the_settings(trained_model):
+    steps = list(sample_steps(trained_model, "the", 50, temperature=0.9, top_k=10, seed=1, allowed=lambda text: "aeiou "))
+    for step in steps:
+        assert step.char in "aeiou "
+        assert np.isclose(step.probs.sum(), 1.0) and set(np.flatnonzero(step.probs)) <= set(trained_model.tokenizer.encode("aeiou "))
+
+
+def test_allowed_characters_that_top_k_removed_are_drawn_among_themselves(trained_model):
+    # "Q" and "Z" are never among the 2 most likely characters after "the ": the constraint still holds.
+    text = generate(trained_model, "the ", 30, temperature=0.8, top_k=2, seed=2, allowed=lambda text: "QZ")
+    assert len(text) == 30 and set(text) <= {"Q", "Z"}
+    greedy = generate(trained_model, "the ", 30, temperature=0, allowed=lambda text: "QZ")
+    assert len(greedy) == 30 and set(greedy) <= {"Q", "Z"}
+
+
+def test_an_impossible_constraint_raises_naming_the_position(trained_model):
+    def impossible_at_7(text):
+        return "日本" if len(text) == 7 else None
+
+    pieces = stream(trained_model, "a", 20, seed=0, allowed=impossible_at_7)
+    assert "".join(next(pieces) for _ in range(7)) == generate(trained_model, "a", 7, seed=0)
+    with pytest.raises(ValueError, match="none of the characters allowed at position 7 is in the model's vocabulary"):
+        next(pieces)
+    with pytest.raises(ValueError, match="position 0"):
+        generate(trained_model, "a", 5, allowed=lambda text: [])

@@ -2,11 +2,11 @@
 their validation (one sentence, the server carries on), and the page's rendering of them."""
 
 import re
-import threading
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from conftest import wait_until
 from gradio_client.exceptions import AppError
 
 import app
@@ -123,12 +123,8 @@ def test_units_request_ranks_the_units_of_the_layer_shown(zoo):
 # ---- /compare -----------------------------------------------------------------------------------
 
 
-def compare_threads() -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if thread.name.startswith("compare-")]
-
-
-def test_compare_gives_every_size_the_same_seed_and_generate_agrees(zoo):
-    updates = list(views.compare_stream(zoo, "ROMEO:", "lstm", 0.8, 120, 11))
+def test_compare_gives_every_size_the_same_seed_and_generate_agrees(zoo, worker):
+    updates = list(views.compare_stream(zoo, "ROMEO:", "lstm", 0.8, 120, 11, worker=worker))
     assert all(update["seed"] == 11 for update in updates)
     first, last = updates[0], updates[-1]
     assert [c["model"] for c in first["continuations"]] == ["lstm-h64", "lstm-h256"]
@@ -136,14 +132,14 @@ def test_compare_gives_every_size_the_same_seed_and_generate_agrees(zoo):
     for column in last["continuations"]:
         assert column["done"] and column["new_chars"] == 120
         assert column["val_bpc"] == zoo.info("lstm", column["hidden_size"]).val_bpc
-        alone = list(generate_stream(zoo, "ROMEO:", "lstm", column["hidden_size"], 0.8, 120, 0, 1.0, 11))[-1][0]
-        assert column["text"] == alone
-    assert not compare_threads()
+        alone = list(generate_stream(zoo, "ROMEO:", "lstm", column["hidden_size"], 0.8, 120, 0, 1.0, 11, worker=worker))
+        assert column["text"] == alone[-1][0]
+    assert worker.running_count() == 0
 
 
-def test_compare_with_a_random_seed_says_which_seed_it_drew(zoo):
-    last = list(views.compare_stream(zoo, "To be", "lstm", 1.0, 40, -1))[-1]
-    again = list(views.compare_stream(zoo, "To be", "lstm", 1.0, 40, last["seed"]))[-1]
+def test_compare_with_a_random_seed_says_which_seed_it_drew(zoo, worker):
+    last = list(views.compare_stream(zoo, "To be", "lstm", 1.0, 40, -1, worker=worker))[-1]
+    again = list(views.compare_stream(zoo, "To be", "lstm", 1.0, 40, last["seed"], worker=worker))[-1]
     assert [c["text"] for c in again["continuations"]] == [c["text"] for c in last["continuations"]]
 
 
@@ -158,19 +154,22 @@ def test_compare_with_a_random_seed_says_which_seed_it_drew(zoo):
     ],
 )
 def test_compare_checks_everything_before_it_starts(zoo, arguments, message):
+    from rnn_demo.serving.worker import GenerationWorker
+
+    worker = GenerationWorker()
     request = {"prompt": "ROMEO:", "cell": "lstm", "temperature": 0.8, "max_new_chars": 50, "seed": 1, **arguments}
     with pytest.raises(RequestError) as caught:
-        next(views.compare_stream(zoo, **request))
+        next(views.compare_stream(zoo, **request, worker=worker))
     assert message in str(caught.value)
-    assert not compare_threads()
+    assert worker._thread is None  # no generation was ever started
 
 
-def test_closing_compare_early_ends_every_generation(zoo):
-    updates = views.compare_stream(zoo, "ROMEO:", "lstm", 0.8, 2000, 3, every_seconds=0.001)
+def test_closing_compare_early_ends_every_generation(zoo, worker):
+    updates = views.compare_stream(zoo, "ROMEO:", "lstm", 0.8, 2000, 3, worker=worker)
     next(updates)
     next(updates)
     updates.close()
-    assert not compare_threads()
+    assert wait_until(lambda: worker.running_count() == 0, timeout=0.5)
 
 
 # ---- the endpoints ------------------------------------------------------------------------------

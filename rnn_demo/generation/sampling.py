@@ -1,52 +1,46 @@
 """Sampling text from a CharRNN, one character at a time with the state carried.
 
-The prompt primes the hidden state once (see :func:`prime`); after that every step feeds only
-the character just sampled (through :class:`rnn_demo.generation.stepper.Stepper`), so the cost per
-character is flat however long the text grows (never re-running the prefix). One stream's
-characters are drawn and stepped several at a time in one call
-(:meth:`~rnn_demo.generation.stepper.Stepper.sample`); the distributions and draws are those of
-:func:`next_token_distribution` and :func:`choose_tokens` (the per-character reference the tests
-compare with), and the server draws a batch of streams with
-:meth:`~rnn_demo.generation.stepper.Stepper.sample_rows`. Either engine computes them, the compiled
-kernels or the NumPy reference (``rnn_demo.generation.engines``): with one engine a seed gives the
-same text either way, and the two engines' texts part only at a draw that is a near tie (see
-``rnn_demo/generation/reference.py``). Each call owns its random
-generator, seeded from ``seed`` (see :class:`TokenDraws`): no global RNG is touched, so
-concurrent calls cannot disturb each other and the same seed always gives the same text.
+The loop is the textbook one (nanoGPT's ``sample.py``, carried state as in word_language_model):
+the prompt primes the state once, then each character is drawn from the distribution of the next
+one (:func:`rnn_demo.generation.engine.distribution`), fed back in (one engine step), and so on.
+The cost per character is flat however long the text grows.
 
-``sample_steps`` is the core and yields a :class:`Step` per character (the character, its
-probability distribution and the state after it), for views inside the network;
-``stream`` yields the characters and ``generate`` joins them.
+:class:`Sampler` is one stream: its weights, settings, private random generator, constraint and
+state. :func:`advance` draws the next character of several streams and steps them together, and
+is the only place a character is made: :func:`sample_steps` calls it with one stream, the server's
+worker (``rnn_demo.serving.worker``) with all of its streams. Since the step is batch invariant,
+a seed gives the same text alone or beside others.
 
-Prompt policy: characters the vocabulary lacks are skipped (see :func:`encode_prompt`, which
-reports them). An empty prompt, or one with no known character, starts from a newline (or
-the vocabulary's first character when it has no newline), i.e. "the start of a paragraph".
+A say in the next character: ``allowed`` is a callable that gets the text generated so far (the
+prompt excluded) and returns the characters allowed next (any iterable of characters), or None for
+no restriction. The draw renormalises over the allowed characters after temperature, top-k and
+top-p; when those left none of them, it draws among the allowed characters alone (with the same
+temperature, top-k and top-p), so a constraint always holds. When no allowed character is in the
+vocabulary, ValueError names the position.
+
+Prompt policy: characters the vocabulary lacks are skipped (:func:`encode_prompt` reports them).
+An empty prompt, or one with no known character, starts from a newline (or the vocabulary's first
+character when it has no newline): "the start of a paragraph".
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import torch
 
-from rnn_demo.generation import engines, reference
-from rnn_demo.generation.engines import Engine
-from rnn_demo.generation.stepper import State, Stepper, state_arrays, state_tensors
-from rnn_demo.model import CharRNN, Hidden
-from rnn_demo.model.tokenizer import Encoding
+from rnn_demo.generation import engine
+from rnn_demo.generation.engine import State, Weights
+from rnn_demo.model.tokenizer import CharTokenizer, Encoding
+
+if TYPE_CHECKING:
+    from rnn_demo.model import CharRNN, Hidden
 
 MAX_SEED = 2**63 - 1
-# Prompts up to this many characters are primed step by step (one compiled call a character),
-# longer ones by one CharRNN.forward call, whose fused layers win on long inputs: a forward call
-# has a fixed cost of its own that only a long prompt pays back, and around 32 characters the
-# two cost about the same for the shipped models (one thread).
-PRIME_BY_STEPS_MAX = 32
-# Draws whose random numbers are drawn in one call (see TokenDraws).
-NOISE_BLOCK = 64
+Allowed = Callable[[str], Iterable[str] | None]
 
 
 @dataclass(frozen=True)
@@ -55,7 +49,7 @@ class SamplingSettings:
 
     temperature: 0 = greedy (always the most likely character); 1 = the model's own
         distribution; above 1 flatter, below 1 sharper.
-    top_k: keep only the k most likely characters (0 = all).
+    top_k: keep only the k most likely characters (0, or k at least the vocabulary: all).
     top_p: keep the smallest set of most likely characters whose probability reaches top_p
         (1.0 = all). Applied after top_k.
     """
@@ -82,13 +76,16 @@ class Step(NamedTuple):
 
     char: str
     token_id: int
-    probs: np.ndarray  # (vocab_size,) float32: the distribution it was drawn from, after temperature/top-k/top-p
-    state: State  # the state after feeding this character back in (engine arrays, (L, 1, H))
+    probs: np.ndarray  # (vocab_size,) float64: the distribution it was drawn from (settings and constraint applied)
+    state: State  # the engine's state after feeding this character back in: (h, c), (L, 1, H) each
 
     @property
     def hidden(self) -> Hidden:
         """:attr:`state` as torch tensors, the form ``CharRNN.forward`` takes."""
-        return state_tensors(self.state)
+        import torch
+
+        h, c = self.state
+        return (torch.from_numpy(h), torch.from_numpy(c)) if c is not None else torch.from_numpy(h)
 
 
 def encode_prompt(model: CharRNN, prompt: str) -> Encoding:
@@ -116,100 +113,105 @@ def check_seed(seed) -> None:
         raise ValueError(f"seed must be an integer in 0..{MAX_SEED} (or None for random), got {seed!r}")
 
 
-def make_generator(seed: int | None) -> torch.Generator:
-    """A private random generator (CPU): seeded from ``seed``, or from the OS when it is None."""
-    check_seed(seed)
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    return generator
+class Sampler:
+    """One stream of generated text: the model's weights, the settings, a private random generator
+    seeded from ``seed`` (from the OS when None; no global generator is touched), the constraint,
+    and the logits and state after the prompt and the characters drawn so far.
 
+    Making one primes the state with ``prompt_ids`` (one engine step a character)."""
 
-def next_token_distribution(logits: np.ndarray, settings: SamplingSettings) -> np.ndarray:
-    """Probabilities (..., vocab), float32, to draw from after temperature, top-k and top-p.
-
-    Computed in float64 (any positive temperature a Python float can hold stays positive when
-    divided by; in float32, 1e-300 would become 0 and the division 0/0), each row on its own by
-    :func:`rnn_demo.generation.reference.distribution` (what the kernels compute too): a row comes
-    out the same alone or in a batch. With
-    temperature 0 all the mass sits on the most likely token.
-    """
-    logits = np.asarray(logits, dtype=np.float64)
-    rows = np.ascontiguousarray(logits.reshape(-1, logits.shape[-1]))  # (R, V)
-    probs = reference.distribution(rows, float(settings.temperature), settings.top_k, float(settings.top_p))
-    return probs.reshape(logits.shape)
-
-
-class TokenDraws:
-    """The random draws of one generation: a private seeded ``torch.Generator`` (see
-    :func:`make_generator`), from which the noise of several draws is drawn in one call:
-    ``min(draws, NOISE_BLOCK)`` at a time, ``draws`` being how many the generation will make (it
-    may make more). torch fills a tensor from its CPU generator in order, so a block holds
-    exactly the numbers that as many draws one at a time would take (tests/test_batching.py
-    checks the draws against torch.multinomial's); one call instead of one per character saves a
-    torch call's fixed cost on every draw."""
-
-    def __init__(self, seed: int | None, vocab_size: int, draws: int = NOISE_BLOCK):
-        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 0:
-            raise ValueError(f"draws must be a whole number >= 0, got {draws!r}")
-        self.generator = make_generator(seed)
-        self._buffer = torch.empty(max(1, min(draws, NOISE_BLOCK)), vocab_size, dtype=torch.float32)
-        self._noise = self._buffer.numpy()
-        self._next = len(self._buffer)  # the row to hand out next; a block is drawn when it is used up
-
-    def noise(self) -> np.ndarray:
-        """The random numbers of the next draw: (V,) float32, Exp(1). A later call may overwrite them."""
-        return self.noise_rows(1)[0]
-
-    def noise_rows(self, count: int) -> np.ndarray:
-        """The random numbers of the next draws, (n, V): ``count`` (>= 1) of them, or fewer, as
-        many as are left of the block drawn last (a new block is drawn when it is used up). A
-        later call may overwrite them."""
-        if self._next == len(self._noise):
-            self._buffer.exponential_(1, generator=self.generator)
-            self._next = 0
-        start, self._next = self._next, min(len(self._noise), self._next + count)
-        return self._noise[start : self._next]
-
-    def draw(self, probs: np.ndarray) -> int:
-        """One token id drawn from probs (V,): what :func:`choose_tokens` picks for this row."""
-        return int(reference.choose(np.ascontiguousarray(probs, np.float32)[None], self.noise()[None])[0])
-
-
-def choose_tokens(probs: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """One token per row: probs (B, V) and noise (B, V) from :meth:`TokenDraws.noise` -> (B,).
-
-    argmax(p / q) with q ~ Exp(1) picks token i with probability p_i (the exponential race; the
-    Gumbel-max trick with exp applied). It is what ``torch.multinomial(p, 1)`` computes on CPU,
-    draw for draw (tests/test_batching.py checks that the same seeds give the same tokens);
-    written out (:func:`rnn_demo.generation.reference.choose`) so that a batch of streams, each with its own
-    generator, can share one call, and every stream still draws exactly what it draws alone.
-    """
-    return reference.choose(np.ascontiguousarray(probs, np.float32), np.ascontiguousarray(noise, np.float32))
-
-
-def prime(model: CharRNN, stepper: Stepper, prompt_ids: list[int]) -> tuple[np.ndarray, State]:
-    """Run the prompt through the model (in eval mode; ``stepper`` made from it): the logits after
-    its last character (1, V) and the state after it, as arrays for ``stepper``.
-
-    A prompt of up to :data:`PRIME_BY_STEPS_MAX` characters is stepped through one character at a
-    time, a longer one goes through ``CharRNN.forward`` in one call. Both give the same state to
-    float rounding, and the way depends on the prompt's length alone, so a prompt always primes
-    the same way, bit for bit.
-    """
-    if not prompt_ids:
-        raise ValueError("the prompt must have at least one token (see encode_prompt)")
-    if len(prompt_ids) <= PRIME_BY_STEPS_MAX:
-        state = stepper.zero_state(1)
+    def __init__(
+        self,
+        weights: Weights,
+        tokenizer: CharTokenizer,
+        prompt_ids: list[int],
+        settings: SamplingSettings,
+        seed: int | None = None,
+        allowed: Allowed | None = None,
+    ):
+        if not prompt_ids:
+            raise ValueError("the prompt must have at least one token (see encode_prompt)")
+        check_seed(seed)
+        if allowed is not None and not callable(allowed):
+            raise TypeError(f"allowed must be a callable (or None), got {type(allowed).__name__}")
+        self.weights, self.tokenizer, self.settings, self.allowed = weights, tokenizer, settings, allowed
+        self.generator = np.random.default_rng(seed)
+        self.text: list[str] = []  # the characters drawn so far
+        self.state = engine.zero_state(weights)
         for token in prompt_ids:
-            logits, state = stepper.step(np.array([token]), state)
-        return logits, state
-    with torch.inference_mode():
-        idx = torch.tensor([prompt_ids], dtype=torch.long, device=model.decoder.weight.device)  # (1, P)
-        logits, hidden = model(idx)
-        return logits[:, -1].to("cpu", torch.float32).numpy(), state_arrays(hidden)
+            logits, self.state = engine.step(weights, np.array([token]), self.state)
+        self.logits = logits[0]  # (V,)
+
+    def next_distribution(self) -> np.ndarray:
+        """The probabilities (V,) of the next character: the settings, then the constraint."""
+        settings = self.settings
+        probs = engine.distribution(self.logits, settings.temperature, settings.top_k, settings.top_p)
+        if not np.isfinite(probs).all():
+            raise ValueError("the model's probabilities are not finite numbers (its weights may be broken)")
+        if self.allowed is None:
+            return probs
+        chosen = self.allowed("".join(self.text))
+        if chosen is None:
+            return probs
+        ids = self.tokenizer.encode_known("".join(chosen)).ids
+        if not ids:
+            raise ValueError(f"none of the characters allowed at position {len(self.text)} is in the model's vocabulary")
+        mask = np.zeros(len(probs), bool)
+        mask[ids] = True
+        kept = np.where(mask, probs, 0.0)
+        if kept.sum() == 0:  # the settings left none of the allowed: draw among them alone
+            logits = np.where(mask, self.logits, -np.inf)
+            kept = engine.distribution(logits, settings.temperature, settings.top_k, settings.top_p)
+        return kept / kept.sum()
+
+    def choose(self) -> tuple[int, np.ndarray]:
+        """The next character's id and the distribution it was drawn from (not yet fed back in)."""
+        probs = self.next_distribution()
+        return engine.draw(probs, self.generator), probs
+
+    def advanced(self, token: int, logits: np.ndarray, state: State) -> None:
+        """Record the drawn ``token`` and the logits (V,) and state after feeding it in."""
+        self.text.append(self.tokenizer.vocab[token])
+        self.logits, self.state = logits, state
+
+
+def advance(samplers: list[Sampler]) -> list[tuple[int, np.ndarray] | Exception]:
+    """The next character of each sampler (all on the same weights), drawn and fed in with one
+    engine step for all of them. Returns, per sampler, (token id, distribution), or the exception
+    its draw raised (a bad setting or constraint): that sampler is left as it was, the others go on.
+    """
+    results: list[tuple[int, np.ndarray] | Exception] = []
+    for sampler in samplers:
+        try:
+            results.append(sampler.choose())
+        except Exception as error:  # noqa: BLE001 - one stream's failure is its own
+            results.append(error)
+    drawn = [(sampler, result) for sampler, result in zip(samplers, results) if not isinstance(result, Exception)]
+    if drawn:
+        tokens = np.array([token for _, (token, _) in drawn])
+        logits, state = engine.step(drawn[0][0].weights, tokens, engine.stack_states([s.state for s, _ in drawn]))
+        for row, (sampler, (token, _)) in enumerate(drawn):
+            sampler.advanced(token, logits[row], engine.state_row(state, row))
+    return results
+
+
+def sampler_for(
+    model: CharRNN,
+    prompt: str,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    allowed: Allowed | None = None,
+    weights: Weights | None = None,
+) -> Sampler:
+    """A :class:`Sampler` continuing ``prompt`` with ``model`` (``weights``: its engine weights, when the
+    caller keeps them; taken from the model otherwise)."""
+    settings = SamplingSettings(temperature, top_k, top_p)
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+    weights = weights if weights is not None else Weights.from_model(model)
+    return Sampler(weights, model.tokenizer, encode_prompt(model, prompt).ids, settings, seed, allowed)
 
 
 def sample_steps(
@@ -220,48 +222,22 @@ def sample_steps(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
-    engine: Engine | None = None,
+    allowed: Allowed | None = None,
 ) -> Iterator[Step]:
-    """Yield ``max_new_chars`` sampled characters as :class:`Step` records, computed by ``engine``
-    (by default the compiled one if it is ready, else the reference one, kept to the end; see
-    ``rnn_demo.generation.engines``)."""
-    settings = SamplingSettings(temperature, top_k, top_p)
+    """Yield ``max_new_chars`` sampled characters as :class:`Step` records. Bad arguments raise at
+    call time; a constraint that cannot be met raises ValueError when its position is reached."""
     check_length(max_new_chars)
-    if not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
-    draws = TokenDraws(seed, model.vocab_size, max_new_chars)
-    engine = engine if engine is not None else engines.current()
-    return _sample_steps(model, encode_prompt(model, prompt).ids, max_new_chars, settings, draws, engine)
+    sampler = sampler_for(model, prompt, temperature, top_k, top_p, seed, allowed)
+    return _steps(sampler, max_new_chars)
 
 
-def _sample_steps(model, prompt_ids, max_new_chars, settings, draws: TokenDraws, engine: Engine) -> Iterator[Step]:
-    # A generator function of its own, so that argument errors above are raised at call time.
-    # It holds no torch mode across a yield (modes are per thread, and a server may resume or
-    # close this generator in another thread): the steps are NumPy.
-    if max_new_chars == 0:
-        return
-    was_training = model.training
-    if was_training:  # dropout must be off while sampling
-        model.eval()
-    try:
-        stepper = Stepper(model, engine)
-        logits, state = prime(model, stepper, prompt_ids)  # (1, V)
-    finally:
-        if was_training:
-            model.train()
-    vocab = model.vocab
-    made = 0
-    while made < max_new_chars:
-        # Characters are drawn and stepped in one compiled call for as many as the noise block
-        # has left, up to as many as were made so far (1, 1, 2, 4, ... 64): the first character
-        # comes after one step, and a stream closed early has stepped at most twice what it took.
-        noise = draws.noise_rows(min(max_new_chars - made, max(1, made)))
-        tokens, probs, logits, states = stepper.sample(
-            logits, state, noise, settings.temperature, settings.top_k, settings.top_p
-        )
-        for token_id, token_probs, state in zip(tokens.tolist(), probs, states):
-            yield Step(vocab[token_id], token_id, token_probs, state)
-        made += len(tokens)
+def _steps(sampler: Sampler, max_new_chars: int) -> Iterator[Step]:
+    for _ in range(max_new_chars):
+        (result,) = advance([sampler])
+        if isinstance(result, Exception):
+            raise result
+        token, probs = result
+        yield Step(sampler.tokenizer.vocab[token], token, probs, sampler.state)
 
 
 def stream(
@@ -272,10 +248,10 @@ def stream(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
-    engine: Engine | None = None,
+    allowed: Allowed | None = None,
 ) -> Iterator[str]:
-    """Yield the continuation of ``prompt`` one character at a time (``engine``: as for :func:`sample_steps`)."""
-    steps = sample_steps(model, prompt, max_new_chars, temperature, top_k, top_p, seed, engine)
+    """Yield the continuation of ``prompt`` one character at a time."""
+    steps = sample_steps(model, prompt, max_new_chars, temperature, top_k, top_p, seed, allowed)
     return (step.char for step in steps)
 
 
@@ -287,8 +263,7 @@ def generate(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
-    engine: Engine | None = None,
+    allowed: Allowed | None = None,
 ) -> str:
-    """The continuation of ``prompt`` (without the prompt), ``max_new_chars`` characters long
-    (``engine``: as for :func:`sample_steps`)."""
-    return "".join(stream(model, prompt, max_new_chars, temperature, top_k, top_p, seed, engine))
+    """The continuation of ``prompt`` (without the prompt), ``max_new_chars`` characters long."""
+    return "".join(stream(model, prompt, max_new_chars, temperature, top_k, top_p, seed, allowed))

@@ -1,9 +1,10 @@
 """One generation as a stream of text for the page or the API: validation, the model, the pace.
 
-:func:`generate_stream` yields the prompt and the continuation so far every few characters,
-each with a :class:`RunStatus`. Bad arguments raise :class:`~rnn_demo.serving.requests.RequestError`;
-a model that cannot be loaded, a full scheduler and a failed generation raise
-:class:`GenerationError`. Both are one sentence for the user, and the UI shows them as they are.
+:func:`generate_stream` is the one place that paces the text: it yields the prompt and the
+continuation so far as it grows, at most every :data:`UPDATE_EVERY_SECONDS`, and Gradio streams
+each value it yields. Bad arguments raise :class:`~rnn_demo.serving.requests.RequestError`; a model
+that cannot be loaded and a failed generation raise :class:`GenerationError`. Both are one sentence
+for the user, and the UI shows them as they are.
 """
 
 from __future__ import annotations
@@ -18,21 +19,14 @@ from rnn_demo.serving.requests import validate_request
 from rnn_demo.serving.zoo import ModelInfo, ModelZoo
 
 if TYPE_CHECKING:
+    from rnn_demo.generation.sampling import Allowed
     from rnn_demo.model import CharRNN
-    from rnn_demo.serving.batching import BatchScheduler
-    from rnn_demo.serving.generation_process import ProcessScheduler
+    from rnn_demo.serving.worker import GenerationWorker
 
-    Scheduler = BatchScheduler | ProcessScheduler
-
-# Send the text every few characters (or after a short while), not every character, so the
-# browser repaints smoothly.
-YIELD_EVERY_CHARS = 8
-YIELD_EVERY_SECONDS = 0.05
-# Under load, fewer and longer updates: every update costs the server (and each client) about a
-# millisecond of Python whatever its length, so the streams together get at most about this many
-# a second (each stream one every max(YIELD_EVERY_SECONDS, running streams / this) seconds; the
-# first characters of a stream go at once). Measured by ``python -m benchmarks.many_users``.
-MAX_UPDATES_PER_SECOND = 40
+# A stream sends its text at most this often: a browser repaints smoothly, the server spends its time
+# generating rather than sending (``python -m benchmarks.many_users`` measures both), and Stop is
+# answered within this time.
+UPDATE_EVERY_SECONDS = 0.05
 
 
 class GenerationError(RuntimeError):
@@ -49,7 +43,6 @@ class RunStatus:
     skipped: str = ""  # distinct prompt characters outside the vocabulary (skipped)
     done: bool = False  # all max_new_chars were generated
     stopped: bool = False  # the Stop button ended it early
-    engine_note: str = ""  # why the reference engine serves it, when it does (rnn_demo.generation.engines.note)
 
     @property
     def finished(self) -> bool:
@@ -79,70 +72,52 @@ def generate_stream(
     top_p,
     seed,
     *,
+    worker: GenerationWorker,
     should_stop: Callable[[], bool] = lambda: False,
-    clock: Callable[[], float] = time.perf_counter,
-    scheduler: Scheduler | None = None,
+    allowed: Allowed | None = None,
 ) -> Iterator[tuple[str, RunStatus]]:
-    """Yield (prompt + continuation so far, RunStatus) every few characters, and once at the end.
+    """Yield (prompt + continuation so far, RunStatus) as the text grows, and once at the end.
 
     The first update is the prompt alone; the last one has ``status.done`` set and the whole text
-    (or ``status.stopped``, when ``should_stop()`` turned true first: it is asked after every
-    character, or with a ``scheduler`` after every chunk of characters it hands over).
-    With a ``scheduler`` the generation is stepped together with the others running on the
-    same model; the text is the same either way. Closing the iterator ends the generation.
-    Raises RequestError for bad arguments, GenerationError when the model cannot be loaded, the
-    scheduler is full or the generation fails.
+    (or ``status.stopped``, when ``should_stop()`` turned true first). ``worker`` draws the
+    characters, beside the other running generations; ``allowed`` is a constraint on the next
+    character (:mod:`rnn_demo.generation.sampling`). Closing the iterator ends the generation.
+    Raises RequestError for bad arguments, GenerationError when the model cannot be loaded or the
+    generation fails.
     """
-    from rnn_demo.generation import engines
-    from rnn_demo.generation.sampling import encode_prompt, stream
-    from rnn_demo.serving.batching import GenerationFailed, SchedulerFull
+    from rnn_demo.generation.sampling import encode_prompt
+    from rnn_demo.serving.worker import GenerationFailed
 
     request = validate_request(zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed)
     info = request.model
     model = load_model(zoo, info)
-    started = clock()
-    settings = dict(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p, seed=request.seed)
-    if scheduler is None:
-        engine = engines.current()  # one engine for the whole text
-        pieces_out = stream(model, request.prompt, request.max_new_chars, **settings, engine=engine)  # char by char
-        engine_note = lambda: engines.note(engine)
-    else:
-        try:
-            generation = scheduler.submit(model, request.prompt, request.max_new_chars, **settings)
-        except SchedulerFull as error:
-            raise GenerationError(f"The server is busy ({error}); try again in a moment.") from None
-        except GenerationFailed as error:  # the generation process could not be started
-            raise GenerationError(f"The generation failed: {error}") from None
-        pieces_out = generation.chunks(
-            min_chars=YIELD_EVERY_CHARS,
-            max_wait=YIELD_EVERY_SECONDS,
-            pace=lambda: scheduler.active_count() / MAX_UPDATES_PER_SECOND,
-        )
-        engine_note = lambda: generation.engine_note  # set when the generation starts
-    status = RunStatus(info, skipped=encode_prompt(model, request.prompt).skipped)
-    pieces = [request.prompt]
-    new_chars = unsent = 0
-    last_sent = started
-    stopped = False
-    try:  # closing this generator (Stop, a client's cancel or disconnect) closes pieces_out: no work left behind
-        yield request.prompt, status
-        for piece in pieces_out:
-            pieces.append(piece)
-            new_chars += len(piece)
-            unsent += len(piece)
-            if should_stop():
-                stopped = True
-                break
-            now = clock()
-            if unsent >= YIELD_EVERY_CHARS or now - last_sent >= YIELD_EVERY_SECONDS:
-                status = RunStatus(info, new_chars, now - started, status.skipped, engine_note=engine_note())
-                yield "".join(pieces), status
-                unsent, last_sent = 0, now
-    except GenerationFailed as error:
-        raise GenerationError(f"The generation failed: {error}") from None
+    started = time.perf_counter()
+    settings = (request.temperature, request.top_k, request.top_p, request.seed, allowed)
+    try:
+        generation = worker.submit(model, request.prompt, request.max_new_chars, *settings)
+    except (ValueError, TypeError) as error:
+        raise GenerationError(f"The generation could not start: {error}") from None
+    skipped = encode_prompt(model, request.prompt).skipped
+    text, stopped, last_sent = "", False, started
+    try:  # closing this generator (Stop, a client's cancel or disconnect) cancels the generation
+        yield request.prompt, RunStatus(info, skipped=skipped)
+        while len(text) < request.max_new_chars:
+            try:
+                # The pace: no update sooner than UPDATE_EVERY_SECONDS after the last, but the whole
+                # text as soon as it is there.
+                pace = max(0.0, last_sent + UPDATE_EVERY_SECONDS - time.perf_counter())
+                generation.wait(after=request.max_new_chars - 1, timeout=pace)
+                if should_stop():
+                    stopped = True
+                    break
+                grown = generation.wait(after=len(text), timeout=UPDATE_EVERY_SECONDS)
+            except GenerationFailed as error:
+                raise GenerationError(f"The generation failed: {error}") from None
+            if len(grown) > len(text) and len(grown) < request.max_new_chars:
+                text, last_sent = grown, time.perf_counter()
+                yield request.prompt + text, RunStatus(info, len(text), last_sent - started, skipped)
+            text = grown
     finally:
-        pieces_out.close()
-    seconds = clock() - started
-    yield "".join(pieces), RunStatus(
-        info, new_chars, seconds, status.skipped, done=not stopped, stopped=stopped, engine_note=engine_note()
-    )
+        generation.cancel()
+    status = RunStatus(info, len(text), time.perf_counter() - started, skipped, done=not stopped, stopped=stopped)
+    yield request.prompt + text, status

@@ -13,9 +13,7 @@ each, shown as it is. The library functions behind them are in :mod:`rnn_demo.an
 
 from __future__ import annotations
 
-import queue
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -30,16 +28,15 @@ from rnn_demo.serving.requests import (
     validate_seed,
     validate_view_text,
 )
-from rnn_demo.serving.streaming import GenerationError, generate_stream, load_model
+from rnn_demo.serving.streaming import UPDATE_EVERY_SECONDS, GenerationError, load_model
 from rnn_demo.serving.zoo import ModelInfo, ModelZoo
 
 if TYPE_CHECKING:
-    from rnn_demo.serving.streaming import Scheduler
+    from rnn_demo.serving.worker import GenerationWorker
 
 DEFAULT_ALTERNATIVES = 5  # top_k of /explain
 STATE_DECIMALS = 4  # /neurons rounds h and c: activations in [-1, 1] (c beyond), 4 decimals show any pattern
 TOP_UNITS = 10  # "Find interesting units" lists this many
-COMPARE_EVERY_SECONDS = 0.05  # /compare sends the columns at most this often (and once at the end)
 
 
 def _known_chars(model, text: str, info: ModelInfo) -> None:
@@ -148,94 +145,56 @@ def compare_stream(
     max_new_chars,
     seed,
     *,
+    worker: GenerationWorker,
     should_stop: Callable[[], bool] = lambda: False,
-    scheduler: Scheduler | None = None,
-    every_seconds: float = COMPARE_EVERY_SECONDS,
 ) -> Iterator[dict]:
     """Every hidden size of ``cell`` continues ``prompt`` with the same seed, side by side.
 
-    Yields ``{"seed", "continuations"}`` as the texts grow (at most every ``every_seconds``, and
-    once when all are done): one continuation per hidden size, smallest first, ``{"model",
+    Yields ``{"seed", "continuations"}`` as the texts grow (at the pace of ``/generate``, and once
+    when all are done): one continuation per hidden size, smallest first, ``{"model",
     "hidden_size", "val_bpc", "text", "new_chars", "done"}``, where ``text`` is the prompt and the
     continuation so far. Seed -1 draws one random seed for all of them (the answer says which).
     Each size is generated as ``/generate`` would with that seed (top_k and top_p off), so the same
     call to ``/generate`` gives the same text. Closing the iterator ends every generation.
     """
+    from rnn_demo.serving.worker import GenerationFailed
+
     cell = validate_cell(zoo, cell)
     seed = validate_seed(seed)
     if seed is None:
         from rnn_demo.generation.sampling import MAX_SEED
 
         seed = secrets.randbelow(MAX_SEED + 1)
-    infos = [zoo.info(cell, size) for size in zoo.hidden_sizes(cell)]
-    for info in infos:  # every argument checked before any generation starts
-        validate_request(zoo, prompt, cell, info.hidden_size, temperature, max_new_chars, 0, 1.0, seed)
-
-    stop = threading.Event()
-    updates: queue.Queue = queue.Queue()
-    columns = [
-        {
-            "model": info.name,
-            "hidden_size": info.hidden_size,
-            "val_bpc": info.val_bpc,
-            "text": prompt,
-            "new_chars": 0,
-            "done": False,
-        }
-        for info in infos
+    requests = [  # every argument checked before any generation starts
+        validate_request(zoo, prompt, cell, size, temperature, max_new_chars, 0, 1.0, seed)
+        for size in zoo.hidden_sizes(cell)
     ]
-
-    def run(index: int, info: ModelInfo) -> None:
-        stream = generate_stream(
-            zoo,
-            prompt,
-            cell,
-            info.hidden_size,
-            temperature,
-            max_new_chars,
-            0,
-            1.0,
-            seed,
-            should_stop=lambda: stop.is_set() or should_stop(),
-            scheduler=scheduler,
-        )
-        try:
-            for text, status in stream:
-                updates.put((index, text, status.new_chars, status.finished, None))
-        except (RequestError, GenerationError) as error:
-            updates.put((index, None, 0, True, error))
-        except Exception as error:  # noqa: BLE001 - one sentence for the caller, not a dead thread
-            updates.put((index, None, 0, True, GenerationError(f"The generation with {info.name} failed: {error}")))
-        finally:
-            stream.close()
-
-    threads = [
-        threading.Thread(target=run, args=(i, info), daemon=True, name=f"compare-{info.name}")
-        for i, info in enumerate(infos)
-    ]
-    for thread in threads:
-        thread.start()
-    running = len(threads)
-    last_sent = 0.0
+    models = [load_model(zoo, request.model) for request in requests]
+    generations = []
     try:
-        yield {"seed": seed, "continuations": [dict(column) for column in columns]}
-        while running:
+        for request, model in zip(requests, models):
+            generations.append(worker.submit(model, request.prompt, request.max_new_chars, request.temperature, 0, 1.0, seed))
+        texts = [""] * len(generations)
+        while True:
+            columns = [
+                {
+                    "model": request.model.name,
+                    "hidden_size": request.model.hidden_size,
+                    "val_bpc": request.model.val_bpc,
+                    "text": request.prompt + text,
+                    "new_chars": len(text),
+                    "done": len(text) == request.max_new_chars,
+                }
+                for request, text in zip(requests, texts)
+            ]
+            yield {"seed": seed, "continuations": columns}
+            if all(column["done"] for column in columns) or should_stop():
+                return
+            time.sleep(UPDATE_EVERY_SECONDS)
             try:
-                index, text, new_chars, finished, error = updates.get(timeout=every_seconds)
-            except queue.Empty:
-                continue
-            if error is not None:
-                raise error
-            column = columns[index]
-            column.update(text=text, new_chars=new_chars)
-            if finished:
-                column["done"] = True
-                running -= 1
-            now = time.perf_counter()
-            if not running or now - last_sent >= every_seconds:
-                last_sent = now
-                yield {"seed": seed, "continuations": [dict(column) for column in columns]}
+                texts = [generation.wait(after=-1, timeout=0) for generation in generations]
+            except GenerationFailed as error:
+                raise GenerationError(f"The generation failed: {error}") from None
     finally:  # also on close (Stop, cancel, disconnect): end every generation
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=5)
+        for generation in generations:
+            generation.cancel()

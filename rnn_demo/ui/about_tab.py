@@ -149,7 +149,7 @@ with the constructor, parameters and call of `torch.nn.RNN` (and a parity test a
 
 The language model around it (embedding → recurrent stack → linear head) is
 `rnn_demo/model/char_rnn.py`; sampling one character at a time with the state carried is
-`rnn_demo/generation/sampling.py` (each step through `rnn_demo/generation/stepper.py`); this page is
+`rnn_demo/generation/sampling.py` (each step through `rnn_demo/generation/engine.py`); this page is
 `rnn_demo/ui/about_tab.py`, put together with the other tabs in `app.py`.
 """
 
@@ -221,7 +221,7 @@ TORCH_RNN_ZH = """
 
 围绕它的语言模型（嵌入 → 循环层堆叠 → 线性输出层）在 `rnn_demo/model/char_rnn.py`；
 一次采样一个字符、并把状态带到下一步的代码在 `rnn_demo/generation/sampling.py`（每一步经过
-`rnn_demo/generation/stepper.py`）；本页面是 `rnn_demo/ui/about_tab.py`，它和其他标签页一起在 `app.py` 里组装。
+`rnn_demo/generation/engine.py`）；本页面是 `rnn_demo/ui/about_tab.py`，它和其他标签页一起在 `app.py` 里组装。
 """
 
 _SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from rnn_demo.serving.lifecycle import LazyScheduler
+from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.requests import DEFAULT_NEW_CHARS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P, RANDOM_SEED
 from rnn_demo.serving.streaming import generate_stream
 from rnn_demo.serving.training_jobs import Trainer, validate_training_request
@@ -35,7 +35,7 @@ def _streamed_text(updates):
         updates.close()
 
 
-def register_api(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int, trainer: Trainer) -> None:
+def register_api(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit: int, trainer: Trainer) -> None:
     """Add the public endpoints to the caller's ``gr.Blocks``."""
 
     def generate(
@@ -65,7 +65,7 @@ def register_api(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int
         """
         yield from _streamed_text(
             generate_stream(
-                zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed, scheduler=scheduler.get()
+                zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed, worker=worker
             )
         )
 
@@ -139,7 +139,7 @@ def register_api(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int
             seed: a whole number shared by every model; -1 draws one random seed for all.
         """
         updates = shown_as_gradio_errors(
-            compare_stream(zoo, prompt, cell, temperature, max_new_chars, seed, scheduler=scheduler.get())
+            compare_stream(zoo, prompt, cell, temperature, max_new_chars, seed, worker=worker)
         )
         try:
             yield from updates
@@ -204,7 +204,7 @@ def register_api(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int
         info = entry.info
         settings = (temperature, max_new_chars, top_k, top_p, seed)
         yield from _streamed_text(
-            generate_stream(entry.zoo, prompt, info.cell, info.hidden_size, *settings, scheduler=scheduler.get())
+            generate_stream(entry.zoo, prompt, info.cell, info.hidden_size, *settings, worker=worker)
         )
 
     gr.api(generate, api_name="generate", concurrency_limit=concurrency_limit, concurrency_id=GENERATION_CONCURRENCY_ID)

@@ -8,7 +8,7 @@ from html import escape
 
 import gradio as gr
 
-from rnn_demo.serving.lifecycle import LazyScheduler
+from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.requests import (
     DEFAULT_TEMPERATURE,
     MAX_NEW_CHARS,
@@ -50,7 +50,7 @@ def columns_html(update: dict, language: str = ENGLISH) -> str:
     return f'<div style="display: flex; gap: 10px; align-items: stretch">{"".join(columns)}</div>'
 
 
-def build_compare_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int) -> None:
+def build_compare_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit: int) -> None:
     """The tab and its events, inside the caller's ``gr.Blocks``; it shares the generation limit."""
     first = initial_model(zoo)
     with gr.Tab(i18n("compare.tab")):
@@ -84,7 +84,7 @@ def build_compare_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit
 
     def compare_for_page(prompt, cell, temperature, max_new_chars, seed, request: gr.Request):
         language = request_language(request)
-        updates = compare_stream(zoo, prompt, cell, temperature, max_new_chars, seed, scheduler=scheduler.get())
+        updates = compare_stream(zoo, prompt, cell, temperature, max_new_chars, seed, worker=worker)
         try:
             for update in shown_as_gradio_errors(updates):
                 yield server_text("compare.seed_used", language, seed=update["seed"]), columns_html(update, language)

@@ -10,19 +10,11 @@ from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.streaming import GenerationError, RunStatus
 from rnn_demo.serving.training_jobs import TrainingFailed
 from rnn_demo.serving.zoo import ModelInfo
-from rnn_demo.ui.i18n import CHINESE, ENGLISH, server_text
+from rnn_demo.ui.i18n import ENGLISH, server_text
 
 CELL_LABELS = {"rnn": "RNN (hand-written)", "gru": "GRU", "lstm": "LSTM"}
 # The states shown in the status line, in English (the tables' "status.*" keys hold every language's).
 GENERATING, DONE, STOPPED = (server_text(f"status.{state}", ENGLISH) for state in ("generating", "done", "stopped"))
-# Why the reference engine serves (rnn_demo.generation.engines.note), in Chinese; a note not listed
-# here (the one naming an environment variable's value) is shown as it is.
-ENGINE_NOTES_ZH = {
-    "fast kernels compiling, serving with the reference engine": "快速内核正在编译，暂用参考引擎",
-    "numba is not available, serving with the reference engine": "numba 不可用，使用参考引擎",
-    "fast kernels failed to compile, serving with the reference engine": "快速内核编译失败，使用参考引擎",
-    "serving with the reference engine": "使用参考引擎",
-}
 
 
 def format_count(count: int) -> str:
@@ -45,8 +37,8 @@ def describe_model(info: ModelInfo, language: str = ENGLISH) -> str:
 
 
 def status_line(status: RunStatus, language: str = ENGLISH) -> str:
-    """The status line under the text (Markdown) in ``language``: the model, the state, the speed, the
-    engine when it is the reference one, skipped characters."""
+    """The status line under the text (Markdown) in ``language``: the model, the state, the speed,
+    skipped characters."""
     state = "done" if status.done else "stopped" if status.stopped else "generating"
     progress = server_text(
         "status.progress",
@@ -57,9 +49,6 @@ def status_line(status: RunStatus, language: str = ENGLISH) -> str:
         speed=status.chars_per_second,
     )
     parts = [describe_model(status.model, language), progress]
-    if status.engine_note:
-        note = status.engine_note
-        parts.append(ENGINE_NOTES_ZH.get(note, note) if language == CHINESE else note)
     if status.skipped:
         shown = " ".join(repr(c) for c in status.skipped[:10]) + (" …" if len(status.skipped) > 10 else "")
         parts.append(server_text("status.skipped", language, shown=shown))

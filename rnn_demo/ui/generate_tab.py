@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import gradio as gr
 
-from rnn_demo.serving.lifecycle import LazyScheduler
+from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.requests import (
     DEFAULT_NEW_CHARS,
     DEFAULT_TEMPERATURE,
@@ -34,7 +33,6 @@ from rnn_demo.ui.display import (
 from rnn_demo.ui.i18n import ENGLISH, i18n, request_language, server_text
 
 MAX_TOP_K_SLIDER = 100  # the slider's end; the API accepts any top_k >= 0 (0 = off)
-STATUS_EVERY_SECONDS = 0.25  # the status line is redrawn less often than the text
 STOP_GRACE_MS = 500  # Stop waits this long for the generator to end by itself before cancelling it
 GENERATION_CONCURRENCY_ID = "generate"  # the page's button and the /generate API share one limit
 EXAMPLE_PROMPTS = [
@@ -108,27 +106,16 @@ def hidden_sizes_update(zoo: ModelZoo, cell: str | None, current: int | None) ->
     return gr.update(choices=hidden_size_choices(zoo, cell), value=default_hidden_size(zoo, cell, current))
 
 
-def page_updates(
-    updates: Iterator[tuple[str, RunStatus]], every_seconds: float, clock=time.perf_counter, language: str = ENGLISH
-):
-    """(text, status line in ``language``) for the page: every text, but a status line only every
-    ``every_seconds`` (and always the last one); the others are ``gr.skip()``, so the line is not
-    redrawn for every chunk.
-    """
-    last_sent = None
+def page_updates(updates: Iterator[tuple[str, RunStatus]], language: str = ENGLISH):
+    """(text, status line in ``language``) for the page, one per update of ``generate_stream``."""
     for text, status in updates:
-        now = clock()
-        if status.finished or last_sent is None or now - last_sent >= every_seconds:
-            last_sent = now
-            yield text, status_line(status, language)
-        else:
-            yield text, gr.skip()
+        yield text, status_line(status, language)
 
 
 class StopRequests:
     """The Stop button's way to the generation it stops: one flag per browser session.
 
-    The generator checks its flag after every character and ends with a "stopped" status, so
+    The generator checks its flag before every update and ends with a "stopped" status, so
     the page always shows how far it got (gradio's ``cancels`` stays as the hard stop behind it).
     """
 
@@ -156,10 +143,10 @@ class StopRequests:
 
 
 def build_generate_tab(
-    zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int, trainer: Trainer
+    zoo: ModelZoo, worker: GenerationWorker, concurrency_limit: int, trainer: Trainer
 ) -> gr.Dropdown:
     """The tab and its events, inside the caller's ``gr.Blocks``; returns its cell dropdown. Every
-    generation goes through ``scheduler``; at most ``concurrency_limit`` run at once, together with
+    generation goes through ``worker``; at most ``concurrency_limit`` run at once, together with
     the /generate API's. The cell YOUR_MODEL is the session's own model (``trainer.remember``)."""
     with gr.Tab(i18n("generate.tab")):
         with gr.Row():
@@ -246,11 +233,11 @@ def build_generate_tab(
             top_p,
             seed,
             should_stop=flag.is_set,
-            scheduler=scheduler.get(),
+            worker=worker,
         )
         try:
             language = request_language(request)
-            yield from page_updates(shown_as_gradio_errors(updates), STATUS_EVERY_SECONDS, language=language)
+            yield from page_updates(shown_as_gradio_errors(updates), language=language)
         finally:  # also when gradio closes this generator (cancel, disconnect): end the generation
             updates.close()
             stops.finish(request.session_hash, flag)

@@ -18,7 +18,7 @@ from html import escape
 import gradio as gr
 import numpy as np
 
-from rnn_demo.serving.lifecycle import LazyScheduler
+from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.requests import DEFAULT_TEMPERATURE, MAX_VIEW_CHARS, RANDOM_SEED, initial_model
 from rnn_demo.serving.streaming import generate_stream
 from rnn_demo.serving.training_jobs import Trainer
@@ -234,7 +234,7 @@ class Readings:
             return reading
 
 
-def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit: int, trainer: Trainer) -> gr.Dropdown:
+def build_inside_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit: int, trainer: Trainer) -> gr.Dropdown:
     """The tab and its events, inside the caller's ``gr.Blocks``; returns its cell dropdown. "Generate
     a text" shares the generation limit (``concurrency_limit``) with the Generate tab and /generate.
     The cell YOUR_MODEL reads with the session's own model (``trainer.remember``)."""
@@ -391,7 +391,7 @@ def build_inside_tab(zoo: ModelZoo, scheduler: LazyScheduler, concurrency_limit:
                 0,
                 1.0,
                 RANDOM_SEED,
-                scheduler=scheduler.get(),
+                worker=worker,
             )
             try:
                 for generated, _ in shown_as_gradio_errors(updates):

@@ -1,0 +1,234 @@
+"""The generation engine: one step of a trained CharRNN and the distribution of the next character,
+in NumPy, written from the formulas of the three cells.
+
+A step feeds one character to each of B streams and returns the logits of the next one:
+
+    x_0 = embedding(c)                       (layer 0 reads the character)
+    h'_l = cell(W_ih x_l + b_ih, W_hh h_l + b_hh)   for every layer l, x_{l+1} = h'_l
+    logits = W_dec h'_{L-1} + b_dec
+
+The first layer's input part, ``W_ih embedding(c) + b_ih``, depends on the character alone, so it is
+computed once for the whole vocabulary when the weights are taken from the model
+(:meth:`Weights.from_model`): a step starts with a row lookup, not a product.
+
+Batch invariance: a stream must get the same text alone or stepped beside others. One product of
+the whole batch (a gemm) does not promise that: BLAS picks another kernel, and another order of
+sums, for one row than for many. So every product here is taken row by row (:func:`affine`, one
+``np.dot`` of a row), and the rest is elementwise, so row b of every result depends on row b of the
+inputs alone, bit for bit, whatever B is (``tests/test_worker.py`` checks it on 100 seeds).
+
+Every function allocates what it returns and writes nothing else, so any number of threads may call
+it at once on the same weights. ``python -m benchmarks.sampling_speed`` times it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rnn_demo.model import CharRNN
+
+# (h, c), each (L, B, H) float32; c is None for the cells without a cell state (RNN, GRU).
+State = tuple[np.ndarray, np.ndarray | None]
+
+
+class Weights(NamedTuple):
+    """A model's weights as a step reads them: float32, the matrices transposed to (inputs, outputs),
+    the gate columns in torch's order (i, f, g, o for an LSTM; r, z, n for a GRU)."""
+
+    cell: str  # "rnn", "gru" or "lstm"
+    first_input: np.ndarray  # (V, G*H): W_ih embedding(c) + b_ih of layer 0, for every character c
+    input_weights: list[np.ndarray]  # L - 1 of (H, G*H): W_ih of the layers above the first
+    input_biases: list[np.ndarray]  # L - 1 of (G*H,): b_ih of the layers above the first
+    recurrent_weights: list[np.ndarray]  # L of (H, G*H): W_hh
+    recurrent_biases: list[np.ndarray]  # L of (G*H,): b_hh
+    decoder_weight: np.ndarray  # (H, V)
+    decoder_bias: np.ndarray  # (V,)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.recurrent_weights)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.recurrent_weights[0].shape[0]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.decoder_bias.shape[0]
+
+    @classmethod
+    def from_model(cls, model: CharRNN) -> Weights:
+        """A float32 snapshot of ``model``'s weights (later changes to the model do not reach it)."""
+        import torch
+
+        if model.cell == "rnn" and model.rnn.nonlinearity != "tanh":
+            raise ValueError("the engine steps the tanh RNN that CharRNN builds")
+
+        def array(tensor, transposed=False) -> np.ndarray:
+            tensor = tensor.detach().to("cpu", torch.float32)
+            return np.ascontiguousarray((tensor.t() if transposed else tensor).numpy())
+
+        with torch.inference_mode():
+            parameters = dict(model.rnn.named_parameters())
+            embedding = model.encoder.weight.detach().to("cpu", torch.float32)  # (V, E)
+            first_input = embedding @ parameters["weight_ih_l0"].detach().to("cpu", torch.float32).t()
+            first_input += parameters["bias_ih_l0"].detach().to("cpu", torch.float32)
+            above, every = range(1, model.num_layers), range(model.num_layers)
+            return cls(
+                cell=model.cell,
+                first_input=np.ascontiguousarray(first_input.numpy()),
+                input_weights=[array(parameters[f"weight_ih_l{k}"], True) for k in above],
+                input_biases=[array(parameters[f"bias_ih_l{k}"]) for k in above],
+                recurrent_weights=[array(parameters[f"weight_hh_l{k}"], True) for k in every],
+                recurrent_biases=[array(parameters[f"bias_hh_l{k}"]) for k in every],
+                decoder_weight=array(model.decoder.weight, True),
+                decoder_bias=array(model.decoder.bias),
+            )
+
+
+def quiet_floats(function):
+    """``function`` with NumPy's floating-point warnings off: an overflow gives inf and nobody is
+    warned (a huge logit or a tiny temperature is a case the code handles, not an accident)."""
+
+    @functools.wraps(function)
+    def quiet(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return function(*args, **kwargs)
+
+    return quiet
+
+
+# ---- the cells: input = W_ih x + b_ih and recurrent = W_hh h + b_hh, (B, G*H) -------------------
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), written as 0.5 + 0.5 tanh(x / 2), which cannot overflow."""
+    return np.float32(0.5) + np.float32(0.5) * np.tanh(np.float32(0.5) * x)
+
+
+def rnn_cell(input_part: np.ndarray, recurrent_part: np.ndarray) -> np.ndarray:
+    """h' = tanh(W_ih x + b_ih + W_hh h + b_hh)."""
+    return np.tanh(input_part + recurrent_part)
+
+
+def gru_cell(input_part: np.ndarray, recurrent_part: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """r, z = sigmoid(...); n = tanh(x_n + r (W_hn h + b_hn)); h' = (1 - z) n + z h."""
+    size = h.shape[-1]
+    r = sigmoid(input_part[:, :size] + recurrent_part[:, :size])
+    z = sigmoid(input_part[:, size : 2 * size] + recurrent_part[:, size : 2 * size])
+    n = np.tanh(input_part[:, 2 * size :] + r * recurrent_part[:, 2 * size :])
+    return (1 - z) * n + z * h
+
+
+def lstm_cell(input_part: np.ndarray, recurrent_part: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """i, f, o = sigmoid(...); g = tanh(...); c' = f c + i g; h' = o tanh(c')."""
+    size = c.shape[-1]
+    gates = input_part + recurrent_part
+    i, f = sigmoid(gates[:, :size]), sigmoid(gates[:, size : 2 * size])
+    g, o = np.tanh(gates[:, 2 * size : 3 * size]), sigmoid(gates[:, 3 * size :])
+    c_new = f * c + i * g
+    return o * np.tanh(c_new), c_new
+
+
+def affine(rows: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """rows (B, K) @ weight (K, N) + bias (N,) -> (B, N) float32, one row at a time (see the module's
+    doc: batch invariance)."""
+    out = np.empty((rows.shape[0], weight.shape[1]), np.float32)
+    for b, row in enumerate(rows):
+        np.dot(row, weight, out=out[b])
+    out += bias
+    return out
+
+
+# ---- the step -------------------------------------------------------------------------------------
+
+
+def zero_state(weights: Weights, batch: int = 1) -> State:
+    """The state before any character (what ``CharRNN.init_hidden`` gives), for ``batch`` streams."""
+    shape = (weights.num_layers, batch, weights.hidden_size)
+    return np.zeros(shape, np.float32), np.zeros(shape, np.float32) if weights.cell == "lstm" else None
+
+
+@quiet_floats
+def step(weights: Weights, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """Feed one character to each of B streams: tokens (B,) ints and the state (h, c) of (L, B, H)
+    -> the logits of the next character (B, V) and the new state (new arrays)."""
+    h, c = state
+    tokens = np.asarray(tokens, np.intp)
+    if tokens.shape != (h.shape[1],):
+        raise ValueError(f"{len(tokens)} tokens for a state of {h.shape[1]} streams")
+    new_h = np.empty_like(h)
+    new_c = np.empty_like(c) if c is not None else None
+    for layer in range(weights.num_layers):
+        if layer == 0:
+            input_part = weights.first_input[tokens]  # (B, G*H)
+        else:
+            input_part = affine(new_h[layer - 1], weights.input_weights[layer - 1], weights.input_biases[layer - 1])
+        recurrent_part = affine(h[layer], weights.recurrent_weights[layer], weights.recurrent_biases[layer])
+        if weights.cell == "lstm":
+            new_h[layer], new_c[layer] = lstm_cell(input_part, recurrent_part, c[layer])
+        elif weights.cell == "gru":
+            new_h[layer] = gru_cell(input_part, recurrent_part, h[layer])
+        else:
+            new_h[layer] = rnn_cell(input_part, recurrent_part)
+    logits = affine(new_h[-1], weights.decoder_weight, weights.decoder_bias)  # (B, V)
+    return logits, (new_h, new_c)
+
+
+def stack_states(states: list[State]) -> State:
+    """Several streams' states, (L, 1, H) each, as one state of (L, B, H)."""
+    h = np.concatenate([s[0] for s in states], axis=1)
+    return h, (np.concatenate([s[1] for s in states], axis=1) if states[0][1] is not None else None)
+
+
+def state_row(state: State, row: int) -> State:
+    """Stream ``row`` of a batched state, as a state of one stream (L, 1, H) (copies)."""
+    h, c = state
+    return h[:, row : row + 1].copy(), (c[:, row : row + 1].copy() if c is not None else None)
+
+
+# ---- the distribution of the next character -------------------------------------------------------
+
+
+@quiet_floats
+def distribution(logits: np.ndarray, temperature: float, top_k: int = 0, top_p: float = 1.0) -> np.ndarray:
+    """The probabilities (V,) float64 to draw the next character from, given one stream's logits (V,):
+
+    - temperature: the logits are divided by it (0: all the mass on the most likely character);
+    - top_k: only the k most likely characters are kept (0, or k >= V: all of them);
+    - top_p: then only the smallest set of most likely characters whose mass reaches top_p (1: all).
+
+    In float64, so that any positive temperature a Python float holds stays positive.
+    """
+    logits = np.asarray(logits, np.float64)
+    size = logits.shape[0]
+    probs = np.zeros(size)
+    if temperature == 0:
+        probs[np.argmax(logits)] = 1.0
+        return probs
+    z = (logits - np.max(logits)) / temperature  # the largest is 0: exp cannot overflow
+    if 0 < top_k < size:
+        kth_largest = np.partition(z, size - top_k)[size - top_k]
+        z[z < kth_largest] = -np.inf  # ties with the k-th are kept
+    probs = np.exp(z)
+    probs /= probs.sum()
+    if top_p < 1.0:
+        order = np.argsort(-probs, kind="stable")
+        mass_before = np.cumsum(probs[order]) - probs[order]  # of the more likely characters
+        probs[order[mass_before >= top_p]] = 0.0  # keeps at least the most likely one
+        probs /= probs.sum()
+    return probs
+
+
+def draw(probs: np.ndarray, generator: np.random.Generator) -> int:
+    """One index drawn with probabilities ``probs`` (V,), by one uniform number and the inverse of
+    the cumulative distribution; a character of probability 0 is never drawn."""
+    cumulative = np.cumsum(probs)
+    index = int(cumulative.searchsorted(generator.random() * cumulative[-1], side="right"))
+    if index == len(probs):  # the product rounded up to the total: the last possible character
+        index = int(np.flatnonzero(probs)[-1])
+    return index
