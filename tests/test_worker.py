@@ -191,3 +191,95 @@ def test_a_failed_constraint_reaches_the_stream_as_one_sentence(app_models, work
     updates = generate_stream(zoo, "ROMEO:", "lstm", 64, 0.8, 50, 0, 1.0, 1, worker=worker, allowed=lambda text: "€")
     with pytest.raises(GenerationError, match="^The generation failed: none of the characters allowed at position 0"):
         list(updates)
+
+
+# ---- the running app: /generate beside other requests, cancel and disconnect -----------------------
+
+API_REQUEST = dict(prompt="ROMEO:", cell="lstm", hidden_size=64, temperature=0.8, max_new_chars=150, top_k=0, top_p=1.0)
+
+
+def test_the_apps_text_for_a_seed_is_what_generate_gives(client, app_models):
+    model = CharRNN.from_pretrained(app_models / "lstm-h64")
+    for settings in (dict(seed=7), dict(seed=8, top_k=5, temperature=1.2), dict(seed=9, top_p=0.7, temperature=0.5)):
+        request = {**API_REQUEST, **settings}
+        arguments = {name: request[name] for name in ("temperature", "top_k", "top_p", "seed")}
+        expected = request["prompt"] + generate(model, request["prompt"], request["max_new_chars"], **arguments)
+        assert client.predict(**request, api_name="/generate") == expected
+
+
+def test_a_top_k_beyond_any_integer_type_fails_nobody_through_the_api(client, app_models):
+    model = CharRNN.from_pretrained(app_models / "lstm-h256")
+    request = {**API_REQUEST, "hidden_size": 256, "max_new_chars": 2_000}
+    jobs = [client.submit(**request, seed=seed, api_name="/generate") for seed in range(4)]
+    jobs.append(client.submit(**{**request, "top_k": 10**20}, seed=4, api_name="/generate"))
+    for seed, job in enumerate(jobs):
+        assert job.result(timeout=120) == "ROMEO:" + generate(model, "ROMEO:", 2_000, temperature=0.8, seed=seed)
+
+
+@pytest.mark.slow
+def test_32_concurrent_api_streams_each_return_what_they_return_alone(client, app_models):
+    model = CharRNN.from_pretrained(app_models / "lstm-h64")
+    seeds = range(100, 132)
+    jobs = [client.submit(**{**API_REQUEST, "seed": seed}, api_name="/generate") for seed in seeds]
+    texts = [job.result(timeout=120) for job in jobs]
+    alone = ["ROMEO:" + generate(model, "ROMEO:", 150, temperature=0.8, seed=seed) for seed in seeds]
+    assert texts == alone
+
+
+class RecordingWorker(GenerationWorker):
+    """A worker that keeps every generation it starts, for the tests to look into."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = []
+
+    def submit(self, *args, **kwargs):
+        generation = super().submit(*args, **kwargs)
+        self.started.append(generation)
+        return generation
+
+
+@pytest.fixture(scope="module")
+def served(slow_models, pick_free_port):
+    """An app of its own serving ``slow_models``, with a worker the tests can look into: (url, worker)."""
+    import app
+
+    worker = RecordingWorker()
+    demo = app.build_demo(ModelZoo(slow_models), worker)
+    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(),
+                                                 prevent_thread_lock=True, quiet=True))
+    try:
+        yield url, worker
+    finally:
+        demo.close()
+
+
+def test_a_cancelled_stream_ends_its_generation_on_the_server(served):
+    from gradio_client import Client
+
+    url, worker = served
+    client = Client(url, verbose=False, analytics_enabled=False)
+    job = client.submit(**{**API_REQUEST, **SLOW_MODEL, "max_new_chars": 2_000, "seed": 3}, api_name="/generate")
+    for update in job:
+        if len(update) > 40:
+            break
+    assert worker.running_count() == 1
+    job.cancel()
+    assert wait_until(lambda: worker.running_count() == 0, timeout=5)
+    assert worker.started[-1].remaining > 0  # ended early, not run to its end
+
+
+def test_a_client_that_disconnects_mid_stream_ends_its_generation(served):
+    import httpx
+
+    url, worker = served
+    base = url.rstrip("/")
+    body = {"data": ["ROMEO:", SLOW_MODEL["cell"], SLOW_MODEL["hidden_size"], 0.8, 2_000, 0, 1.0, 4]}
+    with httpx.Client(timeout=30) as http:
+        event_id = http.post(f"{base}/gradio_api/call/generate", json=body).json()["event_id"]
+        with http.stream("GET", f"{base}/gradio_api/call/generate/{event_id}") as response:
+            for line in response.iter_lines():
+                if line.startswith("data:") and len(line) > 60:
+                    break  # the connection closes here, mid-stream
+    assert wait_until(lambda: worker.running_count() == 0, timeout=10)
+    assert worker.started[-1].remaining > 0  # ended early, not run to its end
