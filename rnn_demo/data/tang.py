@@ -13,13 +13,17 @@ Each poem is written as its title on one line, one couplet per line, then a blan
 So a poem starts after a blank line, and generation can be primed with ``"\\n\\n" + title + "\\n"``.
 
 Cleaning, in this order:
-- editorial notes in brackets (variant readings such as ``（一作…）``) are cut out of the couplets;
+- everything in brackets is cut out of the couplets: mostly editorial notes (variant readings such
+  as ``（一作…）``), but the source also brackets characters restored by its editors (``[爽]``) and
+  characters it could only describe by their parts (``{艹/尔}``), so 763 of the poems kept have a
+  line shorter than the original (data/README.md);
 - a poem whose couplets still hold anything but CJK characters and ``，。`` is dropped (quotation
   marks, question marks, lacuna marks ``□``), so the couplet lines stay clean for a generator that
   constrains line lengths and punctuation;
 - a poem with no couplet left is dropped, and so is a repeat of an earlier poem's couplets, so that
   no poem lands in two splits;
-- a title keeps only its CJK characters; one left empty becomes ``无题``.
+- a title keeps only its CJK characters, the words of its notes included (the source's brackets in
+  titles mostly hold restored characters, ``应[制]``); one left empty becomes ``无题``.
 
 A poem's split is decided by the sha256 of its couplets: 90% train, 5% validation, 5% test.
 Characters seen fewer than ``MIN_COUNT`` times in the train split are replaced everywhere by
@@ -51,7 +55,7 @@ POEM_FILE = re.compile(r"package/dist/quantangshi/poet\.tang\.(\d+)\.json")
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _CLEAN_LINE = re.compile(f"[{CJK}{LINE_PUNCTUATION}]+")
 _NOT_CJK = re.compile(f"[^{CJK}]")
-# A note in any of the bracket pairs the source uses for them; notes do not nest in the source.
+# Anything in a bracket pair of the source (notes, restored and described characters; see above); none nest.
 _NOTE = re.compile(r"（[^（）]*）|\([^()]*\)|\[[^\[\]]*\]|〖[^〖〗]*〗|\{[^{}]*\}|【[^【】]*】|〔[^〔〕]*〕|［[^［］]*］")
 
 
@@ -97,8 +101,10 @@ def read_poems(tarball: Path) -> list[dict]:
             poems = []
             for _, member in sorted(members, key=lambda item: item[0]):
                 poems.extend(json.load(archive.extractfile(member)))
-    except (tarfile.TarError, OSError, EOFError) as error:
-        raise CorpusError(f"{tarball} is not a readable tarball: {error}") from None
+    except tarfile.ReadError:
+        raise CorpusError(f"{tarball} is not a tarball (neither a tar nor a compressed tar archive)") from None
+    except (tarfile.TarError, OSError, EOFError) as error:  # e.g. a tarball cut short
+        raise CorpusError(f"{tarball} could not be read to the end: {' '.join(str(error).split())}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CorpusError(f"{tarball}: a poem file is not valid JSON: {error}") from None
     return poems
