@@ -15,7 +15,7 @@ So a poem starts after a blank line, and generation can be primed with ``"\\n\\n
 Cleaning, in this order:
 - everything in brackets is cut out of the couplets: mostly editorial notes (variant readings such
   as ``（一作…）``), but the source also brackets characters restored by its editors (``[爽]``) and
-  characters it could only describe by their parts (``{艹/尔}``), so 763 of the poems kept have a
+  characters it could only describe by their parts (``{艹/尔}``), so 755 of the poems kept have a
   line shorter than the original (data/README.md);
 - a poem whose couplets still hold anything but CJK characters and ``，。`` is dropped (quotation
   marks, question marks, lacuna marks ``□``), so the couplet lines stay clean for a generator that
@@ -55,7 +55,7 @@ POEM_FILE = re.compile(r"package/dist/quantangshi/poet\.tang\.(\d+)\.json")
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _CLEAN_LINE = re.compile(f"[{CJK}{LINE_PUNCTUATION}]+")
 _NOT_CJK = re.compile(f"[^{CJK}]")
-# Anything in a bracket pair of the source (notes, restored and described characters; see above); none nest.
+# Anything in a bracket pair of the source: notes, and restored or described characters (see above).
 _NOTE = re.compile(r"（[^（）]*）|\([^()]*\)|\[[^\[\]]*\]|〖[^〖〗]*〗|\{[^{}]*\}|【[^【】]*】|〔[^〔〕]*〕|［[^［］]*］")
 
 
