@@ -44,6 +44,8 @@ SPECIAL = [
     poem("（一作）", "（一作闕）"),  # nothing but a note: no text, dropped
     poem("靜夜思二", "床前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"),  # a repeat: dropped
     poem("《》", "龘龘飛，東風來。"),  # a title of punctuation only; a character seen twice only
+    poem("九日", "[爽]節在重九，登高見遠山。"),  # a character restored by the editors: kept, unbracketed
+    poem("草", "{艹/尔}草生江上，春風吹又來。"),  # a character described by its parts: dropped
 ]
 
 
@@ -94,6 +96,8 @@ def test_the_corpus_is_titled_poems_in_simplified_script_one_couplet_a_line(tarb
     # the note is cut from the couplet; the title keeps its words, without the brackets
     assert by_title[as_written("春晓一作春眠")] == [as_written("春眠不觉晓，处处闻啼鸟。"), as_written("夜来风雨声，花落知多少。")]
     assert [line[2:] for line in by_title[UNTITLED]] == [as_written("飞，东风来。")]
+    assert by_title[as_written("九日")] == [as_written("爽节在重九，登高见远山。")]
+    assert as_written("草") not in by_title
     assert "杂诗零" in by_title and "別集" not in by_title and "别集" not in by_title
     for block in everything:
         assert len(block) >= 2 and all(line for line in block)
@@ -102,8 +106,9 @@ def test_the_corpus_is_titled_poems_in_simplified_script_one_couplet_a_line(tarb
     joined = "".join(texts.values())
     assert not set(joined) & set("東風樂書門馬龍鳥雲飛見長來時歸夢聞遠橋顏聲將獨還發處邊靜舉鄉")  # all converted
     assert summary.read == len(SPECIAL) + 300
-    assert summary.dropped == {"other characters in a line": 2, "no text": 2, "repeat of an earlier poem": 1}
-    assert sum(summary.poems.values()) == len(everything) == 300 + 3
+    assert summary.dropped == {"other characters in a line": 2, "no text": 2, "repeat of an earlier poem": 1,
+                               "a character described by its parts": 1}
+    assert sum(summary.poems.values()) == len(everything) == 300 + 4
     assert summary.characters == {name: len(texts[name]) for name in tang.SPLITS}
 
 
@@ -167,7 +172,7 @@ def test_cleaning_rules():
 def test_the_command_prints_a_summary_and_writes_the_splits(tarball, tmp_path, capsys):
     assert main([str(tarball), "--out", str(tmp_path / "tang")]) == 0
     printed = capsys.readouterr().out
-    assert "kept 303" in printed and "vocabulary" in printed and "train.txt.gz" in printed
+    assert "kept 304" in printed and "vocabulary" in printed and "train.txt.gz" in printed
     assert sorted(p.name for p in (tmp_path / "tang").iterdir()) == ["test.txt.gz", "train.txt.gz", "validation.txt.gz"]
 
 

@@ -13,10 +13,10 @@ Each poem is written as its title on one line, one couplet per line, then a blan
 So a poem starts after a blank line, and generation can be primed with ``"\\n\\n" + title + "\\n"``.
 
 Cleaning, in this order:
-- everything in brackets is cut out of the couplets: mostly editorial notes (variant readings such
-  as ``（一作…）``), but the source also brackets characters restored by its editors (``[爽]``) and
-  characters it could only describe by their parts (``{艹/尔}``), so 755 of the poems kept have a
-  line shorter than the original (data/README.md);
+- a character its editors restored, in square brackets (``[爽]``), is kept without its brackets;
+- a poem with a character the source could only describe by its parts (``{艹/尔}``) is dropped;
+- every other bracket pair is an editorial note (variant readings such as ``（一作…）``) and is cut
+  out of the couplets;
 - a poem whose couplets still hold anything but CJK characters and ``，。`` is dropped (quotation
   marks, question marks, lacuna marks ``□``), so the couplet lines stay clean for a generator that
   constrains line lengths and punctuation;
@@ -55,8 +55,10 @@ POEM_FILE = re.compile(r"package/dist/quantangshi/poet\.tang\.(\d+)\.json")
 CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _CLEAN_LINE = re.compile(f"[{CJK}{LINE_PUNCTUATION}]+")
 _NOT_CJK = re.compile(f"[^{CJK}]")
-# Anything in a bracket pair of the source: notes, and restored or described characters (see above).
-_NOTE = re.compile(r"（[^（）]*）|\([^()]*\)|\[[^\[\]]*\]|〖[^〖〗]*〗|\{[^{}]*\}|【[^【】]*】|〔[^〔〕]*〕|［[^［］]*］")
+# The source's brackets: restored characters, characters described by their parts, and notes.
+_RESTORED = re.compile(r"\[([^\[\]]*)\]")
+_DESCRIBED = re.compile(r"\{[^{}]*\}")
+_NOTE = re.compile(r"（[^（）]*）|\([^()]*\)|〖[^〖〗]*〗|【[^【】]*】|〔[^〔〕]*〕|［[^［］]*］")
 
 
 class CorpusError(RuntimeError):
@@ -112,9 +114,11 @@ def read_poems(tarball: Path) -> list[dict]:
 
 def clean_poem(title: str, paragraphs: list[str]) -> tuple[str, tuple[str, ...]] | str:
     """(title, couplet lines) of a poem already in Simplified script, or the reason to drop it."""
+    if any(_DESCRIBED.search(paragraph) for paragraph in paragraphs):
+        return "a character described by its parts"
     lines = []
     for paragraph in paragraphs:
-        line = _NOTE.sub("", paragraph).strip()
+        line = _NOTE.sub("", _RESTORED.sub(r"\1", paragraph)).strip()
         if not line:
             continue  # a line that was only a note
         if not _CLEAN_LINE.fullmatch(line):
