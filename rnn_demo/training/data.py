@@ -1,7 +1,8 @@
 """Text in, batches out: loading a dataset (Hub or local file) and cutting it for truncated BPTT.
 
-A Hub dataset id (default ``karpathy/tiny_shakespeare``) or a local dataset folder goes through
-🤗 ``datasets``; a local text file is read as it is, one document. A local file, or a Hub dataset with a single split, is cut like the Hub's tiny
+A folder of ``train.txt``/``validation.txt``/``test.txt`` files (gzipped or not, like ``data/tang``)
+is read directly, one split per file. A Hub dataset id (default ``karpathy/tiny_shakespeare``) or
+another local dataset folder goes through 🤗 ``datasets``; a local text file is read as it is, one document. A local file, or a Hub dataset with a single split, is cut like the Hub's tiny
 shakespeare: the first 90% of the characters for training, the next 5% for validation and the
 last 5% for test. On tiny shakespeare that reproduces the Hub splits exactly
 (1,003,854 / 55,770 / 55,770 characters), so figures agree whichever source was used.
@@ -9,6 +10,7 @@ last 5% for test. On tiny shakespeare that reproduces the Hub splits exactly
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import socket
@@ -88,13 +90,17 @@ def load_text_splits(source: str = DEFAULT_DATASET, text_column: str = "text", s
     """Load ``source`` (a local text file or a Hub dataset id) as train/validation/test text.
 
     Args:
-        source: path of a local text file, a dataset id on the Hugging Face Hub, or a local
-            folder laid out like a Hub dataset repo (data files per split).
+        source: path of a local text file, a dataset id on the Hugging Face Hub, a local folder
+            holding ``train.txt``, ``validation.txt`` and ``test.txt`` (each may be ``.txt.gz``),
+            read as the three splits as they are, or a local folder laid out like a Hub dataset
+            repo (data files per split).
         text_column: the column holding the text (Hub datasets).
         split: take the text from this split alone and cut it 90/5/5. By default a dataset
             with train/validation/test splits is used as it is, and one with only some of them
             has its train split (or its only split) cut 90/5/5.
     """
+    if os.path.isdir(source) and (files := _split_files(source)) is not None:
+        return TextSplits(*(_read_text_file(path) for path in files), source=source)
     if os.path.isdir(source):  # a dataset saved as a folder of data files, read like a Hub repo
         return _splits_from_dataset(load_dataset(source), source, text_column, split)
     if os.path.exists(source) or not _looks_like_repo_id(source):
@@ -112,6 +118,30 @@ def load_text_splits(source: str = DEFAULT_DATASET, text_column: str = "text", s
     if not _hub_reachable():
         raise DataLoadError(_offline_message(source, "no connection to the Hub"))
     return _splits_from_dataset(load_dataset(source), source, text_column, split)
+
+
+def _split_files(folder: str) -> list[str] | None:
+    """The folder's train/validation/test text files (``NAME.txt`` or ``NAME.txt.gz``), or None if one is missing."""
+    files = []
+    for name in SPLITS:
+        found = [path for path in (os.path.join(folder, f"{name}.txt{suffix}") for suffix in ("", ".gz"))
+                 if os.path.isfile(path)]
+        if not found:
+            return None
+        files.append(found[0])
+    return files
+
+
+def _read_text_file(path: str) -> str:
+    """A split file read whole, newlines as they are; gzip-compressed when its name ends in .gz."""
+    try:
+        if path.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8", newline="") as file:
+                return file.read()
+        with open(path, encoding="utf-8", newline="") as file:
+            return file.read()
+    except (OSError, EOFError, UnicodeDecodeError) as error:
+        raise DataLoadError(f"Could not read {path} as UTF-8 text: {error}") from None
 
 
 def load_dataset(source: str, **options):

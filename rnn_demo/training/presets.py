@@ -20,6 +20,8 @@ from __future__ import annotations
 # The text every shipped model was trained on: the repository's copy of tiny shakespeare (the
 # Hub dataset's exact text, data/README.md), relative to the repository, where the commands run.
 SHIPPED_TEXT = "data/tinyshakespeare.txt"
+# The Tang poems in Simplified script, split by poem into train/validation/test files (data/README.md).
+TANG_TEXT = "data/tang"
 # The small-batch recipe of the CPU-trained models (the TrainConfig defaults when they were trained).
 _CPU = {
     "data": SHIPPED_TEXT,
@@ -61,6 +63,9 @@ PRESETS: dict[str, dict] = {
     "lstm-128": {**_CPU, "cell": "lstm", "hidden_size": 128, "dropout": 0.1, "max_steps": 10249},
     "lstm-256": {**_CPU, "cell": "lstm", "hidden_size": 256, "dropout": 0.2, "batch_size": 32, "max_steps": 7684},
     "lstm-512": {**_CPU, "cell": "lstm", "hidden_size": 512, "dropout": 0.25, "batch_size": 32, "max_steps": 5998},
+    # The Tang-poem model (data/README.md): 8,000 steps of the CPU recipe on the poems.
+    "tang-lstm-256": {**_CPU, "data": TANG_TEXT, "cell": "lstm", "hidden_size": 256, "dropout": 0.1, "batch_size": 32,
+                      "max_steps": 8000},
 }
 
 

@@ -1,0 +1,1 @@
+"""Corpora built from published sources into the plain-text splits that training reads."""
