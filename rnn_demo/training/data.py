@@ -2,7 +2,8 @@
 
 A folder of ``train.txt``/``validation.txt``/``test.txt`` files (gzipped or not, like ``data/tang``)
 is read directly, one split per file. A Hub dataset id (default ``karpathy/tiny_shakespeare``) or
-another local dataset folder goes through 🤗 ``datasets``; a local text file is read as it is, one document. A local file, or a Hub dataset with a single split, is cut like the Hub's tiny
+another local dataset folder goes through 🤗 ``datasets``; a local text file is read as it is, one
+document. A local file, or a Hub dataset with a single split, is cut like the Hub's tiny
 shakespeare: the first 90% of the characters for training, the next 5% for validation and the
 last 5% for test. On tiny shakespeare that reproduces the Hub splits exactly
 (1,003,854 / 55,770 / 55,770 characters), so figures agree whichever source was used.
@@ -107,12 +108,7 @@ def load_text_splits(source: str = DEFAULT_DATASET, text_column: str = "text", s
         if not os.path.isfile(source):
             raise DataLoadError(f"{source} is not a text file (no such file)")
         # A plain text file is one document: read it as it is (newlines kept), no dataset cache.
-        try:
-            with open(source, encoding="utf-8", newline="") as file:
-                text = file.read()
-        except (OSError, UnicodeDecodeError) as error:
-            raise DataLoadError(f"Could not read {source} as UTF-8 text: {error}") from None
-        train, validation, test = split_text(text)
+        train, validation, test = split_text(_read_text_file(source))
         return TextSplits(train, validation, test, source=source)
 
     if not _hub_reachable():
