@@ -19,8 +19,10 @@ The limit is the engine's own batched step (``rnn_demo.generation.engine.step``,
 together, no sampling, no server), in characters per second, measured in this process (the server
 idle) at the start of each round of runs. "vs batched-step limit" sets each run against the fastest
 of those measurements: on this VM the same step runs ±15% faster or slower from one minute to the
-next, and a run set against a slow moment's limit would look better than it is. The last line gives
-the limits.
+next, and a run set against a slow moment's limit would look better than it is. A line gives the
+limits. The last line runs 1 and the most streams through the app's own worker and stream in this
+process, without Gradio or HTTP (a thread reads each stream, as Gradio's handlers do): what the
+generation code gives before the server's share of the two cores.
 """
 
 from __future__ import annotations
@@ -152,6 +154,31 @@ def batched_step_limit(model: CharRNN, batch: int, steps: int) -> float:
     return batch * steps / (time.perf_counter() - started)
 
 
+def worker_alone(models_dir: Path, cell: str, hidden_size: int, streams: int, chars: int, temperature: float) -> float:
+    """Aggregate chars/s of ``streams`` generations through the app's own worker and stream, in this
+    process, each read by a thread of its own as Gradio's handlers would: the server without Gradio."""
+    import threading
+
+    from rnn_demo.serving.streaming import generate_stream
+    from rnn_demo.serving.worker import GenerationWorker
+    from rnn_demo.serving.zoo import ModelZoo
+
+    zoo, worker = ModelZoo(models_dir), GenerationWorker()
+    worker.weights(zoo.load(cell, hidden_size))
+
+    def read(seed: int) -> None:
+        for _ in generate_stream(zoo, PROMPT, cell, hidden_size, temperature, chars, 0, 1.0, seed, worker=worker):
+            pass
+
+    threads = [threading.Thread(target=read, args=(seed,)) for seed in range(streams)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return streams * chars / (time.perf_counter() - started)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models-dir", default=str(MODELS_DIR), help="folder of model folders to serve")
@@ -233,6 +260,11 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"batched-step limit: {max(limits):,.0f} chars/s ({limit_batch} states stepped together, no sampling, no "
         f"server; the fastest of the rounds' {', '.join(f'{limit:,.0f}' for limit in limits)})"
+    )
+    alone = {n: worker_alone(models_dir, args.cell, args.hidden_size, n, chars, args.temperature) for n in (1, max(users))}
+    print(
+        f"the worker without Gradio (this process, a thread per stream): 1 stream {alone[1]:,.0f} chars/s, "
+        f"{max(users)} streams {alone[max(users)]:,.0f} chars/s ({alone[max(users)] / alone[1]:.2f}x)"
     )
 
 

@@ -139,7 +139,7 @@ def test_many_users_quick_serves_concurrent_streams_and_prints_a_table(capsys):
     assert all(float(row[-5].split("/")[1].rstrip(" s")) > 0 for row in rows if row[-5].strip() != "-")
     # The server's CPU, summed over both rows: CPU time is counted in clock ticks (10 ms).
     assert sum(float(row[-3].rstrip(" s")) for row in rows) > 0
-    assert lines[-1].startswith("batched-step limit:")
+    assert lines[-2].startswith("batched-step limit:") and lines[-1].startswith("the worker without Gradio")
 
 
 def test_many_users_reports_the_apps_refusal_of_a_stream():

@@ -38,6 +38,7 @@ class Generation:
         self._wake = wake
         self._condition = threading.Condition()
         self._chars: list[str] = []
+        self._wanted = 1  # the length the consumer waits for: the worker wakes it no sooner
         self._cancelled = False
         self.error: str | None = None  # why it failed, once it has
 
@@ -57,6 +58,7 @@ class Generation:
         """The whole text so far, once it is longer than ``after`` characters, the request is
         finished, or ``timeout`` seconds have passed. GenerationFailed when the request failed."""
         with self._condition:
+            self._wanted = after + 1
             self._condition.wait_for(lambda: len(self._chars) > after or self.finished, timeout)
             if self.error is not None:
                 raise GenerationFailed(self.error)
@@ -66,7 +68,8 @@ class Generation:
         with self._condition:
             self._chars.append(char)
             self.remaining -= 1
-            self._condition.notify_all()
+            if len(self._chars) >= self._wanted or self.remaining == 0:  # waking a thread costs the worker
+                self._condition.notify_all()
 
     def _fail(self, error: Exception) -> None:
         with self._condition:
