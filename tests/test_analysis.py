@@ -14,8 +14,8 @@ import torch
 from rnn_demo.analysis import FEATURES, explain, layer_states, neurons, rank_units, score, text_features
 from rnn_demo.analysis.predictions import read
 from rnn_demo.analysis.units import correlations
-from rnn_demo.generation.sampling import PRIME_BY_STEPS_MAX, prime
-from rnn_demo.generation.stepper import Stepper
+from rnn_demo.generation import engine
+from rnn_demo.generation.sampling import sampler_for
 from rnn_demo.model import CharRNN
 from rnn_demo.training.data import load_text_splits
 
@@ -194,17 +194,10 @@ def test_score_of_the_validation_split_is_the_figure_in_metrics_json(name, split
 # ---- layer states ------------------------------------------------------------------------------
 
 
-def state_parts(state) -> tuple[np.ndarray, np.ndarray | None]:
-    """A generation state as (h, c) arrays (L, 1, H); c is None for a cell without one."""
-    return (state[0], state[1]) if isinstance(state, tuple) else (state, None)
-
-
-@pytest.mark.parametrize("length", [PRIME_BY_STEPS_MAX, 300])  # primed step by step, and in one forward call
+@pytest.mark.parametrize("length", [32, 300])
 def test_the_last_state_of_every_layer_is_the_state_generation_carries(model, splits, length):
     text = splits.validation[2000 : 2000 + length]
-    ids = model.tokenizer.encode(text)
-    _, state = prime(model, Stepper(model), ids)
-    carried_h, carried_c = state_parts(state)
+    carried_h, carried_c = sampler_for(model, text).state  # the prompt primed as generation primes it
     assert carried_h.shape == (model.num_layers, 1, model.hidden_size)
     for layer in range(model.num_layers):
         result = neurons(model, text, layer)
@@ -220,12 +213,12 @@ def test_the_last_state_of_every_layer_is_the_state_generation_carries(model, sp
 def test_every_layers_state_after_every_character_is_what_generation_steps_through(model, splits):
     text = splits.validation[5000:5040]
     ids = model.tokenizer.encode(text)
-    stepper = Stepper(model)
-    state = stepper.zero_state(1)
+    weights = engine.Weights.from_model(model)
+    state = engine.zero_state(weights)
     hs, cs = [], []
     for token in ids:
-        _, state = stepper.step(np.array([token]), state)
-        h, c = state_parts(state)
+        _, state = engine.step(weights, np.array([token]), state)
+        h, c = state
         hs.append(h[:, 0])
         cs.append(c[:, 0] if c is not None else None)
     for layer in range(model.num_layers):

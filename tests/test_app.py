@@ -98,8 +98,7 @@ def test_a_stream_closed_early_leaves_torch_grad_mode_as_it_was(zoo, worker, res
 
 
 def test_a_stop_request_ends_the_stream_with_the_text_so_far(zoo, worker):
-    checks = itertools.count(1)  # asked before every update: true from the 3rd on
-    updates = run_handler(zoo, worker, max_new_chars=2_000, should_stop=lambda: next(checks) > 2)
+    updates = run_handler(zoo, worker, max_new_chars=2_000, should_stop=lambda: True)  # asked within 0.05 s
     text, status = updates[-1]
     assert status.stopped and not status.done and status.new_chars == len(text) - len("ROMEO:") < 2_000
     assert text == "ROMEO:" + generate(zoo.load("lstm", 64), "ROMEO:", status.new_chars, temperature=0.8, seed=7)

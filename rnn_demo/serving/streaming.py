@@ -1,8 +1,8 @@
 """One generation as a stream of text for the page or the API: validation, the model, the pace.
 
 :func:`generate_stream` is the one place that paces the text: it yields the prompt and the
-continuation so far as it grows, at most every :data:`UPDATE_EVERY_SECONDS`, and Gradio streams
-each value it yields. Bad arguments raise :class:`~rnn_demo.serving.requests.RequestError`; a model
+continuation so far as it grows, at most every :data:`UPDATE_EVERY_SECONDS` (less often when many
+streams run, :data:`MAX_UPDATES_PER_SECOND`), and Gradio streams each value it yields. Bad arguments raise :class:`~rnn_demo.serving.requests.RequestError`; a model
 that cannot be loaded and a failed generation raise :class:`GenerationError`. Both are one sentence
 for the user, and the UI shows them as they are.
 """
@@ -23,10 +23,13 @@ if TYPE_CHECKING:
     from rnn_demo.model import CharRNN
     from rnn_demo.serving.worker import GenerationWorker
 
-# A stream sends its text at most this often: a browser repaints smoothly, the server spends its time
-# generating rather than sending (``python -m benchmarks.many_users`` measures both), and Stop is
-# answered within this time.
+# A stream looks at its text (and at Stop) this often, and sends it at most this often: a browser
+# repaints smoothly and Stop is answered within this time.
 UPDATE_EVERY_SECONDS = 0.05
+# All streams together send at most about this many updates a second: an update of a long text costs
+# the server about a millisecond whatever its length, time taken from generating, so under load each
+# stream is sent less often (``python -m benchmarks.many_users --chars 2000`` measures it).
+MAX_UPDATES_PER_SECOND = 40
 
 
 class GenerationError(RuntimeError):
@@ -98,25 +101,25 @@ def generate_stream(
     except (ValueError, TypeError) as error:
         raise GenerationError(f"The generation could not start: {error}") from None
     skipped = encode_prompt(model, request.prompt).skipped
-    text, stopped, last_sent = "", False, started
+    text, stopped, next_update = "", False, started
     try:  # closing this generator (Stop, a client's cancel or disconnect) cancels the generation
         yield request.prompt, RunStatus(info, skipped=skipped)
         while len(text) < request.max_new_chars:
-            try:
-                # The pace: no update sooner than UPDATE_EVERY_SECONDS after the last, but the whole
-                # text as soon as it is there.
-                pace = max(0.0, last_sent + UPDATE_EVERY_SECONDS - time.perf_counter())
-                generation.wait(after=request.max_new_chars - 1, timeout=pace)
-                if should_stop():
-                    stopped = True
-                    break
-                grown = generation.wait(after=len(text), timeout=UPDATE_EVERY_SECONDS)
+            try:  # wakes when the whole text is there, else every UPDATE_EVERY_SECONDS
+                grown = generation.wait(after=request.max_new_chars - 1, timeout=UPDATE_EVERY_SECONDS)
             except GenerationFailed as error:
                 raise GenerationError(f"The generation failed: {error}") from None
-            if len(grown) > len(text) and len(grown) < request.max_new_chars:
-                text, last_sent = grown, time.perf_counter()
-                yield request.prompt + text, RunStatus(info, len(text), last_sent - started, skipped)
-            text = grown
+            if len(grown) == request.max_new_chars:
+                text = grown
+                break
+            if should_stop():
+                text, stopped = grown, True
+                break
+            now = time.perf_counter()
+            if now >= next_update and len(grown) > len(text):  # the one pace of the page and the API
+                text = grown
+                next_update = now + max(UPDATE_EVERY_SECONDS, worker.running_count() / MAX_UPDATES_PER_SECOND)
+                yield request.prompt + text, RunStatus(info, len(text), now - started, skipped)
     finally:
         generation.cancel()
     status = RunStatus(info, len(text), time.perf_counter() - started, skipped, done=not stopped, stopped=stopped)
