@@ -244,6 +244,8 @@ def report(
             f"good-request latency (queueing included): p50 {percentile(good, 0.5):.2f} s, "
             f"p95 {percentile(good, 0.95):.2f} s, max {max(good):.2f} s"
         )
+        slowest = sorted((o for o in outcomes if o.ok and o.request.kind != "bad"), key=lambda o: -o.seconds)[:3]
+        print("slowest: " + ", ".join(f"{o.request.label} ({o.seconds:.2f} s)" for o in slowest))
     print(memory_line(rss_before, readings))
     for outcome in [o for o in outcomes if not o.ok][:10]:
         print(f"unexpected: {outcome.request.kind} / {outcome.request.label}: {outcome.detail}")
