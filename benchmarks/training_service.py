@@ -10,7 +10,7 @@ Starts ``python app.py`` on a free loopback port (the shipped models, offline) w
    timed), first with the server idle, then while a ``/train`` of tiny shakespeare runs (lstm,
    hidden 128, the training process on one thread). The target: p95 during training at most 2x idle.
 2. Memory under repeated trainings: short ``/train`` runs one after another, each model then used
-   once by ``/generate_trained`` (so it is loaded in the server and in its generation process); the
+   once by ``/generate_trained`` (so it is loaded in the server); the
    server's VmRSS (its process and its child processes) after each. With at most 2 models kept,
    older ones are evicted and their memory must come back: the last readings stay flat.
 """

@@ -326,9 +326,8 @@ def test_view_api_shows_exactly_the_public_endpoints(client):
 
 
 def test_generate_streams_growing_text_and_predict_returns_the_final_text(client):
-    # Long enough to stream in several pieces: the generation process sends what it drew every
-    # 10 ms, lstm-h64 draws 1,000 characters in under 20 ms, and lstm-h256 2,000 in about 0.2 s
-    # (benchmarks.sampling_speed).
+    # Long enough to stream in several pieces: the stream is sent every 50 ms, and lstm-h256 writes
+    # 2,000 characters in a few tenths of a second (benchmarks.sampling_speed).
     request = {**GOOD, "hidden_size": 256, "max_new_chars": requests.MAX_NEW_CHARS}
     updates = list(client.submit(**request, api_name="/generate"))
     assert len(updates) > 3

@@ -329,7 +329,7 @@ class TrainingRun:
             "--quiet",
         ]  # fmt: skip
         environment = subprocesses.environment()
-        # One thread: the server's other work (the page, the generation process) keeps its cores.
+        # One thread: the server's other work (the page, generation) keeps its cores.
         environment.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
         self._output = open(self.folder / "train.log", "wb")  # noqa: SIM115 (open while the process runs; kill() closes it)
         self.started = clock()

