@@ -183,3 +183,18 @@ def test_an_unreachable_hub_repo_from_the_environment_falls_back_to_the_local_fo
     assert zoo.problems()[0].startswith("Could not download the Hub repo 'someone/surely-not-cached-rnn-models'")
     assert f"Serving the local models in {app_models} instead." in zoo.problems()[0]
     zoo.load("lstm", 64)  # and they load
+
+
+def test_poem_models_are_served_apart_from_the_others(app_models, tmp_path):
+    root = tmp_path / "models"
+    copy_model(app_models / "lstm-h64", root / "lstm-h64")
+    poems = copy_model(app_models / "lstm-h64", root / "tang-lstm-h64")  # the same cell and size
+    metrics = json.loads((poems / "metrics.json").read_text())
+    metrics["data"] = {**metrics["data"], "source": "data/tang"}
+    (poems / "metrics.json").write_text(json.dumps(metrics))
+    text_zoo, poem_zoo = ModelZoo(root), ModelZoo(root, poems=True)
+    assert [m.name for m in text_zoo.models()] == ["lstm-h64"] and text_zoo.problems() == []
+    assert [m.name for m in poem_zoo.models()] == ["tang-lstm-h64"] and poem_zoo.problems() == []
+    assert poem_zoo.info("lstm", 64).writes_poems and not text_zoo.info("lstm", 64).writes_poems
+    assert ModelZoo.from_environment(root, environ={}, poems=True).models() == poem_zoo.models()
+    assert ModelZoo(app_models, poems=True).models() == []

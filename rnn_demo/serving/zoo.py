@@ -8,6 +8,11 @@ A zoo is one source of models, fixed by configuration (never by a request):
 * a Hugging Face Hub repo id laid out either way (downloaded once into the Hub cache, then
   read like a local folder).
 
+A zoo serves either the models of continuous text (tiny shakespeare, or any text the Train tab
+gets) or, with ``poems=True``, the models of Tang poems (``POEM_CORPORA``, told by the ``data``
+of their ``metrics.json``): a poem model is never offered as a size of the others, nor the others
+for poems, even when they share a folder.
+
 The catalogue (what models exist, their size and scores) is read from the small JSON files on
 first use; the weights of a model are loaded on the first request for it and then kept.
 Both are guarded by locks, so concurrent requests load each model once.
@@ -35,6 +40,8 @@ METRICS_NAME = "metrics.json"  # written by rnn_demo.training.loop at the end of
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # The files the zoo reads from a Hub repo (at its root or one folder down).
 HUB_PATTERNS = [CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME] + [f"*/{n}" for n in (CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME)]
+# The training texts of poem models, as metrics.json names them (data/README.md).
+POEM_CORPORA = ("data/tang",)
 
 
 class UnknownModelError(KeyError):
@@ -59,6 +66,11 @@ class ModelInfo:
     trained_on: str | None  # the device it was trained on
     size_bytes: int  # model.safetensors on disk
     path: Path  # the folder; kept on the server, never sent to clients
+    corpus: str | None = None  # the text it was trained on (metrics.json's data source), if known
+
+    @property
+    def writes_poems(self) -> bool:
+        return self.corpus in POEM_CORPORA
 
     @property
     def key(self) -> tuple[str, int]:
@@ -133,6 +145,8 @@ def describe_model_folder(folder: Path, name: str | None = None) -> ModelInfo:
         except (TypeError, ValueError) as error:
             raise ValueError(f"{CONFIG_NAME} does not describe a CharRNN: {error}") from None
     trained_on = metrics.get("device")
+    data = metrics.get("data")
+    corpus = data.get("source") if isinstance(data, dict) else None
     return ModelInfo(
         name=name or folder.name,
         cell=cell,
@@ -145,6 +159,7 @@ def describe_model_folder(folder: Path, name: str | None = None) -> ModelInfo:
         trained_on=trained_on if isinstance(trained_on, str) else None,
         size_bytes=weights.stat().st_size,
         path=folder,
+        corpus=corpus if isinstance(corpus, str) else None,
     )
 
 
@@ -163,6 +178,7 @@ class ModelZoo:
         download: how a Hub repo id becomes a local folder (tests replace it).
         fallback: a local folder to serve instead when ``source`` is a Hub repo that cannot be
             downloaded (offline, unknown, no access); the reason stays in ``problems()``.
+        poems: serve the poem models of the source (and only those) instead of the others.
     """
 
     def __init__(
@@ -170,8 +186,10 @@ class ModelZoo:
         source: str | os.PathLike,
         download: Callable[[str], Path] = download_hub_repo,
         fallback: str | os.PathLike | None = None,
+        poems: bool = False,
     ):
         self.source = str(source)
+        self.poems = poems
         self._download = download
         self._fallback = str(fallback) if fallback is not None else None
         self._catalogue_lock = threading.Lock()
@@ -181,14 +199,16 @@ class ModelZoo:
         self._loaded: dict[tuple[str, int], CharRNN] = {}
 
     @classmethod
-    def from_environment(cls, default_source: str | os.PathLike, environ: Mapping[str, str] | None = None) -> ModelZoo:
+    def from_environment(
+        cls, default_source: str | os.PathLike, environ: Mapping[str, str] | None = None, poems: bool = False
+    ) -> ModelZoo:
         """The zoo named by $RNN_DEMO_MODELS, or ``default_source`` when it is unset or empty
         (and, when it names a Hub repo that cannot be fetched, as a fallback)."""
         environ = os.environ if environ is None else environ
         source = environ.get(MODELS_ENV, "").strip()
         if not source:
-            return cls(default_source)
-        return cls(source, fallback=default_source)
+            return cls(default_source, poems=poems)
+        return cls(source, fallback=default_source, poems=poems)
 
     # ---- the catalogue ----------------------------------------------------------------------
 
@@ -205,7 +225,7 @@ class ModelZoo:
                     problem = f"Could not download the Hub repo {self.source!r}: {error}"
                     if self._fallback is None:
                         return {}, [problem]
-                    catalogue, problems = ModelZoo(self._fallback)._scan()
+                    catalogue, problems = ModelZoo(self._fallback, poems=self.poems)._scan()
                     return catalogue, [f"{problem} Serving the local models in {self._fallback} instead."] + problems
             else:
                 return {}, [f"The models folder {self.source} does not exist."]
@@ -222,6 +242,8 @@ class ModelZoo:
             except (OSError, ValueError) as error:
                 problems.append(f"Skipped {folder.name}: {error}")
                 continue
+            if info.writes_poems != self.poems:
+                continue  # the other zoo's
             if info.key in catalogue:
                 problems.append(
                     f"Skipped {folder.name}: {catalogue[info.key].name} is already the {info.cell} "
