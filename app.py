@@ -17,18 +17,19 @@ Public API (fixed names; clients depend on them):
     /compare(prompt, cell, temperature, max_new_chars, seed) streams every hidden size's continuation.
     /train(text, cell, hidden_size, seconds, num_layers) streams a training's progress, last its model_id.
     /generate_trained(model_id, prompt, temperature, max_new_chars, top_k, top_p, seed) streams like /generate.
+    /poem(form, acrostic, first_line, rhyme, tones, temperature, seed, mood) streams a Tang poem.
 Every other event is private. The same endpoints are MCP tools (streamable HTTP at /gradio_api/mcp/).
 """
 
 import argparse
 import os
+import threading
 from pathlib import Path
 
 import gradio as gr
 
-# Nothing imported here imports torch: the page is served first and torch (seconds to import on a
-# small CPU) is imported right after, by main()'s warm-up or the first request
-# (``python -m benchmarks.startup`` measures it).
+# Nothing imported here imports torch (seconds to import on a small CPU): main()'s warm-up imports
+# it beside the server's start, or the first request does (``python -m benchmarks.startup``).
 from rnn_demo.serving.allocator import limit_malloc_arenas
 from rnn_demo.serving.lifecycle import (
     ANALYTICS_SUMMARY_EVERY,
@@ -60,6 +61,7 @@ def build_demo(
     concurrency_limit: int = CONCURRENCY_LIMIT,
     max_queue_size: int = MAX_QUEUE_SIZE,
     trainer: Trainer | None = None,
+    poem_zoo: ModelZoo | None = None,
 ) -> gr.Blocks:
     """The whole UI for one zoo; nothing is loaded until the first request.
 
@@ -68,10 +70,12 @@ def build_demo(
     and at most ``max_queue_size`` wait; a request beyond that is refused at once with Gradio's
     "Queue is full" error. Both are set by the server (tests use small ones); no request can
     change them. ``trainer`` (by default a new one, with the limits of the environment) runs the
-    Train tab's and /train's trainings and keeps the models they leave.
+    Train tab's and /train's trainings and keeps the models they leave. ``poem_zoo`` (by default the
+    poem models of ``zoo``'s source) writes /poem's Tang poems.
     """
     trainer = trainer or Trainer()
     worker = worker or GenerationWorker()
+    poem_zoo = poem_zoo or ModelZoo(zoo.source, poems=True)
     cells = zoo.cells()
     problems = zoo.problems()
 
@@ -86,7 +90,7 @@ def build_demo(
         build_train_tab(zoo, trainer, cell_dropdowns=[generate_cell, inside_cell])
         build_models_tab(zoo)
         build_about_tab()
-        register_api(zoo, worker, concurrency_limit, trainer)
+        register_api(zoo, worker, concurrency_limit, trainer, poem_zoo)
 
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(ANALYTICS_SUMMARY_EVERY))  # read by the queue
     demo.queue(max_size=max_queue_size, default_concurrency_limit=concurrency_limit)
@@ -111,9 +115,10 @@ def launch_options(**options) -> dict:
 
 
 ZOO = ModelZoo.from_environment(DEFAULT_MODELS_DIR)
+POEM_ZOO = ModelZoo.from_environment(DEFAULT_MODELS_DIR, poems=True)
 WORKER = GenerationWorker()
 TRAINER = Trainer()
-demo = build_demo(ZOO, WORKER, trainer=TRAINER)
+demo = build_demo(ZOO, WORKER, trainer=TRAINER, poem_zoo=POEM_ZOO)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,7 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     limit_malloc_arenas(MALLOC_ARENAS)  # before gradio starts its threads
-    # Serve the page first, then warm up in this (otherwise idle) main thread.
+    # The warm-up (torch, the default model) runs beside the server's start, so that a request that
+    # comes as soon as the page answers waits less for it (``python -m benchmarks.startup --cold``).
+    warming = threading.Thread(target=warm_up, args=(ZOO, WORKER), name="warm-up", daemon=True)
+    warming.start()
     demo.launch(
         **launch_options(
             server_name=args.host,
@@ -132,7 +140,6 @@ def main(argv: list[str] | None = None) -> None:
             max_file_size=TRAINER.limits.max_text_bytes,  # the only upload is the Train tab's text
         )
     )
-    warm_up(ZOO, WORKER)
     demo.block_thread()
 
 

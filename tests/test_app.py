@@ -19,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 import torch
-from conftest import SLOW_MODEL
+from conftest import SLOW_MODEL, wait_until
 from gradio_client.exceptions import AppError
 
 import app
@@ -258,27 +258,29 @@ def test_model_table_rows_match_the_headers(zoo):
 
 def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     assert isinstance(app.demo, gr.Blocks)
-    calls = []
+    calls, warm_ups = [], []
     monkeypatch.setattr(app.demo, "launch", lambda **kwargs: calls.append(("launch", kwargs)))
-    monkeypatch.setattr(app, "warm_up", lambda zoo, worker: calls.append(("warm_up", zoo, worker)))
+    monkeypatch.setattr(
+        app, "warm_up", lambda zoo, worker: warm_ups.append((zoo, worker, threading.current_thread().name))
+    )
     monkeypatch.setattr(app.demo, "block_thread", lambda: calls.append(("block_thread", None)))
     monkeypatch.setattr(app, "limit_malloc_arenas", lambda arenas: calls.append(("malloc arenas", arenas)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
     app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
     served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY, i18n=app.i18n,
                   js=app.PAGE_LANGUAGE_JS, mcp_server=True, max_file_size=app.TRAINER.limits.max_text_bytes)
-    # The allocator is set before gradio starts its threads; the page is served first; the
-    # warm-up (torch, the default model) comes after it.
+    # The allocator is set before gradio starts its threads; the page is served while a thread of
+    # its own warms up (torch, the default model).
     assert calls == [
         ("malloc arenas", lifecycle.MALLOC_ARENAS),
         ("launch", {"server_name": "0.0.0.0", "server_port": 7999, **served}),
-        ("warm_up", app.ZOO, app.WORKER),
         ("block_thread", None),
         ("malloc arenas", lifecycle.MALLOC_ARENAS),
         ("launch", {"server_name": None, "server_port": None, **served}),
-        ("warm_up", app.ZOO, app.WORKER),
         ("block_thread", None),
     ]
+    assert wait_until(lambda: len(warm_ups) == 2)
+    assert warm_ups == [(app.ZOO, app.WORKER, "warm-up")] * 2
 
 
 def test_importing_the_app_imports_no_torch_and_the_warm_up_does():
@@ -305,7 +307,7 @@ def test_importing_the_app_imports_no_torch_and_the_warm_up_does():
 def test_view_api_shows_exactly_the_public_endpoints(client):
     info = client.view_api(print_info=False, return_format="dict")
     assert set(info["named_endpoints"]) == {
-        "/generate", "/models", "/explain", "/score", "/neurons", "/compare", "/train", "/generate_trained"
+        "/generate", "/models", "/explain", "/score", "/neurons", "/compare", "/train", "/generate_trained", "/poem"
     }  # fmt: skip
     assert info["unnamed_endpoints"] == {}
     parameters = info["named_endpoints"]["/generate"]["parameters"]

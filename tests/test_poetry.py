@@ -9,7 +9,7 @@ import torch
 from rnn_demo.data import pingshui
 from rnn_demo.generation.sampling import generate
 from rnn_demo.model import CharRNN
-from rnn_demo.poetry.rhyme import PING, ZE, RhymeBook, rhyme_book
+from rnn_demo.poetry.rhyme import PING, ZE, rhyme_book
 from rnn_demo.poetry.rules import FORMS, PoemRules, check, line_tone, place_of, poem_lines
 
 # Classic regular poems: 王之涣《登鹳雀楼》 (五绝) and 杜甫《绝句》 (七绝) keep 格律 and rhyme.
@@ -29,7 +29,7 @@ def poem_model(book):
     """An untrained 1x32 LSTM over a few thousand characters of the book, punctuation and newline:
     its own choices are noise, so only the constraints make its poems regular."""
     characters = sorted(char for char in json.loads(pingshui.DEFAULT_OUT.read_text(encoding="utf-8")))[:3000]
-    vocab = "".join(sorted(set(characters) | set("，。\n□白日依山尽黄河入海流欲穷千里目更上一层楼春")))
+    vocab = "".join(sorted(set(characters) | set("，。\n□白日依山尽黄河入海流欲穷千里目更上一层楼春夏秋冬夜")))
     with torch.random.fork_rng():
         torch.manual_seed(0)
         return CharRNN(vocab, cell="lstm", hidden_size=32, num_layers=1).eval()
@@ -151,3 +151,93 @@ def test_the_model_chooses_the_rhyme_group(poem_model, book):
 def test_a_seed_gives_the_same_poem(poem_model, book):
     assert poem(poem_model, book, "7x4", 9, rhyme=True, tones=True) == poem(poem_model, book, "7x4", 9, rhyme=True, tones=True)
     assert poem(poem_model, book, "7x4", 9) != poem(poem_model, book, "7x4", 10)
+
+
+# ---- /poem: the request, the stream, the endpoint ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def poem_zoo(poem_model, tmp_path_factory):
+    """A models folder holding ``poem_model`` as a poem model (its metrics.json names data/tang)."""
+    from rnn_demo.serving.zoo import ModelZoo
+
+    folder = tmp_path_factory.mktemp("poem-models") / "tang-lstm-h32"
+    poem_model.save_pretrained(folder)
+    metrics = {"params": poem_model.num_parameters(), "data": {"source": "data/tang"}}
+    (folder / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    return ModelZoo(folder.parent, poems=True)
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"form": "6x4"}, "form must be one of 5x4 (五言绝句), 7x4 (七言绝句), 5x8 (五言律诗), 7x8 (七言律诗), got '6x4'."),
+        ({"acrostic": "春夏"}, "acrostic must be 4 characters long, got 2 ('春夏')."),
+        ({"acrostic": "春夏秋冬天"}, "The acrostic is 5 characters long; the limit is 4."),
+        ({"acrostic": "春夏a冬"}, "acrostic must be Chinese characters only; 'a' is not one."),
+        ({"acrostic": "春夏秋龘"}, "acrostic: the poem model does not know the character '龘'."),
+        ({"first_line": "白日依山"}, "first_line must be 5 characters long, got 4 ('白日依山')."),
+        ({"first_line": "白日依山尽", "acrostic": "春夏秋冬"}, "The first line must begin with the acrostic's first character '春'."),
+        ({"rhyme": "yes"}, "rhyme must be true or false, got 'yes'."),
+        ({"tones": 1}, "tones must be true or false, got 1."),
+        ({"temperature": float("nan")}, "temperature must be a finite number"),
+        ({"temperature": 3}, "temperature must be between 0 (greedy) and 2.0, got 3.0."),
+        ({"seed": -5}, "seed must be -1 (random) or between 0 and"),
+        ({"mood": "秋" * 21}, "The mood is 21 characters long; the limit is 20."),
+        ({"mood": 7}, "mood must be text, got int."),
+    ],
+)
+def test_every_bad_poem_request_is_refused_with_a_sentence_naming_it(poem_zoo, worker, arguments, message):
+    from rnn_demo.serving.poems import poem_stream
+    from rnn_demo.serving.requests import RequestError
+
+    with pytest.raises(RequestError) as caught:
+        next(poem_stream(poem_zoo, **arguments, worker=worker))
+    assert message in str(caught.value)
+
+
+def test_a_server_without_a_poem_model_says_so(app_models, worker):
+    from rnn_demo.serving.poems import poem_stream
+    from rnn_demo.serving.requests import RequestError
+    from rnn_demo.serving.zoo import ModelZoo
+
+    with pytest.raises(RequestError, match="No poem model is available on this server."):
+        next(poem_stream(ModelZoo(app_models, poems=True), worker=worker))
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_the_poem_stream_grows_to_a_regular_poem(poem_zoo, book, worker, form):
+    from rnn_demo.serving.poems import poem_stream
+
+    updates = list(poem_stream(poem_zoo, form, rhyme=True, tones=True, seed=5, mood="秋夜", worker=worker))
+    assert updates[0] == "" and all(later.startswith(earlier) for earlier, later in zip(updates, updates[1:]))
+    poem_text = updates[-1]
+    rows = poem_text.split("\n")
+    assert len(rows) == FORMS[form].lines // 2 and all(len(row) == 2 * FORMS[form].chars + 2 for row in rows)
+    report = check(poem_text, FORMS[form], book)
+    assert report.form_ok and report.rhymes and report.tones_ok
+    again = list(poem_stream(poem_zoo, form, rhyme=True, tones=True, seed=5, mood="秋夜", worker=worker))[-1]
+    assert again == poem_text  # the same seed, the same poem
+    assert list(poem_stream(poem_zoo, form, rhyme=True, tones=True, seed=5, mood="春", worker=worker))[-1] != poem_text
+
+
+def test_the_poem_endpoint_answers_through_the_client(poem_zoo, app_models, book, pick_free_port):
+    import app
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from rnn_demo.serving.zoo import ModelZoo
+
+    demo = app.build_demo(ModelZoo(app_models), poem_zoo=poem_zoo)
+    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(),
+                                                 prevent_thread_lock=True, quiet=True))
+    try:
+        client = Client(url, verbose=False, analytics_enabled=False)
+        text = client.predict("7x4", "春夏秋冬", "", True, True, 0.8, 3, "", api_name="/poem")
+        report = check(text, FORMS["7x4"], book)
+        assert report.form_ok and report.rhymes and report.tones_ok
+        assert [line[0] for line in report.lines] == list("春夏秋冬")
+        with pytest.raises(AppError, match="form must be one of"):
+            client.predict("9x9", api_name="/poem")
+    finally:
+        demo.close()

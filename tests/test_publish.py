@@ -28,7 +28,6 @@ class FakeHfApi:
     def upload_folder(self, **kwargs):
         self.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
         root = kwargs["folder_path"]
-        from pathlib import Path
 
         self.uploaded = {p.relative_to(root).as_posix(): p.read_bytes() for p in Path(root).rglob("*") if p.is_file()}
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from rnn_demo.serving.worker import GenerationWorker
+from rnn_demo.serving.poems import DEFAULT_FORM, DEFAULT_POEM_TEMPERATURE, poem_stream
 from rnn_demo.serving.requests import DEFAULT_NEW_CHARS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P, RANDOM_SEED
 from rnn_demo.serving.streaming import generate_stream
 from rnn_demo.serving.training_jobs import Trainer, validate_training_request
 from rnn_demo.serving.views import DEFAULT_ALTERNATIVES, compare_stream, explain_request, neurons_request, score_request
+from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import answered_or_gradio_error, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import GENERATION_CONCURRENCY_ID
@@ -27,16 +28,22 @@ from rnn_demo.ui.train_tab import TRAINING_CONCURRENCY_ID
 
 def _streamed_text(updates):
     """The text of each update of ``generate_stream``, bad requests raised as ``gr.Error``."""
+    return _streamed(text for text, _ in updates)
+
+
+def _streamed(updates):
+    """Each value of ``updates``, bad requests and failures raised as ``gr.Error``."""
     updates = shown_as_gradio_errors(updates)
     try:
-        for text, _ in updates:
-            yield text
+        yield from updates
     finally:  # gradio closes this generator on cancel or disconnect: end the generation now
         updates.close()
 
 
-def register_api(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit: int, trainer: Trainer) -> None:
-    """Add the public endpoints to the caller's ``gr.Blocks``."""
+def register_api(
+    zoo: ModelZoo, worker: GenerationWorker, concurrency_limit: int, trainer: Trainer, poem_zoo: ModelZoo
+) -> None:
+    """Add the public endpoints to the caller's ``gr.Blocks`` (``poem_zoo``: the Tang poem models)."""
 
     def generate(
         prompt: str,
@@ -207,7 +214,37 @@ def register_api(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit: int
             generate_stream(entry.zoo, prompt, info.cell, info.hidden_size, *settings, worker=worker)
         )
 
+    def poem(
+        form: str = DEFAULT_FORM,
+        acrostic: str = "",
+        first_line: str = "",
+        rhyme: bool = True,
+        tones: bool = False,
+        temperature: float = DEFAULT_POEM_TEMPERATURE,
+        seed: int = RANDOM_SEED,
+        mood: str = "",
+    ) -> str:
+        """Write a classical Chinese poem (a Tang poem, 唐诗) in a regular form with a character-level
+        LSTM trained on the 57,000 poems of 全唐诗. The form, the acrostic, the first line, the rhyme and
+        the tones hold by construction. Returns the poem, one couplet per line such as
+        "白日依山尽，黄河入海流。" (streamed as it grows; the last value is the whole poem).
+
+        Args:
+            form: "5x4" (五言绝句, 4 lines of 5 characters), "7x4" (七言绝句), "5x8" (五言律诗) or "7x8" (七言律诗).
+            acrostic: "" or one Chinese character per line, each beginning its line (藏头诗), e.g. "春夏秋冬".
+            first_line: "" or the poem's first line, as many Chinese characters as the form's lines have.
+            rhyme: true to end the even lines in one 平水韵 rhyme group, which the model chooses.
+            tones: true to keep the 平仄 tone rules of regular verse (格律): 二四六分明, 对, 粘, 平 rhymes.
+            temperature: randomness of the sampling, 0 (greedy) to 2; 0.8 reads well.
+            seed: a whole number that makes the poem repeatable; -1 draws a random one.
+            mood: optional words (up to 20 characters, e.g. "秋夜") that set the poem's mood, like a title; not part of the poem.
+        """
+        yield from _streamed(
+            poem_stream(poem_zoo, form, acrostic, first_line, rhyme, tones, temperature, seed, mood, worker=worker)
+        )
+
     gr.api(generate, api_name="generate", concurrency_limit=concurrency_limit, concurrency_id=GENERATION_CONCURRENCY_ID)
+    gr.api(poem, api_name="poem", concurrency_limit=concurrency_limit, concurrency_id=GENERATION_CONCURRENCY_ID)
     gr.api(models, api_name="models", concurrency_limit=None)
     views = {"concurrency_limit": VIEWS_CONCURRENCY_LIMIT, "concurrency_id": VIEWS_CONCURRENCY_ID}
     gr.api(explain, api_name="explain", **views)

@@ -8,7 +8,6 @@ from html import escape
 
 import gradio as gr
 
-from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.requests import (
     DEFAULT_TEMPERATURE,
     MAX_NEW_CHARS,
@@ -17,6 +16,7 @@ from rnn_demo.serving.requests import (
     initial_model,
 )
 from rnn_demo.serving.views import compare_stream
+from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import CELL_LABELS, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import EXAMPLE_PROMPTS, GENERATION_CONCURRENCY_ID

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.requests import (
     DEFAULT_NEW_CHARS,
     DEFAULT_TEMPERATURE,
@@ -22,6 +21,7 @@ from rnn_demo.serving.requests import (
 )
 from rnn_demo.serving.streaming import RunStatus, generate_stream
 from rnn_demo.serving.training_jobs import YOUR_MODEL, TrainedModel, Trainer
+from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import (
     CELL_LABELS,

@@ -18,11 +18,11 @@ from html import escape
 import gradio as gr
 import numpy as np
 
-from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.requests import DEFAULT_TEMPERATURE, MAX_VIEW_CHARS, RANDOM_SEED, initial_model
 from rnn_demo.serving.streaming import generate_stream
 from rnn_demo.serving.training_jobs import Trainer
 from rnn_demo.serving.views import DEFAULT_ALTERNATIVES, explain_request, units_request
+from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import answered_or_gradio_error, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import (
