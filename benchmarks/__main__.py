@@ -27,6 +27,7 @@ PERFORMANCE = [
     ("training_service", False, True),
     ("distributed_training", True, True),
     ("streaming_memory", False, True),
+    ("poems", False, True),
 ]
 TRAINING = [
     ("quality_per_second", True, True),

@@ -220,3 +220,33 @@ def test_streaming_memory_quick_reads_both_paths(capsys):
     assert [row[0] for row in rows] == ["1 MB", "2 MB"]
     for row in rows:
         assert float(row[1].rstrip(" MiB").replace(",", "")) > 100 and float(row[3].rstrip(" MiB").replace(",", "")) > 100
+
+
+def test_poems_quick_reads_generated_and_real_poems(capsys, tmp_path):
+    import json
+
+    import torch
+
+    from benchmarks import poems
+    from rnn_demo.data.pingshui import DEFAULT_OUT
+    from rnn_demo.model import CharRNN
+
+    characters = sorted(json.loads((poems.PROJECT_ROOT / DEFAULT_OUT).read_text(encoding="utf-8")))[:3000]
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = CharRNN("".join(sorted(set(characters) | set("，。\n□无题"))), hidden_size=16, num_layers=1)
+    model.save_pretrained(tmp_path / "tang-lstm-h16")
+    metrics = {"params": model.num_parameters(), "data": {"source": "data/tang"}}
+    (tmp_path / "tang-lstm-h16" / "metrics.json").write_text(json.dumps(metrics))
+    assert poems.main(["--quick", "--models-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("| form | setting | poems | form compliance | rhyme | 格律")
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[3:]]
+    assert [row[1] for row in rows] == ["free", "rhyme + tones", "real poems"] * 4
+    for row in rows:
+        if row[1] != "real poems":
+            assert row[3] == "100.0%"  # the form holds by construction
+        if row[1] == "rhyme + tones":
+            assert row[4] == row[5] == "100.0%"
+        if row[1] == "real poems":
+            assert int(row[2].replace(",", "")) > 1_000 and 50 < float(row[4].rstrip("%")) < 100
