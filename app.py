@@ -23,13 +23,12 @@ Every other event is private. The same endpoints are MCP tools (streamable HTTP 
 
 import argparse
 import os
-import threading
 from pathlib import Path
 
 import gradio as gr
 
-# Nothing imported here imports torch (seconds to import on a small CPU): main()'s warm-up imports
-# it beside the server's start, or the first request does (``python -m benchmarks.startup``).
+# Nothing imported here imports torch (seconds to import on a small CPU), and generation never does:
+# only the views inside the network and training need it (``python -m benchmarks.startup``).
 from rnn_demo.serving.allocator import limit_malloc_arenas
 from rnn_demo.serving.lifecycle import (
     ANALYTICS_SUMMARY_EVERY,
@@ -127,10 +126,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     limit_malloc_arenas(MALLOC_ARENAS)  # before gradio starts its threads
-    # The warm-up (torch, the default model) runs beside the server's start, so that a request that
-    # comes as soon as the page answers waits less for it (``python -m benchmarks.startup --cold``).
-    warming = threading.Thread(target=warm_up, args=(ZOO, WORKER), name="warm-up", daemon=True)
-    warming.start()
     demo.launch(
         **launch_options(
             server_name=args.host,
@@ -140,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
             max_file_size=TRAINER.limits.max_text_bytes,  # the only upload is the Train tab's text
         )
     )
+    warm_up(ZOO)  # the default model's engine weights, read while the page is already served
     demo.block_thread()
 
 

@@ -197,7 +197,7 @@ def test_score_of_the_validation_split_is_the_figure_in_metrics_json(name, split
 @pytest.mark.parametrize("length", [32, 300])
 def test_the_last_state_of_every_layer_is_the_state_generation_carries(model, splits, length):
     text = splits.validation[2000 : 2000 + length]
-    carried_h, carried_c = sampler_for(model, text).state  # the prompt primed as generation primes it
+    carried_h, carried_c = sampler_for(engine.Weights.from_model(model), text).state  # primed as generation primes it
     assert carried_h.shape == (model.num_layers, 1, model.hidden_size)
     for layer in range(model.num_layers):
         result = neurons(model, text, layer)

@@ -258,42 +258,41 @@ def test_model_table_rows_match_the_headers(zoo):
 
 def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     assert isinstance(app.demo, gr.Blocks)
-    calls, warm_ups = [], []
+    calls = []
     monkeypatch.setattr(app.demo, "launch", lambda **kwargs: calls.append(("launch", kwargs)))
-    monkeypatch.setattr(
-        app, "warm_up", lambda zoo, worker: warm_ups.append((zoo, worker, threading.current_thread().name))
-    )
+    monkeypatch.setattr(app, "warm_up", lambda zoo: calls.append(("warm_up", zoo)))
     monkeypatch.setattr(app.demo, "block_thread", lambda: calls.append(("block_thread", None)))
     monkeypatch.setattr(app, "limit_malloc_arenas", lambda arenas: calls.append(("malloc arenas", arenas)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
     app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
     served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY, i18n=app.i18n,
                   js=app.PAGE_LANGUAGE_JS, mcp_server=True, max_file_size=app.TRAINER.limits.max_text_bytes)
-    # The allocator is set before gradio starts its threads; the page is served while a thread of
-    # its own warms up (torch, the default model).
+    # The allocator is set before gradio starts its threads; the page is served first, then the
+    # default model's engine weights are read.
     assert calls == [
         ("malloc arenas", lifecycle.MALLOC_ARENAS),
         ("launch", {"server_name": "0.0.0.0", "server_port": 7999, **served}),
+        ("warm_up", app.ZOO),
         ("block_thread", None),
         ("malloc arenas", lifecycle.MALLOC_ARENAS),
         ("launch", {"server_name": None, "server_port": None, **served}),
+        ("warm_up", app.ZOO),
         ("block_thread", None),
     ]
-    assert wait_until(lambda: len(warm_ups) == 2)
-    assert warm_ups == [(app.ZOO, app.WORKER, "warm-up")] * 2
 
 
-def test_importing_the_app_imports_no_torch_and_the_warm_up_does():
+def test_the_app_its_warm_up_and_its_generation_import_no_torch():
     code = (
-        "import sys, app\nfrom rnn_demo.serving import lifecycle\n"
+        "import sys, app\nfrom rnn_demo.serving.requests import initial_model\n"
+        "from rnn_demo.serving.streaming import generate_stream\n"
         "assert 'torch' not in sys.modules, 'app imported torch'\n"
-        "from rnn_demo.model import CharRNN\n"
-        "loaded, from_pretrained = [], CharRNN.from_pretrained.__func__\n"
-        "CharRNN.from_pretrained = classmethod(lambda cls, path: loaded.append(path) or from_pretrained(cls, path))\n"
-        "app.warm_up(app.ZOO, app.WORKER)\n"
-        "assert 'torch' in sys.modules\n"
-        "assert len(loaded) == 1, loaded\n"
-        "assert len(app.WORKER._weights) == 1, 'the first model engine weights were not taken'\n"
+        "app.warm_up(app.ZOO)\n"
+        "assert len(app.ZOO._weights) == 1, 'the warm-up read no engine weights'\n"
+        "first = initial_model(app.ZOO)\n"
+        "updates = generate_stream(app.ZOO, 'ROMEO:', first.cell, first.hidden_size, 0.8, 50, 0, 1.0, 1, worker=app.WORKER)\n"
+        "text, status = list(updates)[-1]\n"
+        "assert status.done and len(text) == len('ROMEO:') + 50\n"
+        "assert 'torch' not in sys.modules, 'generation imported torch'\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("RNN_DEMO_MODELS", None)

@@ -2,13 +2,17 @@
 (rnn_demo/serving/streaming.py): every running generation stepped together, each giving exactly the
 text it gives alone; one request's failure is its own; cancel, Stop and the pace."""
 
+import subprocess
+import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
-from conftest import SLOW_MODEL, cpu_seconds, wait_until
+from conftest import REPO_ROOT, SLOW_MODEL, cpu_seconds, wait_until
 
+from rnn_demo.generation.engine import Weights
 from rnn_demo.generation.sampling import generate
 from rnn_demo.model import CharRNN
 from rnn_demo.serving.streaming import UPDATE_EVERY_SECONDS, generate_stream
@@ -40,6 +44,12 @@ def worker():
 
 
 @pytest.fixture(scope="module")
+def trained_weights(trained_model):
+    """The engine weights of ``trained_model``, as the zoo keeps them for the worker."""
+    return Weights.from_model(trained_model)
+
+
+@pytest.fixture(scope="module")
 def two_layer_gru():
     """A 2x48 GRU (untrained): another cell, and layers above the first, for the seed test."""
     vocab = "".join(chr(c) for c in range(32, 127)) + "\n"
@@ -54,18 +64,19 @@ def two_layer_gru():
 @pytest.mark.parametrize("at_once", [1, 3, 16])
 def test_100_seeds_give_the_same_text_alone_or_beside_others(trained_model, two_layer_gru, worker, at_once):
     models = [trained_model, two_layer_gru]
+    weights = [Weights.from_model(model) for model in models]
     alone = {seed: generate(models[seed % 2], **request(seed)) for seed in range(100)}
     for first in range(0, 100, at_once):
         seeds = range(first, min(first + at_once, 100))
-        generations = {seed: worker.submit(models[seed % 2], **request(seed)) for seed in seeds}
+        generations = {seed: worker.submit(weights[seed % 2], **request(seed)) for seed in seeds}
         for seed, generation in generations.items():
             assert finished_text(generation) == alone[seed], f"seed {seed}, {at_once} at once"
 
 
-def test_requests_that_join_a_running_batch_are_not_changed_by_it(trained_model, worker):
-    long = worker.submit(trained_model, **request(0, length=1_500))
+def test_requests_that_join_a_running_batch_are_not_changed_by_it(trained_model, worker, trained_weights):
+    long = worker.submit(trained_weights, **request(0, length=1_500))
     assert wait_until(lambda: len(long.wait(after=-1, timeout=0)) > 20)
-    joined = [worker.submit(trained_model, **request(seed)) for seed in range(1, 9)]
+    joined = [worker.submit(trained_weights, **request(seed)) for seed in range(1, 9)]
     for seed, generation in enumerate(joined, start=1):
         assert finished_text(generation) == generate(trained_model, **request(seed))
     assert finished_text(long) == generate(trained_model, **request(0, length=1_500))
@@ -74,7 +85,7 @@ def test_requests_that_join_a_running_batch_are_not_changed_by_it(trained_model,
 # ---- one request's failure is its own -----------------------------------------------------------
 
 
-def test_a_failing_constraint_ends_its_request_alone_with_a_sentence(trained_model, worker):
+def test_a_failing_constraint_ends_its_request_alone_with_a_sentence(trained_model, worker, trained_weights):
     def breaks_at_10(text):
         if len(text) == 10:
             raise RuntimeError("the rhyme book is missing")
@@ -83,35 +94,35 @@ def test_a_failing_constraint_ends_its_request_alone_with_a_sentence(trained_mod
     def impossible_at_5(text):
         return "€" if len(text) == 5 else None
 
-    others = {seed: worker.submit(trained_model, **request(seed, 300)) for seed in range(4)}
-    broken = worker.submit(trained_model, "ROMEO:", 300, seed=9, allowed=breaks_at_10)
-    impossible = worker.submit(trained_model, "ROMEO:", 300, seed=9, allowed=impossible_at_5)
+    others = {seed: worker.submit(trained_weights, **request(seed, 300)) for seed in range(4)}
+    broken = worker.submit(trained_weights, "ROMEO:", 300, seed=9, allowed=breaks_at_10)
+    impossible = worker.submit(trained_weights, "ROMEO:", 300, seed=9, allowed=impossible_at_5)
     with pytest.raises(GenerationFailed, match="the rhyme book is missing"):
         finished_text(broken)
     with pytest.raises(GenerationFailed, match="none of the characters allowed at position 5 is in the model's vocab"):
         finished_text(impossible)
     for seed, generation in others.items():
         assert finished_text(generation) == generate(trained_model, **request(seed, 300))
-    assert finished_text(worker.submit(trained_model, **request(7))) == generate(trained_model, **request(7))
+    assert finished_text(worker.submit(trained_weights, **request(7))) == generate(trained_model, **request(7))
 
 
-def test_a_top_k_beyond_any_integer_type_is_every_character(trained_model, worker):
-    others = [worker.submit(trained_model, "ROMEO:", 500, seed=seed) for seed in range(4)]
-    huge = worker.submit(trained_model, "ROMEO:", 500, seed=4, top_k=10**20)
+def test_a_top_k_beyond_any_integer_type_is_every_character(trained_model, worker, trained_weights):
+    others = [worker.submit(trained_weights, "ROMEO:", 500, seed=seed) for seed in range(4)]
+    huge = worker.submit(trained_weights, "ROMEO:", 500, seed=4, top_k=10**20)
     assert finished_text(huge) == generate(trained_model, "ROMEO:", 500, seed=4)
     for seed, generation in enumerate(others):
         assert finished_text(generation) == generate(trained_model, "ROMEO:", 500, seed=seed)
 
 
-def test_bad_arguments_are_refused_when_submitted(trained_model, worker):
+def test_bad_arguments_are_refused_when_submitted(trained_model, worker, trained_weights):
     with pytest.raises(ValueError, match="max_new_chars"):
-        worker.submit(trained_model, "a", -1)
+        worker.submit(trained_weights, "a", -1)
     with pytest.raises(ValueError, match="temperature"):
-        worker.submit(trained_model, "a", 5, temperature=float("nan"))
+        worker.submit(trained_weights, "a", 5, temperature=float("nan"))
     with pytest.raises(ValueError, match="seed"):
-        worker.submit(trained_model, "a", 5, seed=-3)
+        worker.submit(trained_weights, "a", 5, seed=-3)
     with pytest.raises(TypeError, match="allowed must be a callable"):
-        worker.submit(trained_model, "a", 5, allowed="abc")
+        worker.submit(trained_weights, "a", 5, allowed="abc")
     assert worker.running_count() == 0
 
 
@@ -123,17 +134,22 @@ def slow_model(slow_models):
     return CharRNN.from_pretrained(slow_models / "lstm-h768")
 
 
-def test_a_cancelled_generation_is_dropped_at_the_next_tick(slow_model, worker):
-    generation = worker.submit(slow_model, "ROMEO:", 2_000, seed=1)
+@pytest.fixture(scope="module")
+def slow_weights(slow_model):
+    return Weights.from_model(slow_model)
+
+
+def test_a_cancelled_generation_is_dropped_at_the_next_tick(slow_model, slow_weights, worker):
+    generation = worker.submit(slow_weights, "ROMEO:", 2_000, seed=1)
     assert wait_until(lambda: len(generation.wait(after=-1, timeout=0)) > 5)
     generation.cancel()
     assert wait_until(lambda: worker.running_count() == 0, timeout=0.5)
     assert generation.finished and generation.remaining > 1_000
-    assert finished_text(worker.submit(slow_model, "ROMEO:", 20, seed=1)) == generate(slow_model, "ROMEO:", 20, seed=1)
+    assert finished_text(worker.submit(slow_weights, "ROMEO:", 20, seed=1)) == generate(slow_model, "ROMEO:", 20, seed=1)
 
 
-def test_the_thread_sleeps_without_work(trained_model, worker):
-    finished_text(worker.submit(trained_model, "a", 10, seed=0))
+def test_the_thread_sleeps_without_work(trained_model, worker, trained_weights):
+    finished_text(worker.submit(trained_weights, "a", 10, seed=0))
     thread = worker._thread
     stat = f"/proc/self/task/{thread.native_id}/stat"
     before = cpu_seconds(stat)
@@ -142,9 +158,19 @@ def test_the_thread_sleeps_without_work(trained_model, worker):
     assert thread.is_alive() and thread.daemon
 
 
-def test_requests_on_one_model_share_its_weights(trained_model, worker):
-    assert worker.weights(trained_model) is worker.weights(trained_model)
-    assert worker.submit(trained_model, "a", 3, seed=0).sampler.weights is worker.weights(trained_model)
+def test_the_zoo_reads_a_models_weights_once_without_torch_and_they_are_the_models(app_models):
+    code = (
+        "import sys\nfrom rnn_demo.serving.zoo import ModelZoo\n"
+        f"zoo = ModelZoo({str(app_models)!r})\n"
+        "assert zoo.weights('lstm', 64) is zoo.weights('lstm', 64)\n"
+        "assert 'torch' not in sys.modules, 'reading the engine weights imported torch'\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    from_folder, from_model = ModelZoo(app_models).weights("lstm", 64), Weights.from_model(CharRNN.from_pretrained(app_models / "lstm-h64"))
+    assert from_folder.vocab == from_model.vocab
+    for mine, theirs in zip(from_folder[2:], from_model[2:]):
+        assert all(np.array_equal(a, b) for a, b in zip(mine, theirs)) if isinstance(mine, list) else np.array_equal(mine, theirs)
 
 
 # ---- the stream: the pace, Stop ---------------------------------------------------------------------

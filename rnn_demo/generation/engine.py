@@ -8,8 +8,9 @@ A step feeds one character to each of B streams and returns the logits of the ne
     logits = W_dec h'_{L-1} + b_dec
 
 The first layer's input part, ``W_ih embedding(c) + b_ih``, depends on the character alone, so it is
-computed once for the whole vocabulary when the weights are taken from the model
-(:meth:`Weights.from_model`): a step starts with a row lookup, not a product.
+computed once for the whole vocabulary when the weights are taken (:meth:`Weights.from_model`, or
+:meth:`Weights.from_folder` straight from a model folder, without torch): a step starts with a row
+lookup, not a product.
 
 Batch invariance: a stream must get the same text alone or stepped beside others. One product of
 the whole batch (a gemm) does not promise that: BLAS picks another kernel, and another order of
@@ -24,9 +25,15 @@ it at once on the same weights. ``python -m benchmarks.sampling_speed`` times it
 from __future__ import annotations
 
 import functools
+import json
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+from rnn_demo.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
+from rnn_demo.model.tokenizer import CharTokenizer
 
 if TYPE_CHECKING:
     from rnn_demo.model import CharRNN
@@ -35,11 +42,15 @@ if TYPE_CHECKING:
 State = tuple[np.ndarray, np.ndarray | None]
 
 
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # G: the gate blocks of W_ih and W_hh, in torch's layout
+
+
 class Weights(NamedTuple):
-    """A model's weights as a step reads them: float32, the matrices transposed to (inputs, outputs),
-    the gate columns in torch's order (i, f, g, o for an LSTM; r, z, n for a GRU)."""
+    """A model as a step reads it: its vocabulary, and its weights in float32, the matrices transposed
+    to (inputs, outputs), the gate columns in torch's order (i, f, g, o for an LSTM; r, z, n for a GRU)."""
 
     cell: str  # "rnn", "gru" or "lstm"
+    tokenizer: CharTokenizer  # the model's vocabulary
     first_input: np.ndarray  # (V, G*H): W_ih embedding(c) + b_ih of layer 0, for every character c
     input_weights: list[np.ndarray]  # L - 1 of (H, G*H): W_ih of the layers above the first
     input_biases: list[np.ndarray]  # L - 1 of (G*H,): b_ih of the layers above the first
@@ -57,8 +68,58 @@ class Weights(NamedTuple):
         return self.recurrent_weights[0].shape[0]
 
     @property
+    def vocab(self) -> str:
+        return self.tokenizer.vocab
+
+    @property
     def vocab_size(self) -> int:
         return self.decoder_bias.shape[0]
+
+    @classmethod
+    def from_arrays(cls, cell: str, num_layers: int, vocab: str, arrays: dict[str, np.ndarray]) -> Weights:
+        """The weights of a CharRNN's state dict (``encoder.weight``, ``rnn.weight_ih_l0``, ...,
+        ``decoder.bias``), checked to fit the cell, the layers and the vocabulary; ValueError says
+        what does not."""
+        if cell not in GATES or isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"not a CharRNN: cell {cell!r}, {num_layers!r} layers")
+        tokenizer = CharTokenizer(vocab)
+        if "encoder.weight" not in arrays and "decoder.weight" in arrays:  # tied weights, stored once
+            arrays = {**arrays, "encoder.weight": arrays["decoder.weight"]}
+        layer_names = [f"rnn.{kind}_l{k}" for k in range(num_layers) for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        missing = [name for name in ["encoder.weight", *layer_names, "decoder.weight", "decoder.bias"] if name not in arrays]
+        if missing:
+            raise ValueError(f"the weights lack {', '.join(missing)}")
+        arrays = {name: np.asarray(value, np.float32) for name, value in arrays.items()}
+        size, vocab_size = arrays["rnn.weight_hh_l0"].shape[1], len(vocab)
+        width = GATES[cell] * size  # G*H
+        embedding_dim = arrays["encoder.weight"].shape[-1]
+        shapes = {"encoder.weight": (vocab_size, embedding_dim), "decoder.weight": (vocab_size, size),
+                  "decoder.bias": (vocab_size,)}  # fmt: skip
+        for k in range(num_layers):
+            shapes |= {f"rnn.weight_ih_l{k}": (width, embedding_dim if k == 0 else size), f"rnn.weight_hh_l{k}": (width, size),
+                       f"rnn.bias_ih_l{k}": (width,), f"rnn.bias_hh_l{k}": (width,)}  # fmt: skip
+        for name, shape in shapes.items():
+            if arrays[name].shape != shape:
+                raise ValueError(f"{name} has shape {arrays[name].shape}; a {cell} of this size needs {shape}")
+            if not np.isfinite(arrays[name]).all():
+                raise ValueError(f"{name} holds values that are not finite")
+
+        def transposed(name: str) -> np.ndarray:
+            return np.ascontiguousarray(arrays[name].T)
+
+        first_input = arrays["encoder.weight"] @ arrays["rnn.weight_ih_l0"].T + arrays["rnn.bias_ih_l0"]
+        above, every = range(1, num_layers), range(num_layers)
+        return cls(
+            cell=cell,
+            tokenizer=tokenizer,
+            first_input=np.ascontiguousarray(first_input, np.float32),
+            input_weights=[transposed(f"rnn.weight_ih_l{k}") for k in above],
+            input_biases=[arrays[f"rnn.bias_ih_l{k}"] for k in above],
+            recurrent_weights=[transposed(f"rnn.weight_hh_l{k}") for k in every],
+            recurrent_biases=[arrays[f"rnn.bias_hh_l{k}"] for k in every],
+            decoder_weight=transposed("decoder.weight"),
+            decoder_bias=arrays["decoder.bias"],
+        )
 
     @classmethod
     def from_model(cls, model: CharRNN) -> Weights:
@@ -67,27 +128,26 @@ class Weights(NamedTuple):
 
         if model.cell == "rnn" and model.rnn.nonlinearity != "tanh":
             raise ValueError("the engine steps the tanh RNN that CharRNN builds")
-
-        def array(tensor, transposed=False) -> np.ndarray:
-            tensor = tensor.detach().to("cpu", torch.float32)
-            return np.ascontiguousarray((tensor.t() if transposed else tensor).numpy())
-
         with torch.inference_mode():
-            parameters = dict(model.rnn.named_parameters())
-            embedding = model.encoder.weight.detach().to("cpu", torch.float32)  # (V, E)
-            first_input = embedding @ parameters["weight_ih_l0"].detach().to("cpu", torch.float32).t()
-            first_input += parameters["bias_ih_l0"].detach().to("cpu", torch.float32)
-            above, every = range(1, model.num_layers), range(model.num_layers)
-            return cls(
-                cell=model.cell,
-                first_input=np.ascontiguousarray(first_input.numpy()),
-                input_weights=[array(parameters[f"weight_ih_l{k}"], True) for k in above],
-                input_biases=[array(parameters[f"bias_ih_l{k}"]) for k in above],
-                recurrent_weights=[array(parameters[f"weight_hh_l{k}"], True) for k in every],
-                recurrent_biases=[array(parameters[f"bias_hh_l{k}"]) for k in every],
-                decoder_weight=array(model.decoder.weight, True),
-                decoder_bias=array(model.decoder.bias),
-            )
+            arrays = {name: tensor.detach().to("cpu", torch.float32).numpy() for name, tensor in model.state_dict().items()}
+        return cls.from_arrays(model.cell, model.num_layers, model.vocab, arrays)
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike) -> Weights:
+        """A model folder (``config.json`` and ``model.safetensors``) read without torch;
+        CheckpointError says what is wrong with it."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        try:
+            config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+            arrays = load_file(folder / WEIGHTS_NAME)
+            return cls.from_arrays(config["cell"], config["num_layers"], config["vocab"], arrays)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, SafetensorError) as error:
+            raise CheckpointError(f"{folder} could not be read as a model folder: {error}") from None
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{folder} does not hold a model the engine can step: {error}") from None
 
 
 def quiet_floats(function):
@@ -153,7 +213,6 @@ def zero_state(weights: Weights, batch: int = 1) -> State:
     return np.zeros(shape, np.float32), np.zeros(shape, np.float32) if weights.cell == "lstm" else None
 
 
-@quiet_floats
 def step(weights: Weights, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
     """Feed one character to each of B streams: tokens (B,) ints and the state (h, c) of (L, B, H)
     -> the logits of the next character (B, V) and the new state (new arrays)."""
@@ -180,14 +239,19 @@ def step(weights: Weights, tokens: np.ndarray, state: State) -> tuple[np.ndarray
 
 
 def stack_states(states: list[State]) -> State:
-    """Several streams' states, (L, 1, H) each, as one state of (L, B, H)."""
+    """Several streams' states, (L, 1, H) each, as one state of (L, B, H) (one stream's as it is)."""
+    if len(states) == 1:
+        return states[0]
     h = np.concatenate([s[0] for s in states], axis=1)
     return h, (np.concatenate([s[1] for s in states], axis=1) if states[0][1] is not None else None)
 
 
 def state_row(state: State, row: int) -> State:
-    """Stream ``row`` of a batched state, as a state of one stream (L, 1, H) (copies)."""
+    """Stream ``row`` of a batched state, as a state of one stream (L, 1, H) (copies, but the only
+    stream of a state is that state)."""
     h, c = state
+    if h.shape[1] == 1:
+        return state
     return h[:, row : row + 1].copy(), (c[:, row : row + 1].copy() if c is not None else None)
 
 

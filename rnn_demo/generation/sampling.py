@@ -34,7 +34,7 @@ import numpy as np
 
 from rnn_demo.generation import engine
 from rnn_demo.generation.engine import State, Weights
-from rnn_demo.model.tokenizer import CharTokenizer, Encoding
+from rnn_demo.model.tokenizer import Encoding
 
 if TYPE_CHECKING:
     from rnn_demo.model import CharRNN, Hidden
@@ -88,8 +88,9 @@ class Step(NamedTuple):
         return (torch.from_numpy(h), torch.from_numpy(c)) if c is not None else torch.from_numpy(h)
 
 
-def encode_prompt(model: CharRNN, prompt: str) -> Encoding:
-    """The prompt's token ids (unknown characters skipped and listed in ``skipped``).
+def encode_prompt(model: CharRNN | Weights, prompt: str) -> Encoding:
+    """The prompt's token ids (unknown characters skipped and listed in ``skipped``), for a model or
+    its engine weights.
 
     When no known character is left, the ids are the start character (newline if the
     vocabulary has one, else its first character).
@@ -123,7 +124,6 @@ class Sampler:
     def __init__(
         self,
         weights: Weights,
-        tokenizer: CharTokenizer,
         prompt_ids: list[int],
         settings: SamplingSettings,
         seed: int | None = None,
@@ -134,7 +134,7 @@ class Sampler:
         check_seed(seed)
         if allowed is not None and not callable(allowed):
             raise TypeError(f"allowed must be a callable (or None), got {type(allowed).__name__}")
-        self.weights, self.tokenizer, self.settings, self.allowed = weights, tokenizer, settings, allowed
+        self.weights, self.tokenizer, self.settings, self.allowed = weights, weights.tokenizer, settings, allowed
         self.generator = np.random.default_rng(seed)
         self.text: list[str] = []  # the characters drawn so far
         self.state = engine.zero_state(weights)
@@ -196,22 +196,19 @@ def advance(samplers: list[Sampler]) -> list[tuple[int, np.ndarray] | Exception]
 
 
 def sampler_for(
-    model: CharRNN,
+    weights: Weights,
     prompt: str,
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
     allowed: Allowed | None = None,
-    weights: Weights | None = None,
 ) -> Sampler:
-    """A :class:`Sampler` continuing ``prompt`` with ``model`` (``weights``: its engine weights, when the
-    caller keeps them; taken from the model otherwise)."""
+    """A :class:`Sampler` continuing ``prompt`` with a model's engine weights; bad arguments raise here."""
     settings = SamplingSettings(temperature, top_k, top_p)
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
-    weights = weights if weights is not None else Weights.from_model(model)
-    return Sampler(weights, model.tokenizer, encode_prompt(model, prompt).ids, settings, seed, allowed)
+    return Sampler(weights, encode_prompt(weights, prompt).ids, settings, seed, allowed)
 
 
 def sample_steps(
@@ -227,7 +224,8 @@ def sample_steps(
     """Yield ``max_new_chars`` sampled characters as :class:`Step` records. Bad arguments raise at
     call time; a constraint that cannot be met raises ValueError when its position is reached."""
     check_length(max_new_chars)
-    sampler = sampler_for(model, prompt, temperature, top_k, top_p, seed, allowed)
+    SamplingSettings(temperature, top_k, top_p)  # checked before the weights are taken
+    sampler = sampler_for(Weights.from_model(model), prompt, temperature, top_k, top_p, seed, allowed)
     return _steps(sampler, max_new_chars)
 
 

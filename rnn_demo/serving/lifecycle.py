@@ -4,14 +4,9 @@ it (never by a request).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rnn_demo.model.checkpoint import CheckpointError
 from rnn_demo.serving.requests import initial_model
 from rnn_demo.serving.zoo import ModelZoo
-
-if TYPE_CHECKING:
-    from rnn_demo.serving.worker import GenerationWorker
 
 # Generations running at once and waiting at most. The running ones are stepped together by one
 # worker (rnn_demo.serving.worker), so many cost little more than one; each holds one of gradio's
@@ -33,13 +28,13 @@ MALLOC_ARENAS = 2
 ANALYTICS_SUMMARY_EVERY = 1_000
 
 
-def warm_up(zoo: ModelZoo, worker: GenerationWorker) -> None:
-    """Import torch and load the page's preselected model (:func:`~rnn_demo.serving.requests.initial_model`)
-    with its engine weights, so that the first request does not pay for them. Requests that come
-    earlier wait for the same imports."""
+def warm_up(zoo: ModelZoo) -> None:
+    """Read the engine weights of the page's preselected model
+    (:func:`~rnn_demo.serving.requests.initial_model`), so that the first request does not wait for
+    them. Generation needs no torch; the views import it on their first use."""
     first = initial_model(zoo)
     if first is not None:
         try:
-            worker.weights(zoo.load(first.cell, first.hidden_size))
+            zoo.weights(first.cell, first.hidden_size)
         except CheckpointError:
             pass  # the page already lists the zoo's problems; a request for it says why

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rnn_demo.serving.requests import RequestError, _number, _text, validate_seed
-from rnn_demo.serving.streaming import generate_stream, load_model
+from rnn_demo.serving.streaming import generate_stream, load_weights
 from rnn_demo.serving.zoo import ModelInfo, ModelZoo
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def validate_poem_request(zoo: ModelZoo, form, acrostic, first_line, rhyme, tone
         names = ", ".join(f"{key} ({value.name})" for key, value in FORMS.items())
         raise RequestError(f"form must be one of {names}, got {form!r}.")
     form = form.strip().lower()
-    vocab = load_model(zoo, info).vocab
+    vocab = load_weights(zoo, info).vocab
     lines, chars = FORMS[form].lines, FORMS[form].chars
     acrostic = _text("acrostic", acrostic, lines).strip()
     if acrostic:
@@ -116,7 +116,7 @@ def poem_stream(
 
     request = validate_poem_request(zoo, form, acrostic, first_line, rhyme, tones, temperature, seed, mood)
     form = FORMS[request.form]
-    vocab = load_model(zoo, request.model).vocab
+    vocab = load_weights(zoo, request.model).vocab
     rules = PoemRules(form, vocab, rhyme_book(), request.acrostic, request.first_line, request.rhyme, request.tones)
     prime = "\n\n" + request.mood + "\n"
     model = request.model

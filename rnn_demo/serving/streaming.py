@@ -19,8 +19,8 @@ from rnn_demo.serving.requests import validate_request
 from rnn_demo.serving.zoo import ModelInfo, ModelZoo
 
 if TYPE_CHECKING:
+    from rnn_demo.generation.engine import Weights
     from rnn_demo.generation.sampling import Allowed
-    from rnn_demo.model import CharRNN
     from rnn_demo.serving.worker import GenerationWorker
 
 # A stream looks at its text (and at Stop) this often, and sends it at most this often: a browser
@@ -56,10 +56,10 @@ class RunStatus:
         return self.new_chars / self.seconds if self.seconds > 0 else 0.0
 
 
-def load_model(zoo: ModelZoo, info: ModelInfo) -> CharRNN:
-    """The weights of a served model; GenerationError when its files cannot be loaded."""
+def load_weights(zoo: ModelZoo, info: ModelInfo) -> Weights:
+    """A served model's engine weights (no torch); GenerationError when its files cannot be loaded."""
     try:
-        return zoo.load(info.cell, info.hidden_size)
+        return zoo.weights(info.cell, info.hidden_size)
     except CheckpointError as error:
         raise GenerationError(f"The model {info.name} could not be loaded: {error}") from None
 
@@ -93,14 +93,14 @@ def generate_stream(
 
     request = validate_request(zoo, prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed)
     info = request.model
-    model = load_model(zoo, info)
+    weights = load_weights(zoo, info)
     started = time.perf_counter()
     settings = (request.temperature, request.top_k, request.top_p, request.seed, allowed)
     try:
-        generation = worker.submit(model, request.prompt, request.max_new_chars, *settings)
+        generation = worker.submit(weights, request.prompt, request.max_new_chars, *settings)
     except (ValueError, TypeError) as error:
         raise GenerationError(f"The generation could not start: {error}") from None
-    skipped = encode_prompt(model, request.prompt).skipped
+    skipped = encode_prompt(weights, request.prompt).skipped
     text, stopped, next_update = "", False, started
     try:  # closing this generator (Stop, a client's cancel or disconnect) cancels the generation
         yield request.prompt, RunStatus(info, skipped=skipped)

@@ -28,15 +28,25 @@ from rnn_demo.serving.requests import (
     validate_seed,
     validate_view_text,
 )
-from rnn_demo.serving.streaming import UPDATE_EVERY_SECONDS, GenerationError, load_model
+from rnn_demo.model.checkpoint import CheckpointError
+from rnn_demo.serving.streaming import UPDATE_EVERY_SECONDS, GenerationError, load_weights
 from rnn_demo.serving.zoo import ModelInfo, ModelZoo
 
 if TYPE_CHECKING:
+    from rnn_demo.model import CharRNN
     from rnn_demo.serving.worker import GenerationWorker
 
 DEFAULT_ALTERNATIVES = 5  # top_k of /explain
 STATE_DECIMALS = 4  # /neurons rounds h and c: activations in [-1, 1] (c beyond), 4 decimals show any pattern
 TOP_UNITS = 10  # "Find interesting units" lists this many
+
+
+def load_model(zoo: ModelZoo, info: ModelInfo) -> CharRNN:
+    """A served model as a torch network, for the views; GenerationError when its files cannot be loaded."""
+    try:
+        return zoo.load(info.cell, info.hidden_size)
+    except CheckpointError as error:
+        raise GenerationError(f"The model {info.name} could not be loaded: {error}") from None
 
 
 def _known_chars(model, text: str, info: ModelInfo) -> None:
@@ -169,10 +179,10 @@ def compare_stream(
         validate_request(zoo, prompt, cell, size, temperature, max_new_chars, 0, 1.0, seed)
         for size in zoo.hidden_sizes(cell)
     ]
-    models = [load_model(zoo, request.model) for request in requests]
+    weights = [load_weights(zoo, request.model) for request in requests]
     generations = []
     try:
-        for request, model in zip(requests, models):
+        for request, model in zip(requests, weights):
             generations.append(worker.submit(model, request.prompt, request.max_new_chars, request.temperature, 0, 1.0, seed))
         texts = [""] * len(generations)
         while True:

@@ -17,7 +17,6 @@ The thread sleeps while no request runs. It is a daemon thread, so it ends with 
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable
 
 from rnn_demo.generation.engine import Weights
@@ -84,13 +83,10 @@ class GenerationWorker:
         self._lock = threading.Condition()
         self._running: list[Generation] = []
         self._thread: threading.Thread | None = None
-        # Each model's engine weights, taken once: the requests on one model share them, and the worker
-        # steps together the requests that share weights. Kept as long as the model is.
-        self._weights: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def submit(
         self,
-        model,
+        weights: Weights,
         prompt: str,
         max_new_chars: int,
         temperature: float = 1.0,
@@ -99,10 +95,12 @@ class GenerationWorker:
         seed: int | None = None,
         allowed: Allowed | None = None,
     ) -> Generation:
-        """Start a generation: bad arguments raise here (ValueError, TypeError); the prompt is primed
-        in the calling thread, then the worker draws ``max_new_chars`` characters."""
+        """Start a generation with a model's engine weights (the zoo keeps one ``Weights`` a model:
+        the requests that share it are stepped together). Bad arguments raise here (ValueError,
+        TypeError); the prompt is primed in the calling thread, then the worker draws
+        ``max_new_chars`` characters."""
         check_length(max_new_chars)
-        sampler = sampler_for(model, prompt, temperature, top_k, top_p, seed, allowed, self.weights(model))
+        sampler = sampler_for(weights, prompt, temperature, top_k, top_p, seed, allowed)
         generation = Generation(sampler, max_new_chars, self._notify)
         with self._lock:
             self._running.append(generation)
@@ -111,14 +109,6 @@ class GenerationWorker:
                 self._thread.start()
             self._lock.notify()
         return generation
-
-    def weights(self, model) -> Weights:
-        """``model``'s engine weights, taken on its first request."""
-        with self._lock:
-            weights = self._weights.get(model)
-            if weights is None:
-                weights = self._weights[model] = Weights.from_model(model)
-            return weights
 
     def running_count(self) -> int:
         with self._lock:

@@ -14,7 +14,9 @@ of their ``metrics.json``): a poem model is never offered as a size of the other
 for poems, even when they share a folder.
 
 The catalogue (what models exist, their size and scores) is read from the small JSON files on
-first use; the weights of a model are loaded on the first request for it and then kept.
+first use; the weights of a model are loaded on the first request for it and then kept: as a
+``CharRNN`` for the views inside the network, and as the engine's ``Weights`` (read without
+torch) for generation.
 Both are guarded by locks, so concurrent requests load each model once.
 """
 
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING
 from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME
 
 if TYPE_CHECKING:
+    from rnn_demo.generation.engine import Weights
     from rnn_demo.model import CharRNN
 
 MODELS_ENV = "RNN_DEMO_MODELS"  # a models folder, a model folder or a Hub repo id
@@ -197,6 +200,7 @@ class ModelZoo:
         self._catalogue: dict[tuple[str, int], ModelInfo] | None = None
         self._problems: list[str] = []
         self._loaded: dict[tuple[str, int], CharRNN] = {}
+        self._weights: dict[tuple[str, int], Weights] = {}
 
     @classmethod
     def from_environment(
@@ -313,3 +317,16 @@ class ModelZoo:
                 model = CharRNN.from_pretrained(info.path)
                 self._loaded[info.key] = model
             return model
+
+    def weights(self, cell: str, hidden_size: int) -> Weights:
+        """The engine weights of (cell, hidden_size), read from the model folder on first use without
+        torch, and cached: every generation on the model shares them (the worker steps together the
+        requests that do). Raises UnknownModelError, or CheckpointError when its files cannot be read."""
+        from rnn_demo.generation.engine import Weights
+
+        info = self.info(cell, hidden_size)
+        with self._load_lock:
+            weights = self._weights.get(info.key)
+            if weights is None:
+                weights = self._weights[info.key] = Weights.from_folder(info.path)
+            return weights
