@@ -112,3 +112,39 @@ def test_a_uniform_number_rounding_to_the_total_draws_the_last_possible_characte
 
     probs = np.array([0.1, 0.1, 0.1, 0.7, 0.0]) / 1.0000000000000002  # sums to a hair under 1
     assert engine.draw(probs, Top()) == 3
+
+
+def test_a_model_folder_reads_into_the_weights_of_its_model(tmp_path):
+    model = random_model("gru", num_layers=2)
+    model.save_pretrained(tmp_path / "gru")
+    from_folder, from_model = engine.Weights.from_folder(tmp_path / "gru"), engine.Weights.from_model(model)
+    assert from_folder.vocab == model.vocab and from_folder.cell == "gru" and from_folder.num_layers == 2
+    assert np.array_equal(from_folder.first_input, from_model.first_input)
+    assert all(np.array_equal(a, b) for a, b in zip(from_folder.recurrent_weights, from_model.recurrent_weights))
+
+
+def test_a_broken_model_folder_is_one_clear_checkpoint_error(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    from rnn_demo.model import CheckpointError
+
+    random_model("lstm").save_pretrained(tmp_path / "model")
+    arrays = load_file(tmp_path / "model" / "model.safetensors")
+
+    def broken(change) -> str:
+        folder = tmp_path / f"broken-{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "config.json").write_text((tmp_path / "model" / "config.json").read_text())
+        save_file(change(dict(arrays)), folder / "model.safetensors")
+        with pytest.raises(CheckpointError) as caught:
+            engine.Weights.from_folder(folder)
+        return str(caught.value)
+
+    assert "lack rnn.weight_hh_l1" in broken(lambda a: {k: v for k, v in a.items() if k != "rnn.weight_hh_l1"})
+    assert "decoder.weight has shape (65, 31)" in broken(lambda a: {**a, "decoder.weight": a["decoder.weight"][:, :31].copy()})
+    nan = arrays["rnn.bias_hh_l0"].copy()
+    nan[3] = np.nan
+    assert "rnn.bias_hh_l0 holds values that are not finite" in broken(lambda a: {**a, "rnn.bias_hh_l0": nan})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="could not be read as a model folder"):
+        engine.Weights.from_folder(tmp_path / "empty")
