@@ -11,7 +11,7 @@ start until ``GET /`` answers 200 on loopback. Offline switches are set for both
 ``--cold`` starts ``python app.py`` as a fresh Space container does, once per shipped model: as
 soon as the page answers, one client asks that model for 200 characters (``/generate``, streamed).
 It prints when the page answered and when the first characters came, counted from the page (the
-client's connection, the import of torch and the model's loading included).
+client's connection and the reading of the model included).
 """
 
 from __future__ import annotations
