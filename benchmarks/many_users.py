@@ -164,7 +164,7 @@ def worker_alone(models_dir: Path, cell: str, hidden_size: int, streams: int, ch
     from rnn_demo.serving.zoo import ModelZoo
 
     zoo, worker = ModelZoo(models_dir), GenerationWorker()
-    worker.weights(zoo.load(cell, hidden_size))
+    zoo.weights(cell, hidden_size)  # read before the clock starts, as the app's warm-up does
 
     def read(seed: int) -> None:
         for _ in generate_stream(zoo, PROMPT, cell, hidden_size, temperature, chars, 0, 1.0, seed, worker=worker):

@@ -25,17 +25,18 @@ GOOD = {
 
 
 class GatedZoo(ModelZoo):
-    """A zoo whose model loading waits for ``gate``: requests stay busy for as long as a test wants."""
+    """A zoo whose reading of a model's engine weights waits for ``gate``: requests stay busy for as
+    long as a test wants."""
 
     def __init__(self, source):
         super().__init__(source)
         self.gate = threading.Event()
         self.waiting = threading.Semaphore(0)
 
-    def load(self, cell, hidden_size):
+    def weights(self, cell, hidden_size):
         self.waiting.release()
         assert self.gate.wait(timeout=60), "the test never opened the gate"
-        return super().load(cell, hidden_size)
+        return super().weights(cell, hidden_size)
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ def test_the_api_takes_no_path_and_returns_none(client, app_models):
     names = {p["parameter_name"] for e in info["named_endpoints"].values() for p in e["parameters"]}
     assert names == {
         "prompt", "cell", "hidden_size", "temperature", "max_new_chars", "top_k", "top_p", "seed", "text", "layer",
-        "seconds", "num_layers", "model_id",
+        "seconds", "num_layers", "model_id", "form", "acrostic", "first_line", "rhyme", "tones", "mood",
     }  # no file or path among them: a request names a model by cell and size, or a trained one by its id
     table = client.predict(api_name="/models")
     assert str(app_models) not in str(table) and "path" not in {key for row in table for key in row}
