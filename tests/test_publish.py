@@ -181,6 +181,35 @@ def test_ship_to_zoo_stores_half_precision_and_checks_the_loss(trained_run, tmp_
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["lstm-h64"]
 
 
+@pytest.mark.slow
+def test_a_poem_model_ships_under_its_corpus_name_with_poems_on_its_card(tmp_path, monkeypatch):
+    import json
+
+    from conftest import REPO_ROOT
+
+    from rnn_demo.poetry.rhyme import rhyme_book
+    from rnn_demo.poetry.rules import FORMS, check
+    from rnn_demo.serving.zoo import ModelZoo
+    from rnn_demo.training.loop import TrainConfig, train
+
+    monkeypatch.chdir(REPO_ROOT)  # the run names its text as the presets do: data/tang
+    config = TrainConfig(data="data/tang", cell="lstm", hidden_size=8, num_layers=1, batch_size=8, seq_len=16,
+                         max_steps=2, eval_every=2, device="cpu")
+    train(config, tmp_path / "run", show_progress=False, log=lambda message: None)
+    target = publish.export_to_zoo(tmp_path / "run", tmp_path / "models", "float16")
+    assert target.name == "tang-lstm-h8"
+    card = (target / "README.md").read_text(encoding="utf-8")
+    assert "trained on Tang poems" in card and "language:\n- zh" in card
+    poems = [block.split("```text\n")[1].split("\n```")[0] for block in card.split("**")[1:] if "```text" in block]
+    assert len(poems) == 4
+    for poem, form in zip(poems, FORMS.values()):
+        report = check(poem, form, rhyme_book())
+        assert report.form_ok and report.rhymes and report.tones_ok, poem
+    assert json.loads((target / "metrics.json").read_text())["data"]["source"] == "data/tang"
+    assert [m.name for m in ModelZoo(tmp_path / "models", poems=True).models()] == ["tang-lstm-h8"]
+    assert ModelZoo(tmp_path / "models").models() == []
+
+
 def test_ship_to_zoo_refuses_unfinished_runs_and_bad_dtypes(trained_run, tmp_path):
     with pytest.raises(PublishError, match="float16"):
         publish.export_to_zoo(trained_run[0], tmp_path, "int8")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rnn_demo.files import WriteError, describe_os_error, replace_directory
 from rnn_demo.model import CONFIG_NAME, WEIGHTS_NAME, CharRNN, CheckpointError
-from rnn_demo.serving.zoo import MODELS_ENV
+from rnn_demo.serving.zoo import MODELS_ENV, POEM_CORPORA
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository: app.py, rnn_demo/, models/
 # What a Space needs to run the demo: the app, the library and its requirements, the card.
@@ -61,20 +61,42 @@ class PlannedFile:
 # ---- the model card ---------------------------------------------------------------------------
 
 
+def writes_poems(metrics: dict | None) -> bool:
+    """Whether a run's metrics.json says it trained on a poem corpus (data/tang)."""
+    data = (metrics or {}).get("data")
+    return isinstance(data, dict) and data.get("source") in POEM_CORPORA
+
+
+def poem_samples(model: CharRNN) -> str:
+    """A regular poem of each form (rhyme and tones on, temperature 0.8, seed 0), for a poem model's card."""
+    from rnn_demo.generation.sampling import generate
+    from rnn_demo.poetry.rhyme import rhyme_book
+    from rnn_demo.poetry.rules import FORMS, PoemRules
+
+    samples = []
+    for key, form in FORMS.items():
+        rules = PoemRules(form, model.vocab, rhyme_book(), rhyme=True, tones=True)
+        poem = generate(model, "\n\n无题\n", form.length, temperature=0.8, seed=0, allowed=rules)
+        samples.append(f"**{form.name}** (`{key}`, rhyme and tones, seed 0):\n\n```text\n{poem.rstrip()}\n```")
+    return "\n\n".join(samples)
+
+
 def render_model_card(model: CharRNN, metrics: dict | None, repo_id: str) -> str:
     """A model card (README.md) with the real metrics, the training command and samples."""
     from huggingface_hub import ModelCard, ModelCardData
 
     from rnn_demo.generation.sampling import generate
 
+    poems = writes_poems(metrics)
     metrics = metrics or {}
     cell_names = {"rnn": "hand-written Elman RNN (identical to torch.nn.RNN)", "gru": "GRU", "lstm": "LSTM"}
     data = ModelCardData(
         library_name="rnn-demo",
         license="mit",
         pipeline_tag="text-generation",
-        datasets=["karpathy/tiny_shakespeare"],
-        tags=["char-rnn", "rnn", model.cell, "text-generation", "pytorch_model_hub_mixin"],
+        datasets=[] if poems else ["karpathy/tiny_shakespeare"],
+        language=["zh"] if poems else ["en"],
+        tags=["char-rnn", "rnn", model.cell, "text-generation", "pytorch_model_hub_mixin"] + (["poetry"] if poems else []),
     )
     rows = [
         ("cell", cell_names[model.cell]),
@@ -93,17 +115,27 @@ def render_model_card(model: CharRNN, metrics: dict | None, repo_id: str) -> str
             value = metrics[key]
             rows.append((label, f"{value:,}" if isinstance(value, int) else str(value)))
     table = "\n".join(f"| {label} | {value} |" for label, value in rows)
-    samples = "\n\n".join(
-        f"**temperature {t}** (seed 0):\n\n```text\nROMEO:{generate(model, 'ROMEO:', 240, temperature=t, seed=0)}\n```"
-        for t in SAMPLE_TEMPERATURES
-    )
+    if poems:
+        samples = poem_samples(model)
+        corpus = ("the Tang poems of 全唐诗 (the npm package chinese-poetry, in Simplified script; "
+                  "data/README.md of the rnn-demo repository)")
+        title = "Tang poems"
+        use = f"Or write poems with it in the web demo (`/poem`): `{MODELS_ENV}={repo_id} python app.py`."
+    else:
+        samples = "\n\n".join(
+            f"**temperature {t}** (seed 0):\n\n```text\nROMEO:{generate(model, 'ROMEO:', 240, temperature=t, seed=0)}\n```"
+            for t in SAMPLE_TEMPERATURES
+        )
+        corpus = "[karpathy/tiny_shakespeare](https://huggingface.co/datasets/karpathy/tiny_shakespeare)"
+        title = "tiny shakespeare"
+        use = f"Or serve it in the web demo: `{MODELS_ENV}={repo_id} python app.py`."
+    example_prompt = "\\n\\n" if poems else "ROMEO:"  # as written in the card's Python
     command = metrics.get("command") or "(not recorded)"
     body = f"""
-# Character-level {model.cell.upper()} trained on tiny shakespeare
+# Character-level {model.cell.upper()} trained on {title}
 
 A {model.num_layers}-layer {cell_names[model.cell]} language model over characters, trained on
-[karpathy/tiny_shakespeare](https://huggingface.co/datasets/karpathy/tiny_shakespeare)
-(losses over the whole validation / test split read as one stream, the state carried).
+{corpus} (losses over the whole validation / test split read as one stream, the state carried).
 
 | | |
 |---|---|
@@ -116,10 +148,10 @@ from rnn_demo.model import CharRNN
 from rnn_demo.sampling import generate
 
 model = CharRNN.from_pretrained("{repo_id}")
-print(generate(model, "ROMEO:", 300, temperature=0.8, seed=0))
+print(generate(model, "{example_prompt}", 300, temperature=0.8, seed=0))
 ```
 
-Or serve it in the web demo: `{MODELS_ENV}={repo_id} python app.py`.
+{use}
 
 ## Training
 
@@ -297,7 +329,8 @@ MAX_STORAGE_LOSS_CHANGE = 0.002  # nats/char: how much storing in 16 bits may mo
 
 
 def export_to_zoo(model_dir: str | Path, models_dir: str | Path, dtype: str = "float16", data: str | None = None) -> Path:
-    """Copy a trained model into ``models_dir/<cell>-h<size>/`` with its weights stored as ``dtype``.
+    """Copy a trained model into ``models_dir/<cell>-h<size>/`` (a poem model into
+    ``<corpus>-<cell>-h<size>/``, e.g. ``tang-lstm-h256``) with its weights stored as ``dtype``.
 
     The validation loss is measured again after the round trip through ``dtype`` (loading always
     gives float32); if it moves by more than MAX_STORAGE_LOSS_CHANGE the export is refused.
@@ -334,7 +367,8 @@ def export_to_zoo(model_dir: str | Path, models_dir: str | Path, dtype: str = "f
     splits = load_text_splits(source, run_config["text_column"], run_config["split"])
     val_ids = torch.tensor(model.tokenizer.encode(splits.validation), dtype=torch.long)
 
-    name = f"{model.cell}-h{model.hidden_size}"
+    # A poem model is named after its corpus: it never takes a text model's <cell>-h<size> folder.
+    name = (f"{Path(run_config['data']).name}-" if writes_poems(metrics) else "") + f"{model.cell}-h{model.hidden_size}"
     target = models_dir / name
     try:
         models_dir.mkdir(parents=True, exist_ok=True)
