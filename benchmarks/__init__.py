@@ -21,6 +21,14 @@ def use_one_blas_thread() -> None:
     ThreadpoolController().select(internal_api="openblas").limit(limits=1)
 
 
+def text_model_folders(models_dir) -> list[Path]:
+    """The folders of the text models in ``models_dir`` (the ones the app serves as sizes; not its poem
+    models), ordered by cell and hidden size."""
+    from rnn_demo.serving.zoo import ModelZoo
+
+    return [info.path for info in ModelZoo(models_dir).models()]
+
+
 def median_seconds(function, repeats: int, warmup: int = 1) -> float:
     """The median wall time of ``repeats`` calls of ``function``, after ``warmup`` calls not timed."""
     for _ in range(warmup):

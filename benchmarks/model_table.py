@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import PROJECT_ROOT
+from benchmarks import PROJECT_ROOT, text_model_folders
 from rnn_demo.cli.arguments import existing_folder
 from rnn_demo.model import CharRNN, CheckpointError, bits_per_char
 from rnn_demo.training.data import DataLoadError, load_text_splits
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(models_dir: Path, check: bool, data: str | None) -> int:
     """Print the table (re-measuring with ``check``); the number of models that disagree with metrics.json."""
-    runs = {p: json.loads((p / "metrics.json").read_text(encoding="utf-8")) for p in Path(models_dir).iterdir()
+    runs = {p: json.loads((p / "metrics.json").read_text(encoding="utf-8")) for p in text_model_folders(models_dir)
             if (p / "metrics.json").is_file()}
     folders = sorted(runs, key=lambda p: (runs[p]["model"]["cell"], runs[p]["model"]["hidden_size"]))
     header = "| model | parameters | val nats/char | val bits/char | test bits/char | size | training | device |"

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import PROJECT_ROOT, use_one_blas_thread
+from benchmarks import PROJECT_ROOT, text_model_folders, use_one_blas_thread
 from rnn_demo.cli.arguments import existing_folder, finite_number, whole_number
 from rnn_demo.generation.sampling import generate
 from rnn_demo.model import CharRNN
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     chars = 100 if args.quick else args.chars
     rounds = 1 if args.quick else args.rounds
 
-    folders = sorted(p for p in Path(args.models_dir).iterdir() if (p / "config.json").is_file())
+    folders = sorted(text_model_folders(args.models_dir), key=lambda folder: folder.name)
     use_one_blas_thread()
     print(
         f"batch 1, {chars} characters, temperature {args.temperature}, torch threads: {torch.get_num_threads()}, "

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+from benchmarks import text_model_folders
 from benchmarks.server import OFFLINE, PROJECT_ROOT, free_port, page_answers
 from rnn_demo.cli.arguments import whole_number
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default="", help="with --cold: these shipped models only (comma-separated)")
     args = parser.parse_args(argv)
     if args.cold:
-        shipped = sorted(p.name for p in (PROJECT_ROOT / "models").iterdir() if (p / "config.json").is_file())
+        shipped = sorted(folder.name for folder in text_model_folders(PROJECT_ROOT / "models"))
         models = [name for name in args.models.split(",") if name] or shipped
         unknown = sorted(set(models) - set(shipped))
         if unknown:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import PROJECT_ROOT, SHIPPED_TEXT, median_seconds
+from benchmarks import PROJECT_ROOT, SHIPPED_TEXT, median_seconds, text_model_folders
 from rnn_demo.analysis import explain, neurons, score
 from rnn_demo.cli.arguments import existing_folder, whole_number
 from rnn_demo.model import CharRNN
@@ -42,8 +42,7 @@ def model_folders(models_dir: Path) -> list[Path]:
     """The model folders of ``models_dir``, by cell then hidden size (as the README's table)."""
     configs = {
         folder: json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        for folder in Path(models_dir).iterdir()
-        if (folder / "config.json").is_file()
+        for folder in text_model_folders(models_dir)
     }
     return sorted(configs, key=lambda folder: (configs[folder]["cell"], configs[folder]["hidden_size"], folder.name))
 

@@ -189,8 +189,9 @@ def test_bigram_val_bpc_is_the_recomputed_bigram_score():
 
 
 def test_shipped_val_bpc_is_the_range_of_the_shipped_models():
-    scores = [json.loads(path.read_text(encoding="utf-8"))["val_bpc"] for path in sorted(MODELS.glob("*/metrics.json"))]
-    assert len(scores) == len(ModelZoo(MODELS).models()) > 1
+    text_models = ModelZoo(MODELS).models()  # the Shakespeare models (the poem models are not sizes)
+    scores = [json.loads((info.path / "metrics.json").read_text(encoding="utf-8"))["val_bpc"] for info in text_models]
+    assert len(scores) > 1
     assert about_tab.SHIPPED_VAL_BPC == (round(min(scores), 2), round(max(scores), 2))
     zoo_scores = [info.val_bpc for info in ModelZoo(MODELS).models()]
     assert about_tab.SHIPPED_VAL_BPC == (round(min(zoo_scores), 2), round(max(zoo_scores), 2))

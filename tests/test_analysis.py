@@ -17,14 +17,13 @@ from rnn_demo.analysis.units import correlations
 from rnn_demo.generation import engine
 from rnn_demo.generation.sampling import sampler_for
 from rnn_demo.model import CharRNN
+from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.training.data import load_text_splits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
-SHIPPED = {
-    folder.name: json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    for folder in sorted(MODELS_DIR.iterdir())
-    if (folder / "config.json").is_file()
+SHIPPED = {  # the text models (the poem models read poems: tests/test_poetry.py)
+    info.name: json.loads((info.path / "config.json").read_text(encoding="utf-8")) for info in ModelZoo(MODELS_DIR).models()
 }
 # The smallest shipped model of each cell: fast, and enough to tell the cells apart.
 SMALLEST = {

@@ -10,6 +10,7 @@ from huggingface_hub import SpaceCard
 from rnn_demo.cli import publish as publish_cli
 from rnn_demo.hub import publish
 from rnn_demo.hub.publish import PublishError, push_model, push_space
+from rnn_demo.serving.zoo import ModelZoo
 
 
 class FakeHfApi:
@@ -261,6 +262,6 @@ def test_the_space_bundle_runs_on_its_own(tmp_path, pick_free_port):
     [line] = [line for line in finished.stdout.splitlines() if line.startswith("RESULT ")]
     result = json.loads(line[len("RESULT "):])
     assert result["app_file"] == str(bundle / "app.py")  # the bundle's own code, not the repository's
-    assert result["models"] == len(list((REPO_ROOT / "models").glob("*/config.json")))
+    assert result["models"] == len(ModelZoo(REPO_ROOT / "models").models())  # the text models
     assert result["text"].startswith("ROMEO:") and len(result["text"]) == len("ROMEO:") + 40
     assert result["shipped_text"] == [str(bundle / "data" / "tinyshakespeare.txt"), 1_115_394]  # the Train tab's
