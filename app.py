@@ -49,6 +49,7 @@ from rnn_demo.ui.generate_tab import build_generate_tab
 from rnn_demo.ui.i18n import LANGUAGES, PAGE_LANGUAGE_JS, i18n, page_text, server_text
 from rnn_demo.ui.inside_tab import build_inside_tab
 from rnn_demo.ui.models_tab import build_models_tab
+from rnn_demo.ui.poems_tab import build_poems_tab
 from rnn_demo.ui.train_tab import build_train_tab
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
@@ -86,6 +87,7 @@ def build_demo(
         generate_cell = build_generate_tab(zoo, worker, concurrency_limit, trainer)
         inside_cell = build_inside_tab(zoo, worker, concurrency_limit, trainer)
         build_compare_tab(zoo, worker, concurrency_limit)
+        build_poems_tab(poem_zoo, worker, concurrency_limit)
         build_train_tab(zoo, trainer, cell_dropdowns=[generate_cell, inside_cell])
         build_models_tab(zoo)
         build_about_tab()

@@ -19,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 import torch
-from conftest import SLOW_MODEL, wait_until
+from conftest import SLOW_MODEL
 from gradio_client.exceptions import AppError
 
 import app

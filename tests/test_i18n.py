@@ -80,7 +80,7 @@ def test_every_key_the_page_uses_is_in_both_tables(config, tmp_path):
 
 def test_the_english_page_reads_as_before(config):
     tabs = [i18n.translated(c["props"]["label"]) for c in config["components"] if c["type"] == "tabitem"]
-    assert tabs == ["Generate", "Inside the network", "What it expected", "One neuron", "Sizes side by side", "Train", "Models", "About"]
+    assert tabs == ["Generate", "Inside the network", "What it expected", "One neuron", "Sizes side by side", "Poems 诗", "Train", "Models", "About"]
     [header, *_] = [c["props"].get("value") for c in config["components"] if c["type"] == "markdown"]
     assert i18n.translated(header) == (
         "# Character-level RNN and LSTM\n"

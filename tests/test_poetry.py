@@ -222,10 +222,10 @@ def test_the_poem_stream_grows_to_a_regular_poem(poem_zoo, book, worker, form):
 
 
 def test_the_poem_endpoint_answers_through_the_client(poem_zoo, app_models, book, pick_free_port):
-    import app
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
+    import app
     from rnn_demo.serving.zoo import ModelZoo
 
     demo = app.build_demo(ModelZoo(app_models), poem_zoo=poem_zoo)
@@ -241,3 +241,18 @@ def test_the_poem_endpoint_answers_through_the_client(poem_zoo, app_models, book
             client.predict("9x9", api_name="/poem")
     finally:
         demo.close()
+
+
+def test_the_page_shows_each_characters_tones_and_underlines_the_rhyming_ends():
+    from rnn_demo.ui.poems_tab import poem_html
+
+    html = poem_html(REGULAR_5X4.rstrip("\n"), "5x4")
+    assert html.count('<ruby class="poem-char"') == 20
+    assert '<ruby class="poem-char" data-tones="仄" style="">日' in html
+    underlined = [part.split("<rt")[0][-1] for part in html.split('style="text-decoration: underline; font-weight: bold">')[1:]]
+    assert underlined == ["流", "楼"]
+    assert "The even lines rhyme in 下平声十一尤." in html
+    assert "偶数句押下平声十一尤。" in poem_html(REGULAR_5X4.rstrip("\n"), "5x4", "zh-CN")
+    assert "places break the tone rules" in poem_html(OLD_STYLE_5X4.rstrip("\n"), "5x4")
+    partial = poem_html("白日依山尽，黄河", "5x4")  # while it streams: no verdict yet
+    assert partial.count("poem-char") == 7 and "rhyme" not in partial

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from rnn_demo.model.checkpoint import CheckpointError
 from rnn_demo.serving.requests import (
     RequestError,
     validate_alternatives,
@@ -28,7 +29,6 @@ from rnn_demo.serving.requests import (
     validate_seed,
     validate_view_text,
 )
-from rnn_demo.model.checkpoint import CheckpointError
 from rnn_demo.serving.streaming import UPDATE_EVERY_SECONDS, GenerationError, load_weights
 from rnn_demo.serving.zoo import ModelInfo, ModelZoo
 

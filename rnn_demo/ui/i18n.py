@@ -88,6 +88,23 @@ EN: dict[str, str] = {
     "closely (inside quotes or brackets, position in the line, the first line after a speaker's name, "
     "uppercase, vowel, space), by |correlation|. Click a row to show its unit.",
     # Sizes side by side
+    "poems.tab": "Poems 诗",
+    "poems.intro": "A Tang poem in a regular form, written by a character-level LSTM trained on the poems of "
+    "全唐诗. The form, the acrostic, the first line, the rhyme and the tones hold by construction: at each "
+    "place only the characters the rules allow can be drawn, and the model chooses among them.",
+    "poems.form": "Form",
+    "poems.rhyme": "Rhyme (平水韵)",
+    "poems.tones": "Tones (格律: 平仄)",
+    "poems.acrostic": "Acrostic (藏头)",
+    "poems.acrostic_info": "empty, or one character per line, each beginning its line",
+    "poems.first_line": "First line",
+    "poems.first_line_info": "empty, or the poem's first line",
+    "poems.mood": "Mood",
+    "poems.mood_info": "words that set the mood, like a title (not part of the poem)",
+    "poems.seed_info": "the same seed writes the same poem; -1 = random",
+    "poems.button": "Write a poem",
+    "poems.legend": "Above each character its tone in the rhyme book: 平 level, 仄 oblique, both for a "
+    "character with two readings, ? for one the book lacks. The rhyming ends are underlined.",
     "compare.tab": "Sizes side by side",
     "compare.intro": "Every hidden size of one cell continues the same prompt with the same seed, one column each. "
     "Each column names its model's validation bits per character (lower is better; the Models tab "
@@ -131,6 +148,9 @@ EN: dict[str, str] = {
     "inside.no_prediction": "first character (no prediction)",
     "inside.activation_legend": "Activation after each character:",
     "inside.read_again": "This reading is no longer kept on the server: press Read the text again.",
+    "poems.rhyme_group": "The even lines rhyme in {group}.",
+    "poems.no_rhyme": "The even lines share no rhyme group.",
+    "poems.tones_broken": "{count} places break the tone rules.",
     "compare.seed_used": "Seed **{seed}**",
     "compare.score": "{bpc:.3f} val bits/char",
     "compare.progress": "{chars:,} new characters",
@@ -176,6 +196,22 @@ ZH: dict[str, str] = {
     "inside.unit": "单元",
     "inside.units_intro": "**值得关注的单元**：激活值与这段文本的某个特征最吻合的单元（是否在引号或括号内、在行内的位置、"
     "说话人名字后的第一行、大写字母、元音、空格），按 |相关系数| 排序。点击一行即可显示该单元。",
+    "poems.tab": "诗",
+    "poems.intro": "用在《全唐诗》上训练的字符级 LSTM 写一首近体诗。体裁、藏头、首句、押韵和平仄由构造保证："
+    "每个位置只能抽取规则允许的字，由模型在其中选择。",
+    "poems.form": "体裁",
+    "poems.rhyme": "押韵（平水韵）",
+    "poems.tones": "格律（平仄）",
+    "poems.acrostic": "藏头",
+    "poems.acrostic_info": "留空，或每句一个字，作为该句的第一个字",
+    "poems.first_line": "首句",
+    "poems.first_line_info": "留空，或诗的第一句",
+    "poems.mood": "意境",
+    "poems.mood_info": "像标题一样定下意境的词（不属于诗的正文）",
+    "poems.seed_info": "相同的种子写出相同的诗；-1 = 随机",
+    "poems.button": "写诗",
+    "poems.legend": "每个字上方是它在韵书中的声调：平、仄，有两种读音的字两者都标，韵书未收的字标 ?。"
+    "韵脚加下划线。",
     "compare.tab": "不同大小对比",
     "compare.intro": "同一种单元的每个隐藏层大小用相同的种子续写同一个开头，每个模型一列。每列标出该模型在验证集上的"
     "每字符比特数（越低越好；“模型”标签页列出了全部模型）。在“生成”标签页使用相同的种子会得到相同的文本。",
@@ -214,6 +250,9 @@ ZH: dict[str, str] = {
     "inside.no_prediction": "第一个字符（没有预测）",
     "inside.activation_legend": "每个字符之后的激活值：",
     "inside.read_again": "服务器上已不再保留这次读取的结果：请再点一次“读取文本”。",
+    "poems.rhyme_group": "偶数句押{group}。",
+    "poems.no_rhyme": "偶数句不同韵。",
+    "poems.tones_broken": "有 {count} 处不合平仄。",
     "compare.seed_used": "种子 **{seed}**",
     "compare.score": "验证集 {bpc:.3f} 比特/字符",
     "compare.progress": "{chars:,} 个新字符",
