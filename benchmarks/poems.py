@@ -1,7 +1,7 @@
 """Tang poems: how often the forms, the rhyme and the tones hold, in generated and in real poems.
 
     python -m benchmarks.poems            # 200 seeds per form and setting, the shipped poem model
-    python -m benchmarks.poems --quick    # 5 seeds per form (a smoke test)
+    python -m benchmarks.poems --quick    # 5 seeds per form, the validation split's poems (a smoke test)
 
 For each form (五绝 5x4, 七绝 7x4, 五律 5x8, 七律 7x8) the poem model writes a poem per seed with
 ``rhyme`` and ``tones`` off, and again with both on (temperature 0.8, no mood), through
@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     zoo, worker = ModelZoo(args.models_dir, poems=True), GenerationWorker()
     if not zoo.models():
         raise SystemExit(f"poems: no poem model in {args.models_dir}")
-    real = corpus_poems(TANG)
-    train_lines = {line for poem in corpus_poems(TANG, ("train",)) for line in poem_lines(poem)}
+    # --quick reads the validation split alone, for the real poems and the lines to find (a smoke test)
+    real = corpus_poems(TANG, ("validation",) if args.quick else ("train", "validation", "test"))
+    train_lines = {line for poem in corpus_poems(TANG, ("validation",) if args.quick else ("train",)) for line in poem_lines(poem)}
     print(f"{zoo.models()[0].name}, {seeds} seeds per form and setting, temperature 0.8; real poems: data/tang")
     print("| form | setting | poems | form compliance | rhyme | 格律 | lines copied from training | poems/s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
