@@ -18,7 +18,7 @@ sums, for one row than for many. So every product here is taken row by row (:fun
 ``np.dot`` of a row), and the rest is elementwise, so row b of every result depends on row b of the
 inputs alone, bit for bit, whatever B is (``tests/test_worker.py`` checks it on 100 seeds).
 
-Every function allocates what it returns and writes nothing else, so any number of threads may call
+No function writes into the arrays it is given, so any number of threads may call
 it at once on the same weights. ``python -m benchmarks.sampling_speed`` times it.
 """
 

@@ -111,8 +111,9 @@ class GenerationWorker:
         return generation
 
     def running_count(self) -> int:
+        """Generations running now (not finished, failed or cancelled)."""
         with self._lock:
-            return len(self._running)
+            return sum(not generation.finished for generation in self._running)
 
     def _notify(self) -> None:
         with self._lock:
