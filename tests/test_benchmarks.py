@@ -108,6 +108,30 @@ def test_quality_per_second_quick_trains_both_recipes(capsys, small_corpus):
     assert row[1].strip() == "2 s" and float(row[2]) > 0 and float(row[3]) > 0
 
 
+def test_the_poem_recipes_are_the_shipped_preset_and_pytorch_books():
+    # Training them on the poems takes minutes (python -m benchmarks.quality_per_second --poems); here
+    # their flags are read as python -m train reads them.
+    import dataclasses
+
+    from benchmarks.quality_per_second import POEM_RECIPES
+    from rnn_demo.cli.train import build_parser
+    from rnn_demo.training.config import TrainConfig
+    from rnn_demo.training.presets import preset_settings
+
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    ours, book = (
+        TrainConfig(**{name: value for name, value in vars(build_parser().parse_args(flags)).items() if name in fields})
+        for flags in POEM_RECIPES.values()
+    )
+    preset = TrainConfig(**preset_settings("tang-lstm-256"))
+    recipe = ("cell", "hidden_size", "num_layers", "batch_size", "seq_len", "dropout", "lr", "warmup_steps", "min_lr_ratio")
+    assert [getattr(ours, name) for name in recipe] == [getattr(preset, name) for name in recipe]
+    assert (book.num_layers, book.embedding_dim, book.hidden_size, book.lr, book.seq_len, book.batch_size) == (
+        2, 128, 256, 1e-3, 125, 128
+    )
+    assert (book.min_lr_ratio, book.warmup_steps, book.dropout, book.weight_decay) == (1, 0, 0, 0)
+
+
 def test_one_command_runs_the_benchmarks_and_sums_up(capfd):
     from benchmarks.__main__ import PERFORMANCE, TRAINING
     from benchmarks.__main__ import main as run_benchmarks

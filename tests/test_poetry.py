@@ -256,3 +256,28 @@ def test_the_page_shows_each_characters_tones_and_underlines_the_rhyming_ends():
     assert "places break the tone rules" in poem_html(OLD_STYLE_5X4.rstrip("\n"), "5x4")
     partial = poem_html("白日依山尽，黄河", "5x4")  # while it streams: no verdict yet
     assert partial.count("poem-char") == 7 and "rhyme" not in partial
+
+
+@pytest.mark.slow
+def test_the_samples_in_docs_poems_md_are_what_the_shipped_model_writes(book, worker):
+    import ast
+    import re
+
+    from conftest import REPO_ROOT
+
+    from rnn_demo.serving.poems import poem_stream
+    from rnn_demo.serving.zoo import ModelZoo
+
+    zoo = ModelZoo(REPO_ROOT / "models", poems=True)
+    samples = re.findall(r"```python\nprint\(client\.predict\((.*?)\)\)\n```\n\n```text\n(.*?)\n```",
+                         (REPO_ROOT / "docs" / "poems.md").read_text(encoding="utf-8"), re.S)
+    assert len(samples) >= 6
+    forms = set()
+    for arguments, expected in samples:
+        call = ast.parse(f"f({arguments})").body[0].value
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg != "api_name"}
+        assert list(poem_stream(zoo, worker=worker, **kwargs))[-1] == expected, kwargs
+        report = check(expected, FORMS[kwargs["form"]], book)
+        assert report.form_ok and (report.rhymes or not kwargs["rhyme"]) and (report.tones_ok or not kwargs["tones"])
+        forms.add(kwargs["form"])
+    assert forms == set(FORMS)
