@@ -336,3 +336,41 @@ def test_the_chinese_page_in_a_chinese_browser(browser_app, tmp_path):
         finally:
             browser.close()
     assert 0 < screenshot.stat().st_size < 300_000
+
+
+def test_a_tang_poem_in_the_chinese_page(browser_app, tmp_path):
+    """The 诗 tab in a zh-CN browser: an acrostic 七绝 with rhyme and tones streams in, each character
+    with its tone above it; the picture is saved to ``$RNN_DEMO_POEMS_SCREENSHOT`` (docs/poems-zh.png)
+    when set."""
+    screenshot = Path(os.environ.get("RNN_DEMO_POEMS_SCREENSHOT") or tmp_path / "poems-zh.png")
+    from playwright.sync_api import expect, sync_playwright
+
+    from rnn_demo.poetry.rhyme import rhyme_book
+    from rnn_demo.poetry.rules import FORMS, check
+    from rnn_demo.ui.i18n import ZH
+
+    url, _ = browser_app
+    if not ModelZoo(REPO_ROOT / "models", poems=True).models():
+        pytest.skip("no poem model in models/")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 860}).new_page()
+            page.goto(url)
+            page.get_by_role("tab", name=ZH["poems.tab"], exact=True).click()
+            page.locator("#poem-form").get_by_text("七言绝句 7x4").click()
+            page.get_by_label(ZH["poems.acrostic"]).fill("春夏秋冬")
+            page.locator("#poem-write").click()
+            expect(page.locator("#poem .poem-note")).to_contain_text("偶数句押", timeout=60_000)
+            chars = page.locator("#poem ruby.poem-char")
+            expect(chars).to_have_count(28)
+            lines = ["".join(chars.nth(index).evaluate("node => node.firstChild.textContent") for index in range(start, start + 7))
+                     for start in range(0, 28, 7)]
+            assert [line[0] for line in lines] == list("春夏秋冬")
+            report = check("，".join(lines) + "。", FORMS["7x4"], rhyme_book())
+            assert report.form_ok and report.rhymes and report.tones_ok
+            assert chars.first.get_attribute("data-tones") in ("平", "仄", "平仄", "?")
+            page.screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+    assert 0 < screenshot.stat().st_size < 400_000
