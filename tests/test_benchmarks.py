@@ -221,6 +221,7 @@ def test_training_service_quick_times_generation_during_a_training_and_reads_mem
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("torchrun")  # never beside the other torchrun runs (tests/test_distributed.py)
 def test_distributed_training_quick_times_one_and_two_processes(capsys):
     from benchmarks import distributed_training
 

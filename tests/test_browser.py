@@ -21,6 +21,9 @@ from rnn_demo.serving import requests
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui import compare_tab, display, generate_tab, inside_tab
 
+# pytest-xdist runs this file's tests one after another on one worker, so that no two Chromium sessions overlap.
+pytestmark = pytest.mark.xdist_group("browser")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

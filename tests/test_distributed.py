@@ -24,6 +24,10 @@ from rnn_demo.training.config import TrainConfig, TrainingError
 from rnn_demo.training.distributed import Ranks, first_line, local_rows, ranks_from_environment
 from rnn_demo.training.loop import train, train_step
 
+# pytest-xdist runs this file's tests one after another on one worker, so that no two of their
+# torchrun launches overlap.
+pytestmark = pytest.mark.xdist_group("torchrun")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # A constant learning rate, so that a run of 12 steps resumed to 24 is a run of 24 steps.
