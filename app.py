@@ -18,6 +18,7 @@ Public API (fixed names; clients depend on them):
     /train(text, cell, hidden_size, seconds, num_layers) streams a training's progress, last its model_id.
     /generate_trained(model_id, prompt, temperature, max_new_chars, top_k, top_p, seed) streams like /generate.
     /poem(form, acrostic, first_line, rhyme, tones, temperature, seed, mood) streams a Tang poem.
+    /check_poem(poem) -> any poem's tones, rhymes and the poem model's probabilities.
 Every other event is private. The same endpoints are MCP tools (streamable HTTP at /gradio_api/mcp/).
 """
 
@@ -85,10 +86,12 @@ def build_demo(
             listed = "\n".join(f"- {problem}" for problem in problems)
             gr.Markdown(page_text("page.no_models", problems=listed, variable=MODELS_ENV))
         generate_cell = build_generate_tab(zoo, worker, concurrency_limit, trainer)
-        inside_cell = build_inside_tab(zoo, worker, concurrency_limit, trainer)
+        inside_cell = build_inside_tab(zoo, worker, concurrency_limit, trainer, poem_zoo)
         build_compare_tab(zoo, worker, concurrency_limit)
         build_poems_tab(poem_zoo, worker, concurrency_limit)
-        build_train_tab(zoo, trainer, cell_dropdowns=[generate_cell, inside_cell])
+        build_train_tab(
+            zoo, trainer, cell_dropdowns=[generate_cell, inside_cell], poem_choice={inside_cell.elem_id: poem_zoo}
+        )
         build_models_tab(zoo)
         build_about_tab()
         register_api(zoo, worker, concurrency_limit, trainer, poem_zoo)

@@ -306,7 +306,8 @@ def test_the_app_its_warm_up_and_its_generation_import_no_torch():
 def test_view_api_shows_exactly_the_public_endpoints(client):
     info = client.view_api(print_info=False, return_format="dict")
     assert set(info["named_endpoints"]) == {
-        "/generate", "/models", "/explain", "/score", "/neurons", "/compare", "/train", "/generate_trained", "/poem"
+        "/generate", "/models", "/explain", "/score", "/neurons", "/compare", "/train", "/generate_trained", "/poem",
+        "/check_poem",
     }  # fmt: skip
     assert info["unnamed_endpoints"] == {}
     parameters = info["named_endpoints"]["/generate"]["parameters"]

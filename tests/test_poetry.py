@@ -239,8 +239,96 @@ def test_the_poem_endpoint_answers_through_the_client(poem_zoo, app_models, book
         assert [line[0] for line in report.lines] == list("春夏秋冬")
         with pytest.raises(AppError, match="form must be one of"):
             client.predict("9x9", api_name="/poem")
+        checked = client.predict(text, api_name="/check_poem")
+        assert checked["form"] == "7x4" and checked["tones_ok"] and checked["rhymes"]
+        assert [line["text"][0] for line in checked["lines"]] == list("春夏秋冬")
+        with pytest.raises(AppError, match="'a' is not one"):
+            client.predict("春a", api_name="/check_poem")
     finally:
         demo.close()
+
+
+# ---- the checker -----------------------------------------------------------------------------------
+
+
+def test_the_checker_reads_a_regular_poem_by_the_rules_and_by_the_model(poem_zoo, poem_model):
+    from rnn_demo.analysis import explain
+    from rnn_demo.serving.poems import check_poem_request
+
+    answer = check_poem_request(poem_zoo, REGULAR_5X4)
+    assert answer["model"] == "tang-lstm-h32" and answer["form"] == "5x4"
+    assert [line["text"] for line in answer["lines"]] == ["白日依山尽", "黄河入海流", "欲穷千里目", "更上一层楼"]
+    assert answer["rhymes"] and answer["rhyme_groups"] == ["下平声十一尤"]
+    assert answer["tones_ok"] is True and answer["broken"] == []
+    assert answer["lines"][1]["end_groups"] == ["下平声十一尤"]
+    first = answer["lines"][0]["chars"][0]
+    assert first["char"] == "白" and first["tones"] == "仄" and len(first["expected"]) == 3
+    # Each probability is the model's, read after the title as the corpus lays a poem out.
+    # (a character the model does not know, here perhaps in the title, is read as its unknown symbol □).
+    text = "".join(c if c in poem_model.vocab else "□" for c in "\n\n无题\n" + REGULAR_5X4.rstrip("\n"))
+    read = explain(poem_model, text, 3)["chars"][len("\n\n无题\n") :]
+    assert first["prob"] == pytest.approx(read[0]["prob"])
+    assert answer["lines"][1]["chars"][0]["prob"] == pytest.approx(read[6]["prob"])  # after "白日依山尽，"
+    assert answer["lines"][2]["chars"][0]["prob"] == pytest.approx(read[13]["prob"])  # after the newline
+    # One line a row, or any punctuation between lines: the same reading.
+    assert check_poem_request(poem_zoo, "白日依山尽\n黄河入海流\n欲穷千里目\n更上一层楼") == answer
+    assert check_poem_request(poem_zoo, " 白日依山尽！黄河入海流？欲穷千里目；更上一层楼 ") == answer
+
+
+def test_the_checker_names_the_places_that_break_the_tones(poem_zoo):
+    from rnn_demo.serving.poems import check_poem_request
+
+    answer = check_poem_request(poem_zoo, OLD_STYLE_5X4)
+    assert answer["form"] == "5x4" and answer["rhymes"] and answer["tones_ok"] is False
+    assert {"line": 2, "place": 4, "rule": "平 at character 4"} in answer["broken"]
+    assert all(1 <= place["line"] <= 4 and place["place"] in (2, 4, 5) for place in answer["broken"])
+
+
+def test_the_checker_reads_any_shape_and_unknown_characters(poem_zoo):
+    from rnn_demo.serving.poems import check_poem_request
+
+    answer = check_poem_request(poem_zoo, "春眠不觉晓，处处闻啼鸟。\n夜来风雨声")  # three lines: no form
+    assert answer["form"] is None and answer["tones_ok"] is None and answer["broken"] == []
+    assert not answer["rhymes"]  # one even line rhymes with nothing
+    assert [len(line["chars"]) for line in answer["lines"]] == [5, 5, 5]
+    unknown = check_poem_request(poem_zoo, "白日依山龘，黄河入海流。")  # 龘: not in the test model
+    assert unknown["lines"][0]["chars"][4]["char"] == "龘" and 0 < unknown["lines"][0]["chars"][4]["prob"] <= 1
+    uneven = check_poem_request(poem_zoo, "白日依山尽，黄河入海。\n欲穷千里目，更上一层楼。")
+    assert uneven["form"] is None
+
+
+@pytest.mark.parametrize(
+    "poem, message",
+    [
+        ("", "The poem is empty"),
+        ("，。\n", "The poem is empty"),
+        ("白日依山尽，yellow river。", "A poem holds Chinese characters and punctuation only; 'y' is not one."),
+        ("白" * 201, "The poem is 201 characters long; the limit is 200."),
+        (7, "poem must be text, got int."),
+    ],
+)
+def test_every_bad_check_is_refused_with_a_sentence(poem_zoo, poem, message):
+    from rnn_demo.serving.poems import check_poem_request
+    from rnn_demo.serving.requests import RequestError
+
+    with pytest.raises(RequestError) as caught:
+        check_poem_request(poem_zoo, poem)
+    assert message in str(caught.value)
+
+
+def test_the_checker_on_the_page_marks_tones_probabilities_and_broken_places(poem_zoo):
+    from rnn_demo.serving.poems import check_poem_request
+    from rnn_demo.ui.poems_tab import checked_poem_html
+
+    answer = check_poem_request(poem_zoo, OLD_STYLE_5X4)
+    html = checked_poem_html(answer, "zh-CN")
+    assert html.count('<ruby class="poem-char"') == 20 and html.count("data-prob=") == 20
+    assert html.count("outline: 2px solid") == len(answer["broken"])
+    assert "第 2 句第 4 字应为平" in html
+    assert "下平声七阳" in html and "五言绝句（5x4）。" in html and f"有 {len(answer['broken'])} 处不合平仄。" in html
+    english = checked_poem_html(check_poem_request(poem_zoo, REGULAR_5X4))
+    assert "Every place keeps the tone rules" in english and "outline: 2px solid" not in english
+    assert "first character (no prediction)" not in english  # every character of a poem is predicted
 
 
 def test_the_page_shows_each_characters_tones_and_underlines_the_rhyming_ends():

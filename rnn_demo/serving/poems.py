@@ -130,3 +130,77 @@ def poem_stream(
             yield text[len(prime) :].rstrip("\n")
     finally:  # Stop, a cancel or a disconnect: end the generation now
         updates.close()
+
+
+MAX_CHECK_CHARS = 200  # a pasted poem; the longest form, 七律, is 64 characters as written
+CHECK_ALTERNATIVES = 3  # the likeliest characters /check_poem lists at each place
+
+
+def check_poem_request(zoo: ModelZoo, poem) -> dict:
+    """``/check_poem``: any poem read by the rules of the forms and by the poem model.
+
+    The poem may be written in couplets (``XXXXX，XXXXX。``), one line a row, or with any of
+    ``，。！？；、`` between lines. It is read as the poem model reads a poem of the corpus: after the
+    title 无题, one couplet a row; a character the model does not know is read as its unknown symbol.
+    The answer: ``{"model", "form", "lines", "rhymes", "rhyme_groups", "tones_ok", "broken",
+    "bits_per_char"}``, where ``form`` is the matching key of FORMS or None, each line is
+    ``{"text", "chars": [{"char", "tones", "prob", "expected": [[char, prob], ...]}], "end_groups"}``,
+    ``rhyme_groups`` the groups that the ends of the even lines (two or more) share, and ``tones_ok`` and ``broken``
+    (``{"line", "place", "rule"}``, counted from 1) the 格律 check of a poem of a form (None and []
+    for any other).
+    """
+    from rnn_demo.analysis import explain
+    from rnn_demo.data.tang import UNKNOWN
+    from rnn_demo.poetry.rhyme import rhyme_book
+    from rnn_demo.poetry.rules import COMMA, FORMS, HANZI, PERIOD, check, poem_lines
+    from rnn_demo.serving.views import load_model
+
+    info = poem_model(zoo)
+    lines = poem_lines(_text("poem", poem, MAX_CHECK_CHARS))
+    if not lines:
+        raise RequestError("The poem is empty: paste a poem, one line a row or in couplets.")
+    for char in "".join(lines):
+        if not HANZI.fullmatch(char):
+            raise RequestError(f"A poem holds Chinese characters and punctuation only; {char!r} is not one.")
+    model = load_model(zoo, info)
+    known = set(model.vocab)
+    if any(char not in known for char in "".join(lines)) and UNKNOWN not in known:
+        raise RequestError(f"The poem model does not know {next(c for c in ''.join(lines) if c not in known)!r}.")
+    couplets = [
+        lines[i] + (COMMA + lines[i + 1] + PERIOD if i + 1 < len(lines) else PERIOD) for i in range(0, len(lines), 2)
+    ]
+    prime = "\n\n" + DEFAULT_MOOD + "\n"
+    read = prime + "\n".join(couplets)
+    explained = explain(model, "".join(char if char in known else UNKNOWN for char in read), CHECK_ALTERNATIVES)
+    entries = iter(explained["chars"][len(prime) :])  # every character is known now: one entry each
+    book = rhyme_book()
+    form = next((key for key, value in FORMS.items() if (value.chars, value.lines) == (len(lines[0]), len(lines))), None)
+    report = check("\n".join(lines), FORMS[form], book) if form else None
+    if report is not None and not report.form_ok:  # lines of unequal length
+        form, report = None, None
+    answer_lines = []
+    for number, line in enumerate(lines):
+        chars = []
+        for char in line:
+            entry = next(entries)
+            tones = "".join(sorted(book.tones(char), key="平仄".index))
+            chars.append({"char": char, "tones": tones, "prob": entry["prob"], "expected": entry["top"]})
+        next(entries)  # the punctuation after the line (and the newline after a couplet)
+        if number % 2 == 1 and number + 1 < len(lines):
+            next(entries)
+        answer_lines.append({"text": line, "chars": chars, "end_groups": sorted(book.groups(line[-1]))})
+    ends = [line[-1] for line in lines[1::2]]
+    # Rhyme needs two even lines at least: one end alone shares its groups with nothing.
+    shared = frozenset.intersection(*(book.groups(end) for end in ends)) if len(ends) > 1 else frozenset()
+    return {
+        "model": info.name,
+        "form": form,
+        "lines": answer_lines,
+        "rhymes": bool(shared),
+        "rhyme_groups": sorted(shared),
+        "tones_ok": report.tones_ok if report else None,
+        "broken": [{"line": line + 1, "place": place + 1, "rule": rule} for line, place, rule in report.broken]
+        if report
+        else [],
+        "bits_per_char": explained["bits_per_char"],
+    }

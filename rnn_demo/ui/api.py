@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from rnn_demo.serving.poems import DEFAULT_FORM, DEFAULT_POEM_TEMPERATURE, poem_stream
+from rnn_demo.serving.poems import DEFAULT_FORM, DEFAULT_POEM_TEMPERATURE, check_poem_request, poem_stream
 from rnn_demo.serving.requests import DEFAULT_NEW_CHARS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P, RANDOM_SEED
 from rnn_demo.serving.streaming import generate_stream
 from rnn_demo.serving.training_jobs import Trainer, validate_training_request
@@ -243,6 +243,28 @@ def register_api(
             poem_stream(poem_zoo, form, acrostic, first_line, rhyme, tones, temperature, seed, mood, worker=worker)
         )
 
+    def check_poem(poem: str) -> dict:
+        """Read any classical Chinese poem by the rules of regular verse (近体诗) and by the Tang poem
+        model: each character's tone, each line end's rhyme groups, and how likely the model found
+        each character. Use it to judge a poem that poem wrote, or one a user gives.
+
+        Args:
+            poem: the poem, up to 200 characters: couplets such as "白日依山尽，黄河入海流。" one a row,
+                or one line a row.
+
+        Returns:
+            form: "5x4", "7x4", "5x8" or "7x8" when the poem has a regular form's shape, else null.
+            lines: per line, its text, end_groups (the 平水韵 groups of its last character) and chars:
+                char, tones ("平", "仄", "平仄" for a character read both ways, "" if the rhyme book
+                lacks it), prob (the model's probability for it after the characters before it) and
+                expected (the model's 3 likeliest characters there, [char, prob] pairs).
+            rhymes, rhyme_groups: whether the even lines' ends share a rhyme group, and which.
+            tones_ok, broken: whether a poem of a regular form keeps the tone rules (格律), and the
+                places that break them as {line, place, rule}, counted from 1 (null and [] otherwise).
+            bits_per_char: the model's surprise over the poem; lower reads more like a Tang poem.
+        """
+        return answered_or_gradio_error(check_poem_request, poem_zoo, poem)
+
     gr.api(generate, api_name="generate", concurrency_limit=concurrency_limit, concurrency_id=GENERATION_CONCURRENCY_ID)
     gr.api(poem, api_name="poem", concurrency_limit=concurrency_limit, concurrency_id=GENERATION_CONCURRENCY_ID)
     gr.api(models, api_name="models", concurrency_limit=None)
@@ -250,6 +272,7 @@ def register_api(
     gr.api(explain, api_name="explain", **views)
     gr.api(score, api_name="score", **views)
     gr.api(neurons, api_name="neurons", **views)
+    gr.api(check_poem, api_name="check_poem", **views)
     gr.api(compare, api_name="compare", concurrency_limit=concurrency_limit, concurrency_id=GENERATION_CONCURRENCY_ID)
     gr.api(train, api_name="train", concurrency_limit=limits.concurrency, concurrency_id=TRAINING_CONCURRENCY_ID)
     gr.api(

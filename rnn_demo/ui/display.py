@@ -10,9 +10,10 @@ from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.streaming import GenerationError, RunStatus
 from rnn_demo.serving.training_jobs import TrainingFailed
 from rnn_demo.serving.zoo import ModelInfo
-from rnn_demo.ui.i18n import ENGLISH, server_text
+from rnn_demo.model.checkpoint import CELLS
+from rnn_demo.ui.i18n import ENGLISH, i18n, server_text
 
-CELL_LABELS = {"rnn": "RNN (hand-written)", "gru": "GRU", "lstm": "LSTM"}
+CELL_LABELS = {cell: server_text(f"cell.{cell}", ENGLISH) for cell in CELLS}  # in English: "RNN (hand-written)", ...
 # The states shown in the status line, in English (the tables' "status.*" keys hold every language's).
 GENERATING, DONE, STOPPED = (server_text(f"status.{state}", ENGLISH) for state in ("generating", "done", "stopped"))
 
@@ -26,9 +27,15 @@ def format_count(count: int) -> str:
     return f"{count:,}"
 
 
+def cell_label(cell: str, language: str | None = None):
+    """A cell's name on the page (``cell`` may also be ``"tang"``, the poem model): while the page is
+    built (no ``language``), the marker the browser translates; in a handler, the text in ``language``."""
+    return i18n(f"cell.{cell}") if language is None else server_text(f"cell.{cell}", language)
+
+
 def describe_model(info: ModelInfo, language: str = ENGLISH) -> str:
     """One line about a model: name, shape, parameters, validation bits/char."""
-    shape = f"{info.num_layers}×{info.hidden_size} {CELL_LABELS[info.cell]}"
+    shape = f"{info.num_layers}×{info.hidden_size} {cell_label(info.cell, language)}"
     if info.val_bpc is not None:
         score = server_text("model.validation", language, bpc=info.val_bpc)
     else:

@@ -19,22 +19,25 @@ from rnn_demo.serving.requests import (
     RequestError,
     initial_model,
 )
+from rnn_demo.serving.poems import poem_model
 from rnn_demo.serving.streaming import RunStatus, generate_stream
 from rnn_demo.serving.training_jobs import YOUR_MODEL, TrainedModel, Trainer
 from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import (
-    CELL_LABELS,
     answered_or_gradio_error,
+    cell_label,
     format_count,
     shown_as_gradio_errors,
     status_line,
 )
-from rnn_demo.ui.i18n import ENGLISH, i18n, request_language, server_text
+from rnn_demo.ui.i18n import ENGLISH, i18n, page_text, request_language, server_text
 
 MAX_TOP_K_SLIDER = 100  # the slider's end; the API accepts any top_k >= 0 (0 = off)
 STOP_GRACE_MS = 500  # Stop waits this long for the generator to end by itself before cancelling it
 GENERATION_CONCURRENCY_ID = "generate"  # the page's button and the /generate API share one limit
+# The value the Inside tab's cell dropdown takes for the poem model (see resolve_model).
+POEM_MODEL = "tang"
 EXAMPLE_PROMPTS = [
     "ROMEO:\n",
     "First Citizen:\nBefore we proceed any further, ",
@@ -43,21 +46,31 @@ EXAMPLE_PROMPTS = [
 ]
 
 
-def hidden_size_choices(zoo: ModelZoo, cell: str) -> list[tuple[str, int]]:
-    """Dropdown choices for a cell: (label, hidden size), smallest first."""
+def hidden_size_choices(zoo: ModelZoo, cell: str, language: str | None = None) -> list[tuple[str, int]]:
+    """Dropdown choices for a cell: (label, hidden size), smallest first; labelled in ``language``,
+    or, while the page is built, for the browser to translate."""
     choices = []
     for size in zoo.hidden_sizes(cell):
         info = zoo.info(cell, size)
-        layers = f"{info.num_layers}×" if info.num_layers > 1 else ""
-        choices.append((f"{layers}{size} ({format_count(info.params)} params)", size))
+        fields = {"layers": f"{info.num_layers}×" if info.num_layers > 1 else "", "size": size,
+                  "params": format_count(info.params)}  # fmt: skip
+        label = page_text("model.size_choice", **fields) if language is None else server_text(
+            "model.size_choice", language, **fields
+        )
+        choices.append((label, size))
     return choices
 
 
-def model_dropdowns(zoo: ModelZoo, cell_id: str, size_id: str) -> tuple[gr.Dropdown, gr.Dropdown]:
-    """The cell and hidden-size dropdowns, preselecting :func:`initial_model`."""
+def model_dropdowns(
+    zoo: ModelZoo, cell_id: str, size_id: str, poems: ModelZoo | None = None
+) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """The cell and hidden-size dropdowns, preselecting :func:`initial_model` (with ``poems``, the
+    poem model is a choice too, POEM_MODEL)."""
     first = initial_model(zoo)
     initial_cell = first.cell if first is not None else None
-    cell = gr.Dropdown(label=i18n("common.cell_type"), choices=cell_choices(zoo), value=initial_cell, elem_id=cell_id)
+    cell = gr.Dropdown(
+        label=i18n("common.cell_type"), choices=cell_choices(zoo, poems=poems), value=initial_cell, elem_id=cell_id
+    )
     hidden_size = gr.Dropdown(
         label=i18n("common.hidden_size"),
         choices=hidden_size_choices(zoo, initial_cell) if initial_cell else [],
@@ -71,22 +84,39 @@ def model_dropdowns(zoo: ModelZoo, cell_id: str, size_id: str) -> tuple[gr.Dropd
     return cell, hidden_size
 
 
-def cell_choices(zoo: ModelZoo, yours: TrainedModel | None = None, language: str = ENGLISH) -> list[tuple[str, str]]:
-    """The cell dropdown's choices: the zoo's cells, and the session's own trained model, if any
-    (labelled in ``language``; its key is the Train tab's)."""
-    choices = [(CELL_LABELS[c], c) for c in zoo.cells()]
+def cell_choices(
+    zoo: ModelZoo, yours: TrainedModel | None = None, language: str | None = None, poems: ModelZoo | None = None
+) -> list[tuple[str, str]]:
+    """The cell dropdown's choices: the zoo's cells, the poem model of ``poems`` (if given and it has
+    one), and the session's own trained model, if any (its key is the Train tab's). Labelled in
+    ``language``, or, while the page is built, for the browser to translate."""
+    choices = [(cell_label(c, language), c) for c in zoo.cells()]
+    if poems is not None and poems.models():
+        choices.append((cell_label(POEM_MODEL, language), POEM_MODEL))
     if yours is not None:
-        choices.append((server_text("train.your_model", language, name=yours.info.name), YOUR_MODEL))
+        choices.append((server_text("train.your_model", language or ENGLISH, name=yours.info.name), YOUR_MODEL))
     return choices
 
 
+def resolve_model(
+    trainer: Trainer, zoo: ModelZoo, cell, hidden_size, session: str, poems: ModelZoo | None = None
+) -> tuple[ModelZoo, str, int]:
+    """Where a page's request for (cell, hidden_size) goes: for POEM_MODEL the poem model of
+    ``poems``, else ``Trainer.resolve`` (the shared zoo, or the session's own model). RequestError
+    when there is no such model."""
+    if cell == POEM_MODEL and poems is not None:
+        info = poem_model(poems)
+        return poems, info.cell, info.hidden_size
+    return trainer.resolve(zoo, cell, hidden_size, session)
+
+
 def chosen_model(
-    trainer: Trainer, zoo: ModelZoo, cell, hidden_size, session: str
+    trainer: Trainer, zoo: ModelZoo, cell, hidden_size, session: str, poems: ModelZoo | None = None
 ) -> tuple[ModelZoo, str | None, int | None]:
-    """The (zoo, cell, hidden size) the page's dropdowns point at: the shared zoo's, or for YOUR_MODEL
-    the session's trained model (``Trainer.resolve``); (zoo, None, None) when it has none any more."""
+    """The (zoo, cell, hidden size) the page's dropdowns point at (:func:`resolve_model`);
+    (zoo, None, None) when there is none any more."""
     try:
-        return trainer.resolve(zoo, cell, hidden_size, session)
+        return resolve_model(trainer, zoo, cell, hidden_size, session, poems)
     except RequestError:
         return zoo, None, None
 
@@ -99,11 +129,12 @@ def default_hidden_size(zoo: ModelZoo, cell: str | None, current: int | None = N
     return sizes[-1] if sizes else None
 
 
-def hidden_sizes_update(zoo: ModelZoo, cell: str | None, current: int | None) -> dict:
-    """The hidden-size dropdown after the cell changed: that cell's sizes, keeping ``current`` if it has it."""
+def hidden_sizes_update(zoo: ModelZoo, cell: str | None, current: int | None, language: str = ENGLISH) -> dict:
+    """The hidden-size dropdown after the cell changed: that cell's sizes (labelled in ``language``),
+    keeping ``current`` if it has it."""
     if cell not in zoo.cells():
         return gr.update(choices=[], value=None)
-    return gr.update(choices=hidden_size_choices(zoo, cell), value=default_hidden_size(zoo, cell, current))
+    return gr.update(choices=hidden_size_choices(zoo, cell, language), value=default_hidden_size(zoo, cell, current))
 
 
 def page_updates(updates: Iterator[tuple[str, RunStatus]], language: str = ENGLISH):
@@ -265,7 +296,7 @@ def build_generate_tab(
 
     def sizes_of_cell(cell, current, request: gr.Request):
         source, cell, _ = chosen_model(trainer, zoo, cell, current, request.session_hash)
-        return hidden_sizes_update(source, cell, current)
+        return hidden_sizes_update(source, cell, current, request_language(request))
 
     cell.change(
         sizes_of_cell,

@@ -51,6 +51,11 @@ EN: dict[str, str] = {
     "page.no_models": "### ⚠️ No models are available\n{problems}\n\nTrain some into `models/<cell>-h<size>/` "
     "(see the README), or point ${variable} at a folder or a Hub repo id, and restart the app.",
     # shared by several tabs
+    "cell.rnn": "RNN (hand-written)",
+    "cell.gru": "GRU",
+    "cell.lstm": "LSTM",
+    "cell.tang": "Tang poems (唐诗): LSTM",
+    "model.size_choice": "{layers}{size} ({params} params)",
     "common.prompt": "Prompt",
     "common.cell_type": "Cell type",
     "common.hidden_size": "Hidden size",
@@ -103,6 +108,13 @@ EN: dict[str, str] = {
     "poems.mood_info": "words that set the mood, like a title (not part of the poem)",
     "poems.seed_info": "the same seed writes the same poem; -1 = random",
     "poems.button": "Write a poem",
+    "poems.check_title": "### Check a poem",
+    "poems.check_intro": "Paste any poem, or check the one just written: each character's tone, the rhyme groups of "
+    "the line ends, and the probability the poem model gave each character, coloured as in Inside the network "
+    "(hover over a character for the characters it expected there). Places that break the tone rules are "
+    "outlined in red.",
+    "poems.check_text": "Poem (couplets one a row, or one line a row)",
+    "poems.check_button": "Check",
     "poems.legend": "Above each character its tone in the rhyme book: 平 level, 仄 oblique, both for a "
     "character with two readings, ? for one the book lacks. The rhyming ends are underlined.",
     "compare.tab": "Sizes side by side",
@@ -151,6 +163,14 @@ EN: dict[str, str] = {
     "poems.rhyme_group": "The even lines rhyme in {group}.",
     "poems.no_rhyme": "The even lines share no rhyme group.",
     "poems.tones_broken": "{count} places break the tone rules.",
+    "poems.check_form": "{name} ({form}).",
+    "poems.check_no_form": "Not a regular form (4 or 8 lines of 5 or 7 characters): the tones are shown, 格律 is "
+    "not checked.",
+    "poems.tones_ok": "Every place keeps the tone rules (格律).",
+    "poems.check_bits": "The model read it at {bpc:.2f} bits/char.",
+    "poems.broken_place": "line {line}, character {place}: {tone} expected",
+    "poems.end_groups": "rhyme groups of the last character",
+    "poems.expected": "p = {prob:.4f}; the model expected: {expected}",
     "compare.seed_used": "Seed **{seed}**",
     "compare.score": "{bpc:.3f} val bits/char",
     "compare.progress": "{chars:,} new characters",
@@ -164,6 +184,11 @@ ZH: dict[str, str] = {
     "page.list_separator": "、",
     "page.no_models": "### ⚠️ 没有可用的模型\n{problems}\n\n请先训练模型并放进 `models/<cell>-h<size>/`（见 README），"
     "或把 ${variable} 指向一个文件夹或 Hub 仓库 id，然后重启应用。",
+    "cell.rnn": "RNN（手写）",
+    "cell.gru": "GRU",
+    "cell.lstm": "LSTM",
+    "cell.tang": "唐诗 LSTM",
+    "model.size_choice": "{layers}{size}（{params} 个参数）",
     "common.prompt": "开头文本",
     "common.cell_type": "单元类型",
     "common.hidden_size": "隐藏层大小",
@@ -210,6 +235,11 @@ ZH: dict[str, str] = {
     "poems.mood_info": "像标题一样定下意境的词（不属于诗的正文）",
     "poems.seed_info": "相同的种子写出相同的诗；-1 = 随机",
     "poems.button": "写诗",
+    "poems.check_title": "### 检查一首诗",
+    "poems.check_intro": "粘贴任意一首诗，或检查刚写好的那首：每个字的平仄、各句末字的韵部，以及诗模型给每个字的概率，"
+    "颜色与“网络内部”中的相同（鼠标停在字上可看到模型在那里预期的字）。不合平仄的位置用红框标出。",
+    "poems.check_text": "诗（每行一联，或每行一句）",
+    "poems.check_button": "检查",
     "poems.legend": "每个字上方是它在韵书中的声调：平、仄，有两种读音的字两者都标，韵书未收的字标 ?。"
     "韵脚加下划线。",
     "compare.tab": "不同大小对比",
@@ -253,6 +283,13 @@ ZH: dict[str, str] = {
     "poems.rhyme_group": "偶数句押{group}。",
     "poems.no_rhyme": "偶数句不同韵。",
     "poems.tones_broken": "有 {count} 处不合平仄。",
+    "poems.check_form": "{name}（{form}）。",
+    "poems.check_no_form": "不是近体诗的格式（4 或 8 句，每句 5 或 7 字）：只标出平仄，不检查格律。",
+    "poems.tones_ok": "全诗合乎格律。",
+    "poems.check_bits": "模型读这首诗：{bpc:.2f} 比特/字。",
+    "poems.broken_place": "第 {line} 句第 {place} 字应为{tone}",
+    "poems.end_groups": "末字的韵部",
+    "poems.expected": "p = {prob:.4f}；模型预期的是：{expected}",
     "compare.seed_used": "种子 **{seed}**",
     "compare.score": "验证集 {bpc:.3f} 比特/字符",
     "compare.progress": "{chars:,} 个新字符",

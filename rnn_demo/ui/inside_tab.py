@@ -18,6 +18,7 @@ from html import escape
 import gradio as gr
 import numpy as np
 
+from rnn_demo.serving.poems import poem_stream
 from rnn_demo.serving.requests import DEFAULT_TEMPERATURE, MAX_VIEW_CHARS, RANDOM_SEED, initial_model
 from rnn_demo.serving.streaming import generate_stream
 from rnn_demo.serving.training_jobs import Trainer
@@ -28,9 +29,11 @@ from rnn_demo.ui.display import answered_or_gradio_error, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import (
     EXAMPLE_PROMPTS,
     GENERATION_CONCURRENCY_ID,
+    POEM_MODEL,
     chosen_model,
     hidden_sizes_update,
     model_dropdowns,
+    resolve_model,
 )
 from rnn_demo.ui.i18n import ENGLISH, i18n, request_language, server_text
 
@@ -47,6 +50,7 @@ EXAMPLE_TEXT = (
     "JULIET:\n"
     "O Romeo, Romeo! wherefore art thou Romeo?\n"
 )
+EXAMPLE_POEM = "\n\n静夜思\n床前明月光，疑是地上霜。\n举头望明月，低头思故乡。\n"  # the poem model's example, as the corpus lays it out
 
 # Probability bands of the confidence view, most confident first: (lowest probability, label,
 # background). Translucent colours read on light and dark pages alike.
@@ -92,15 +96,19 @@ def band_of(prob: float) -> int:
     return next(i for i, (low, _, _) in enumerate(CONFIDENCE_BANDS) if prob >= low)
 
 
-def confidence_legend(language: str = ENGLISH) -> str:
+def confidence_legend(language: str = ENGLISH, first: bool = True) -> str:
+    """The colours of the probability bands, and (``first``) the mark of the unpredicted first character."""
     items = "".join(
         f'<span style="background: {colour}; padding: 1px 6px; margin-right: 6px; border-radius: 3px">{escape(label)}</span>'
         for _, label, colour in CONFIDENCE_BANDS
     )
+    unpredicted = (
+        f'<span style="outline: 1px dashed currentColor; padding: 1px 6px">'
+        f"{escape(server_text('inside.no_prediction', language))}</span>"
+    )
     return (
         f'<div style="font-size: 13px; margin: 4px 0 8px">{escape(server_text("inside.confidence_legend", language))} '
-        f'{items}<span style="outline: 1px dashed currentColor; padding: 1px 6px">'
-        f"{escape(server_text('inside.no_prediction', language))}</span></div>"
+        f"{items}{unpredicted if first else ''}</div>"
     )
 
 
@@ -234,10 +242,13 @@ class Readings:
             return reading
 
 
-def build_inside_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit: int, trainer: Trainer) -> gr.Dropdown:
+def build_inside_tab(
+    zoo: ModelZoo, worker: GenerationWorker, concurrency_limit: int, trainer: Trainer, poem_zoo: ModelZoo
+) -> gr.Dropdown:
     """The tab and its events, inside the caller's ``gr.Blocks``; returns its cell dropdown. "Generate
     a text" shares the generation limit (``concurrency_limit``) with the Generate tab and /generate.
-    The cell YOUR_MODEL reads with the session's own model (``trainer.remember``)."""
+    The cell YOUR_MODEL reads with the session's own model (``trainer.remember``), POEM_MODEL with
+    ``poem_zoo``'s poem model (and "Generate a text" writes a poem)."""
     first = initial_model(zoo)
     initial_cell = first.cell if first is not None else None
     initial_size = first.hidden_size if first is not None else None
@@ -249,7 +260,7 @@ def build_inside_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit:
     with gr.Tab(i18n("inside.tab")):
         gr.Markdown(i18n("inside.intro"))
         with gr.Row():
-            cell, hidden_size = model_dropdowns(zoo, "inside-cell", "inside-hidden-size")
+            cell, hidden_size = model_dropdowns(zoo, "inside-cell", "inside-hidden-size", poems=poem_zoo)
         text = gr.Textbox(
             label=i18n("inside.text"),
             value=EXAMPLE_TEXT,
@@ -290,10 +301,13 @@ def build_inside_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit:
             units_table = gr.Dataframe(headers=UNIT_COLUMNS, interactive=False, elem_id="units-table")
         readings = Readings(READINGS_KEPT)
 
-        def read(text, cell, hidden_size, layer, unit, request: gr.Request):
-            source, cell, hidden_size = answered_or_gradio_error(
-                trainer.resolve, zoo, cell, hidden_size, request.session_hash
+        def resolve(cell, hidden_size, request: gr.Request):
+            return answered_or_gradio_error(
+                resolve_model, trainer, zoo, cell, hidden_size, request.session_hash, poem_zoo
             )
+
+        def read(text, cell, hidden_size, layer, unit, request: gr.Request):
+            source, cell, hidden_size = resolve(cell, hidden_size, request)
             explained = answered_or_gradio_error(explain_request, source, text, cell, hidden_size, DEFAULT_ALTERNATIVES)
             layer_view = answered_or_gradio_error(units_request, source, text, cell, hidden_size, layer or 0)
             language = request_language(request)
@@ -356,9 +370,7 @@ def build_inside_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit:
             before = readings.get(request.session_hash)
             if before is None:  # nothing read yet: the layer is used by the next reading
                 return gr.skip(), gr.skip(), gr.skip()
-            source, cell, hidden_size = answered_or_gradio_error(
-                trainer.resolve, zoo, cell, hidden_size, request.session_hash
-            )
+            source, cell, hidden_size = resolve(cell, hidden_size, request)
             layer_view = answered_or_gradio_error(units_request, source, text, cell, hidden_size, layer or 0)
             reading = Reading(before.explanation, layer_view["chars"], layer_view["h"].astype(np.float16))
             readings.put(request.session_hash, reading)
@@ -377,9 +389,10 @@ def build_inside_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit:
         )
 
         def generate_text(cell, hidden_size, request: gr.Request):
-            source, cell, hidden_size = answered_or_gradio_error(
-                trainer.resolve, zoo, cell, hidden_size, request.session_hash
-            )
+            if cell == POEM_MODEL:
+                yield from write_poem()
+                return
+            source, cell, hidden_size = resolve(cell, hidden_size, request)
             prompt = EXAMPLE_PROMPTS[secrets.randbelow(len(EXAMPLE_PROMPTS))]
             updates = generate_stream(
                 source,
@@ -399,6 +412,14 @@ def build_inside_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit:
             finally:
                 updates.close()
 
+        def write_poem():
+            updates = poem_stream(poem_zoo, worker=worker)  # a 五言绝句 that rhymes, with a random seed
+            try:
+                for poem in shown_as_gradio_errors(updates):
+                    yield "\n\n无题\n" + poem  # read as the corpus lays a poem out
+            finally:
+                updates.close()
+
         generate_button.click(
             generate_text,
             inputs=[cell, hidden_size],
@@ -409,22 +430,25 @@ def build_inside_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit:
             show_progress="minimal",
         ).success(**read_event)
 
-        def update_model_choices(cell, current, request: gr.Request):
-            source, cell, _ = chosen_model(trainer, zoo, cell, current, request.session_hash)
-            sizes = hidden_sizes_update(source, cell, current)
-            return sizes, gr.update(choices=layer_choices(source, cell, sizes["value"]), value=0)
+        def update_model_choices(cell, current, text, request: gr.Request):
+            poems = cell == POEM_MODEL
+            source, cell, _ = chosen_model(trainer, zoo, cell, current, request.session_hash, poem_zoo)
+            sizes = hidden_sizes_update(source, cell, current, request_language(request))
+            # The other model's example text goes with the model; the visitor's own text stays.
+            example = {EXAMPLE_TEXT: EXAMPLE_POEM} if poems else {EXAMPLE_POEM: EXAMPLE_TEXT}
+            return sizes, gr.update(choices=layer_choices(source, cell, sizes["value"]), value=0), example.get(text, gr.skip())
 
         cell.change(
             update_model_choices,
-            inputs=[cell, hidden_size],
-            outputs=[hidden_size, layer],
+            inputs=[cell, hidden_size, text],
+            outputs=[hidden_size, layer, text],
             api_visibility="private",
             queue=False,
             show_progress="hidden",
         )
 
         def update_layers(cell, size, request: gr.Request):
-            source, cell, size = chosen_model(trainer, zoo, cell, size, request.session_hash)
+            source, cell, size = chosen_model(trainer, zoo, cell, size, request.session_hash, poem_zoo)
             return gr.update(choices=layer_choices(source, cell, size), value=0)
 
         hidden_size.input(

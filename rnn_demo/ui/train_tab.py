@@ -105,10 +105,14 @@ def loss_frame(progress: Progress):
     )
 
 
-def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dropdown]) -> None:
+def build_train_tab(
+    zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dropdown], poem_choice: dict | None = None
+) -> None:
     """The tab and its events, inside the caller's ``gr.Blocks``. A finished run's model becomes the
     browser session's own (``trainer.remember``), and "Your model" is added to the other tabs'
-    ``cell_dropdowns`` and chosen there."""
+    ``cell_dropdowns`` and chosen there; the poem model stays a choice of the dropdowns that
+    ``poem_choice`` maps to the poem zoo ({dropdown's elem_id: zoo})."""
+    poem_choice = poem_choice or {}
     limits = trainer.limits
     with gr.Tab(i18n("train.tab")):
         gr.Markdown(page_text("train.intro", minutes=f"{limits.model_minutes:g}"))
@@ -218,7 +222,11 @@ def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dro
                 trainer.remember(request.session_hash, entry.model_id)
                 # One update per dropdown: gradio consumes an update's dict as it applies it.
                 yours = [
-                    gr.update(choices=cell_choices(zoo, entry, language), value=YOUR_MODEL) for _ in cell_dropdowns
+                    gr.update(
+                        choices=cell_choices(zoo, entry, language, poems=poem_choice.get(dropdown.elem_id)),
+                        value=YOUR_MODEL,
+                    )
+                    for dropdown in cell_dropdowns
                 ]
                 download_file = gr.update(visible=True, value=str(zip_model(entry)))
                 yield (
