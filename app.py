@@ -92,7 +92,7 @@ def build_demo(
         build_train_tab(
             zoo, trainer, cell_dropdowns=[generate_cell, inside_cell], poem_choice={inside_cell.elem_id: poem_zoo}
         )
-        build_models_tab(zoo)
+        build_models_tab(zoo, poem_zoo)
         build_about_tab()
         register_api(zoo, worker, concurrency_limit, trainer, poem_zoo)
 

@@ -244,16 +244,23 @@ def test_the_queue_summarizes_its_events_for_monitoring_only_every_so_often(tmp_
 
 def test_hidden_size_choices_follow_the_cell(zoo):
     assert [value for _, value in generate_tab.hidden_size_choices(zoo, "lstm")] == [64, 256]
-    assert generate_tab.hidden_size_choices(zoo, "rnn")[0][0].startswith("32 (")
+    assert generate_tab.hidden_size_choices(zoo, "rnn", "en")[0][0].startswith("32 (")
+    assert generate_tab.hidden_size_choices(zoo, "rnn", "zh-CN")[0][0].endswith("个参数）")
+    assert translated(generate_tab.hidden_size_choices(zoo, "rnn")[0][0], "zh-CN").endswith("个参数）")  # the page's
     assert generate_tab.default_hidden_size(zoo, "lstm") == 256
     assert generate_tab.default_hidden_size(zoo, "lstm", current=64) == 64
     assert generate_tab.default_hidden_size(zoo, "rnn", current=64) == 32
 
 
-def test_model_table_rows_match_the_headers(zoo):
+def test_the_model_table_lists_every_model_in_the_pages_language(zoo, tmp_path):
     rows = models_tab.model_table_rows(zoo)
-    assert len(rows) == 3 and all(len(row) == len(models_tab.MODEL_TABLE_HEADERS) for row in rows)
+    assert len(rows) == 3 and all(len(row) == len(models_tab.MODEL_TABLE_COLUMNS) for row in rows)
     assert rows[0][:3] == ["RNN (hand-written)", 32, 1]
+    table = models_tab.model_table_markdown(zoo, None, "zh-CN").splitlines()
+    assert table[0].startswith("| 单元 | 隐藏维度 | 层数 | 参数量 |") and len(table) == 2 + 3
+    assert table[2].startswith("| RNN（手写） | 32 | 1 |")
+    poems = models_tab.model_table_markdown(zoo, zoo, "zh-CN").splitlines()  # a zoo standing in for the poem models
+    assert len(poems) == 2 + 6 and poems[-1].startswith("| 唐诗 LSTM | 256 |")
 
 
 def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):

@@ -300,6 +300,11 @@ def test_the_chinese_page_in_a_chinese_browser(browser_app, tmp_path):
             context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 860})
             page = context.new_page()
             page.goto(url)
+            # A Chinese page opens on the poems tab (Chinese output without hunting for it).
+            expect(page.get_by_role("tab", name=ZH["poems.tab"], exact=True)).to_have_attribute("aria-selected", "true",
+                                                                                                  timeout=60_000)
+            expect(page.locator("#poem-write")).to_be_visible()
+            page.get_by_role("tab", name=ZH["generate.tab"], exact=True).click()
             page.locator("#generate").wait_for(timeout=60_000)
             for key in ("generate.tab", "inside.tab", "compare.tab", "models.tab", "about.tab"):
                 expect(page.get_by_role("tab", name=ZH[key], exact=True)).to_be_visible()
@@ -309,7 +314,7 @@ def test_the_chinese_page_in_a_chinese_browser(browser_app, tmp_path):
             page.get_by_label(ZH["common.prompt"]).fill(SCREENSHOT_PROMPT)
             set_slider(page, ZH["generate.max_new_chars"], 400)
             page.get_by_text(ZH["generate.advanced"]).click()
-            page.get_by_label(ZH["common.seed"]).fill(str(SCREENSHOT_SEED))
+            page.get_by_label(ZH["common.seed"]).first.fill(str(SCREENSHOT_SEED))  # the Generate tab's, first of the page
             page.get_by_text(ZH["generate.advanced"]).click()
             page.locator("#generate").click()
             status = page.locator("#status-line")
@@ -328,7 +333,7 @@ def test_the_chinese_page_in_a_chinese_browser(browser_app, tmp_path):
             # Gradio sets <html lang>): the next status line follows the page, not Accept-Language.
             english = browser.new_page(locale="en-US")
             english.goto(url)
-            english.locator("#generate").wait_for(timeout=60_000)
+            english.locator("#generate").wait_for(timeout=60_000)  # an English page opens on Generate
             expect(english.get_by_role("tab", name="Generate", exact=True)).to_be_visible()
             set_slider(english, "Max new characters", 50)
             english.locator("#generate").click()
@@ -360,8 +365,7 @@ def test_a_tang_poem_in_the_chinese_page(browser_app, tmp_path):
         try:
             page = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 860}).new_page()
             page.goto(url)
-            page.get_by_role("tab", name=ZH["poems.tab"], exact=True).click()
-            page.locator("#poem-form").get_by_text("七言绝句 7x4").click()
+            page.locator("#poem-form").get_by_text("七言绝句 7x4").click()  # the page opened on this tab
             page.get_by_label(ZH["poems.acrostic"]).fill("春夏秋冬")
             page.locator("#poem-write").click()
             expect(page.locator("#poem .poem-note")).to_contain_text("偶数句押", timeout=60_000)
@@ -374,6 +378,20 @@ def test_a_tang_poem_in_the_chinese_page(browser_app, tmp_path):
             assert report.form_ok and report.rhymes and report.tones_ok
             assert chars.first.get_attribute("data-tones") in ("平", "仄", "平仄", "?")
             page.screenshot(path=str(screenshot))
+            # The checker reads the poem just written: its form, rhyme, tones and the model's probabilities.
+            expect(page.locator("#poem-check-text textarea")).to_have_value("\n".join(
+                f"{lines[i]}，{lines[i + 1]}。" for i in (0, 2)))
+            note = page.locator("#poem-checked .poem-note")
+            expect(note).to_contain_text("七言绝句（7x4）。", timeout=60_000)
+            expect(note).to_contain_text("全诗合乎格律。")
+            checked = page.locator("#poem-checked ruby.poem-char")
+            expect(checked).to_have_count(28)
+            assert 0 < float(checked.nth(5).get_attribute("data-prob")) <= 1
+            # A pasted poem that breaks the tones: the places are outlined and counted.
+            page.locator("#poem-check-text textarea").fill("床前明月光\n疑是地上霜\n举头望明月\n低头思故乡")
+            page.locator("#poem-check").click()
+            expect(note).to_contain_text("处不合平仄", timeout=60_000)
+            expect(note).to_contain_text("五言绝句（5x4）。")
         finally:
             browser.close()
     assert 0 < screenshot.stat().st_size < 400_000

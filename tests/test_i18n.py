@@ -84,7 +84,8 @@ def test_the_english_page_reads_as_before(config):
     [header, *_] = [c["props"].get("value") for c in config["components"] if c["type"] == "markdown"]
     assert i18n.translated(header) == (
         "# Character-level RNN and LSTM\n"
-        "Small recurrent networks trained on tiny Shakespeare continue your prompt one character at a time."
+        "Small recurrent networks trained on tiny Shakespeare continue your prompt one character at a time, "
+        "and an LSTM trained on the Tang poems writes regular verse in the Poems 诗 tab."
     )
     assert i18n.translated(header, "zh-CN").startswith("# 字符级 RNN 和 LSTM\n")
     assert app.cell_names(["rnn", "gru", "lstm"]) == {"en": "RNN, GRU and LSTM", "zh-CN": "RNN、GRU 和 LSTM"}

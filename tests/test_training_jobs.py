@@ -350,7 +350,8 @@ def test_the_apps_public_endpoints_are_mcp_tools(app_models, pick_free_port):
         tools, written, refused = asyncio.run(session())
     finally:
         demo.close()
-    assert set(tools) == {"generate", "models", "explain", "score", "neurons", "compare", "train", "generate_trained", "poem"}
+    assert set(tools) == {"generate", "models", "explain", "score", "neurons", "compare", "train", "generate_trained", "poem",
+                          "check_poem"}
     generate = tools["generate"]
     assert generate.description.startswith("Write Shakespeare-like text")
     assert "the text to continue" in generate.inputSchema["properties"]["prompt"]["description"]

@@ -18,7 +18,7 @@ from rnn_demo.serving.requests import (
 from rnn_demo.serving.views import compare_stream
 from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.zoo import ModelZoo
-from rnn_demo.ui.display import CELL_LABELS, shown_as_gradio_errors
+from rnn_demo.ui.display import cell_label, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import EXAMPLE_PROMPTS, GENERATION_CONCURRENCY_ID
 from rnn_demo.ui.i18n import ENGLISH, i18n, request_language, server_text
 
@@ -66,7 +66,7 @@ def build_compare_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit
             )
             cell = gr.Dropdown(
                 label=i18n("common.cell_type"),
-                choices=[(CELL_LABELS[c], c) for c in zoo.cells()],
+                choices=[(cell_label(c), c) for c in zoo.cells()],
                 value=first.cell if first is not None else None,
                 elem_id="compare-cell",
             )

@@ -45,7 +45,8 @@ _SIMPLIFIED = re.compile(r"^zh(-(cn|sg|hans|hans-[a-z0-9]+|my))?$")
 EN: dict[str, str] = {
     # the page around the tabs (app.py)
     "page.header": "# Character-level {title}\n"
-    "Small recurrent networks trained on tiny Shakespeare continue your prompt one character at a time.",
+    "Small recurrent networks trained on tiny Shakespeare continue your prompt one character at a time, and an "
+    "LSTM trained on the Tang poems writes regular verse in the Poems 诗 tab.",
     "page.and": " and ",
     "page.list_separator": ", ",
     "page.no_models": "### ⚠️ No models are available\n{problems}\n\nTrain some into `models/<cell>-h<size>/` "
@@ -89,6 +90,9 @@ EN: dict[str, str] = {
     "inside.neuron_tab": "One neuron",
     "inside.layer": "Layer",
     "inside.unit": "Unit",
+    "inside.layer_choice": "layer {layer}",
+    "inside.layer_bottom": "layer {layer} (next to the input)",
+    "inside.layer_top": "layer {layer} (top)",
     "inside.units_intro": "**Interesting units**: the units whose activation follows a feature of this text most "
     "closely (inside quotes or brackets, position in the line, the first line after a speaker's name, "
     "uppercase, vowel, space), by |correlation|. Click a row to show its unit.",
@@ -130,6 +134,19 @@ EN: dict[str, str] = {
     "predicting each next character of the validation and test text; lower is better.",
     "models.plot_title": "Validation bits per character against size (lower is better)",
     "models.plot_label": "bits per character against parameters",
+    "models.table": "{table}",
+    "models.column_cell": "cell",
+    "models.column_hidden_size": "hidden size",
+    "models.column_layers": "layers",
+    "models.column_parameters": "parameters",
+    "models.column_val": "val bits/char",
+    "models.column_test": "test bits/char",
+    "models.column_minutes": "training (min)",
+    "models.column_size": "size (MB)",
+    "models.column_trained_on": "trained on",
+    "models.plot_parameters": "parameters",
+    "models.plot_bits": "validation bits/char",
+    "models.plot_cell": "cell",
     "models.skipped": "Skipped:\n{problems}",
     # About (the long texts are registered by rnn_demo/ui/about_tab.py, see add_texts)
     "about.tab": "About",
@@ -160,6 +177,15 @@ EN: dict[str, str] = {
     "inside.no_prediction": "first character (no prediction)",
     "inside.activation_legend": "Activation after each character:",
     "inside.read_again": "This reading is no longer kept on the server: press Read the text again.",
+    "inside.column_unit": "unit",
+    "inside.column_feature": "follows",
+    "inside.column_correlation": "correlation",
+    "inside.feature_quotes": "inside quotes or brackets",
+    "inside.feature_position": "position in the line",
+    "inside.feature_speaker": "first line after a speaker's name",
+    "inside.feature_uppercase": "uppercase",
+    "inside.feature_vowel": "vowel",
+    "inside.feature_space": "space",
     "poems.rhyme_group": "The even lines rhyme in {group}.",
     "poems.no_rhyme": "The even lines share no rhyme group.",
     "poems.tones_broken": "{count} places break the tone rules.",
@@ -179,7 +205,8 @@ EN: dict[str, str] = {
 }
 
 ZH: dict[str, str] = {
-    "page.header": "# 字符级 {title}\n在莎士比亚小语料（tiny Shakespeare）上训练的小型循环神经网络，一次一个字符地续写你的开头。",
+    "page.header": "# 字符级 {title}\n在莎士比亚小语料（tiny Shakespeare）上训练的小型循环神经网络，一次一个字符地续写你的开头；"
+    "在《全唐诗》上训练的 LSTM 在“诗”页中写近体诗。",
     "page.and": " 和 ",
     "page.list_separator": "、",
     "page.no_models": "### ⚠️ 没有可用的模型\n{problems}\n\n请先训练模型并放进 `models/<cell>-h<size>/`（见 README），"
@@ -219,6 +246,9 @@ ZH: dict[str, str] = {
     "inside.neuron_tab": "单个神经元",
     "inside.layer": "层",
     "inside.unit": "单元",
+    "inside.layer_choice": "第 {layer} 层",
+    "inside.layer_bottom": "第 {layer} 层（紧挨输入）",
+    "inside.layer_top": "第 {layer} 层（最上层）",
     "inside.units_intro": "**值得关注的单元**：激活值与这段文本的某个特征最吻合的单元（是否在引号或括号内、在行内的位置、"
     "说话人名字后的第一行、大写字母、元音、空格），按 |相关系数| 排序。点击一行即可显示该单元。",
     "poems.tab": "诗",
@@ -253,6 +283,19 @@ ZH: dict[str, str] = {
     "平均交叉熵（以 2 为底）；越低越好。",
     "models.plot_title": "验证集每字符比特数与模型大小的关系（越低越好）",
     "models.plot_label": "每字符比特数与参数量",
+    "models.table": "{table}",
+    "models.column_cell": "单元",
+    "models.column_hidden_size": "隐藏维度",
+    "models.column_layers": "层数",
+    "models.column_parameters": "参数量",
+    "models.column_val": "验证集 比特/字符",
+    "models.column_test": "测试集 比特/字符",
+    "models.column_minutes": "训练时间（分钟）",
+    "models.column_size": "大小（MB）",
+    "models.column_trained_on": "训练设备",
+    "models.plot_parameters": "参数量",
+    "models.plot_bits": "验证集 比特/字符",
+    "models.plot_cell": "单元",
     "models.skipped": "已跳过：\n{problems}",
     "about.tab": "关于",
     "about.broken_code": "有错误的版本：状态丢失了",
@@ -280,6 +323,15 @@ ZH: dict[str, str] = {
     "inside.no_prediction": "第一个字符（没有预测）",
     "inside.activation_legend": "每个字符之后的激活值：",
     "inside.read_again": "服务器上已不再保留这次读取的结果：请再点一次“读取文本”。",
+    "inside.column_unit": "单元",
+    "inside.column_feature": "跟随的特征",
+    "inside.column_correlation": "相关系数",
+    "inside.feature_quotes": "在引号或括号内",
+    "inside.feature_position": "在行中的位置",
+    "inside.feature_speaker": "说话人名字后的第一行",
+    "inside.feature_uppercase": "大写字母",
+    "inside.feature_vowel": "元音字母",
+    "inside.feature_space": "空格",
     "poems.rhyme_group": "偶数句押{group}。",
     "poems.no_rhyme": "偶数句不同韵。",
     "poems.tones_broken": "有 {count} 处不合平仄。",
@@ -379,12 +431,24 @@ def language_of(accept_language: str | None) -> str:
 # the cookie is not sent (a page embedded on another site, whose cookies the browser blocks),
 # Accept-Language stands in, which is the browser's language.
 LANGUAGE_COOKIE = "rnn_demo_language"
+POEMS_TAB_ID = "poems-tab"  # the 诗 tab's elem_id; Gradio names its button "<elem_id>-button"
 PAGE_LANGUAGE_JS = f"""() => {{
   const remember = () => {{
     document.cookie = "{LANGUAGE_COOKIE}=" + encodeURIComponent(document.documentElement.lang || "") + "; path=/; SameSite=Lax";
   }};
   remember();
   new MutationObserver(remember).observe(document.documentElement, {{attributes: true, attributeFilter: ["lang"]}});
+  // A page shown in Simplified Chinese opens on the poems tab: Chinese output without hunting for it.
+  const openPoems = () => {{
+    const tab = document.getElementById("{POEMS_TAB_ID}-button");
+    if (!tab) return false;
+    if (document.documentElement.lang === "{CHINESE}") tab.click();
+    return true;
+  }};
+  if (!openPoems()) {{
+    const watcher = new MutationObserver(() => {{ if (openPoems()) watcher.disconnect(); }});
+    watcher.observe(document.body, {{childList: true, subtree: true}});
+  }}
 }}"""
 
 

@@ -35,7 +35,7 @@ from rnn_demo.ui.generate_tab import (
     model_dropdowns,
     resolve_model,
 )
-from rnn_demo.ui.i18n import ENGLISH, i18n, request_language, server_text
+from rnn_demo.ui.i18n import ENGLISH, i18n, page_text, request_language, server_text
 
 # The page's views and the /explain, /score and /neurons endpoints share this limit, apart from
 # generation's: each reads a text in one forward pass (``python -m benchmarks.views``) on the CPU.
@@ -175,18 +175,33 @@ def activation_html(chars: list[str], values, language: str = ENGLISH) -> str:
     return activation_legend(language) + f'<div style="{TEXT_STYLE}">{"".join(spans)}</div>'
 
 
-def layer_choices(zoo: ModelZoo, cell: str | None, hidden_size) -> list[tuple[str, int]]:
+def layer_choices(zoo: ModelZoo, cell: str | None, hidden_size, language: str | None = None) -> list[tuple[str, int]]:
+    """The layer dropdown's choices, labelled in ``language`` (or, while the page is built, for the
+    browser to translate)."""
+
+    def label(key: str, layer: int):
+        return page_text(key, layer=layer) if language is None else server_text(key, language, layer=layer)
+
     try:
         info = zoo.info(cell, int(hidden_size))
     except (KeyError, TypeError, ValueError):
-        return [("layer 0", 0)]
-    return [
-        (f"layer {k}" + (" (next to the input)" if k == 0 else " (top)" if k == info.num_layers - 1 else ""), k)
-        for k in range(info.num_layers)
-    ]
+        return [(label("inside.layer_choice", 0), 0)]
+    keys = ["inside.layer_choice"] * info.num_layers
+    if info.num_layers > 1:
+        keys[0], keys[-1] = "inside.layer_bottom", "inside.layer_top"
+    return [(label(key, k), k) for k, key in enumerate(keys)]
 
 
-UNIT_COLUMNS = ["unit", "follows", "correlation"]
+UNIT_COLUMNS = ["unit", "feature", "correlation"]  # the table's columns: "inside.column_<name>" on the page
+# The page's names of the features of rnn_demo.analysis.units.FEATURES: "inside.feature_<key>".
+FEATURE_KEYS = {
+    "inside quotes or brackets": "quotes",
+    "position in the line": "position",
+    "first line after a speaker's name": "speaker",
+    "uppercase": "uppercase",
+    "vowel": "vowel",
+    "space": "space",
+}
 # The last readings the page keeps, one per browser session, for a click on a character or a move of
 # the unit slider. Kept on the server rather than in gr.State: a page with a gr.State makes every
 # Gradio client (the JavaScript one included) hold a heartbeat connection open, for the API too.
@@ -194,9 +209,16 @@ UNIT_COLUMNS = ["unit", "follows", "correlation"]
 READINGS_KEPT = 32
 
 
-def unit_rows(units: list[dict]) -> list[list]:
-    """The "interesting units" table: unit, the feature it follows, the correlation."""
-    return [[u["unit"], u["feature"], round(u["correlation"], 3)] for u in units]
+def unit_rows(units: list[dict], language: str = ENGLISH):
+    """The "interesting units" table: unit, the feature it follows, the correlation, with its
+    headers and features in ``language`` (a DataFrame's columns are the headers Gradio shows)."""
+    import pandas as pd
+
+    rows = [
+        [u["unit"], server_text(f"inside.feature_{FEATURE_KEYS[u['feature']]}", language), round(u["correlation"], 3)]
+        for u in units
+    ]
+    return pd.DataFrame(rows, columns=[server_text(f"inside.column_{name}", language) for name in UNIT_COLUMNS])
 
 
 @dataclass(frozen=True)
@@ -298,7 +320,8 @@ def build_inside_tab(
                 )
             activation = gr.HTML("", js_on_load=None, elem_id="neuron-view")
             gr.Markdown(i18n("inside.units_intro"))
-            units_table = gr.Dataframe(headers=UNIT_COLUMNS, interactive=False, elem_id="units-table")
+            # Shown from the first reading on, with its headers in the page's language (unit_rows).
+            units_table = gr.Dataframe(interactive=False, visible=False, elem_id="units-table")
         readings = Readings(READINGS_KEPT)
 
         def resolve(cell, hidden_size, request: gr.Request):
@@ -332,7 +355,7 @@ def build_inside_tab(
                 None,
                 gr.update(maximum=reading.units - 1, value=unit),
                 activation_html(reading.chars, reading.h[:, unit], request_language(request)),
-                unit_rows(layer_view["units"]),
+                gr.update(value=unit_rows(layer_view["units"], language), visible=True),
             )
 
         read_outputs = [summary, confidence, picked, expected, unit, activation, units_table]
@@ -378,7 +401,7 @@ def build_inside_tab(
             return (
                 gr.update(maximum=reading.units - 1, value=unit),
                 activation_html(reading.chars, reading.h[:, unit], request_language(request)),
-                unit_rows(layer_view["units"]),
+                gr.update(value=unit_rows(layer_view["units"], request_language(request)), visible=True),
             )
 
         layer.input(
@@ -436,7 +459,8 @@ def build_inside_tab(
             sizes = hidden_sizes_update(source, cell, current, request_language(request))
             # The other model's example text goes with the model; the visitor's own text stays.
             example = {EXAMPLE_TEXT: EXAMPLE_POEM} if poems else {EXAMPLE_POEM: EXAMPLE_TEXT}
-            return sizes, gr.update(choices=layer_choices(source, cell, sizes["value"]), value=0), example.get(text, gr.skip())
+            layers = layer_choices(source, cell, sizes["value"], request_language(request))
+            return sizes, gr.update(choices=layers, value=0), example.get(text, gr.skip())
 
         cell.change(
             update_model_choices,
@@ -449,7 +473,7 @@ def build_inside_tab(
 
         def update_layers(cell, size, request: gr.Request):
             source, cell, size = chosen_model(trainer, zoo, cell, size, request.session_hash, poem_zoo)
-            return gr.update(choices=layer_choices(source, cell, size), value=0)
+            return gr.update(choices=layer_choices(source, cell, size, request_language(request)), value=0)
 
         hidden_size.input(
             update_layers,

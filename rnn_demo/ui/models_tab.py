@@ -1,5 +1,8 @@
-"""The Models tab: every model the demo serves, with its size, scores and training, and a plot of
-validation bits per character against size."""
+"""The Models tab: every model the demo serves (the Tang poem model too), with its size, scores and
+training, and a plot of validation bits per character against size for the tiny Shakespeare models.
+
+The table is Markdown built in each language when the page is built (``page_text``): the browser
+translates a Markdown block, not a Dataframe's headers."""
 
 from __future__ import annotations
 
@@ -8,19 +11,20 @@ import pandas as pd
 
 from rnn_demo.model.checkpoint import CELLS
 from rnn_demo.serving.zoo import ModelZoo
-from rnn_demo.ui.display import CELL_LABELS
-from rnn_demo.ui.i18n import i18n, page_text
+from rnn_demo.ui.display import cell_label
+from rnn_demo.ui.i18n import ENGLISH, LANGUAGES, i18n, page_text, server_text
 
 
-def model_table_rows(zoo: ModelZoo) -> list[list]:
-    """The Models tab: one row per model."""
+def model_table_rows(zoo: ModelZoo, language: str = ENGLISH, poems: bool = False) -> list[list]:
+    """The Models tab: one row per model, its cell named in ``language`` (``poems``: the zoo's models
+    are poem models)."""
 
     def optional(value, digits):
         return round(value, digits) if value is not None else None
 
     return [
         [
-            CELL_LABELS[info.cell],
+            cell_label("tang" if poems else info.cell, language),
             info.hidden_size,
             info.num_layers,
             info.params,
@@ -34,17 +38,18 @@ def model_table_rows(zoo: ModelZoo) -> list[list]:
     ]
 
 
-MODEL_TABLE_HEADERS = [
-    "cell",
-    "hidden size",
-    "layers",
-    "parameters",
-    "val bits/char",
-    "test bits/char",
-    "training (min)",
-    "size (MB)",
-    "trained on",
-]
+MODEL_TABLE_COLUMNS = ["cell", "hidden_size", "layers", "parameters", "val", "test", "minutes", "size", "trained_on"]
+
+
+def model_table_markdown(zoo: ModelZoo, poem_zoo: ModelZoo | None, language: str = ENGLISH) -> str:
+    """The table of every model of ``zoo`` and ``poem_zoo`` as Markdown, in ``language``."""
+    rows = model_table_rows(zoo, language) + (model_table_rows(poem_zoo, language, poems=True) if poem_zoo else [])
+    headers = [server_text(f"models.column_{column}", language) for column in MODEL_TABLE_COLUMNS]
+    lines = ["| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 2) + "---|"]
+    for row in rows:
+        cells = ["—" if value is None else f"{value:,}" if isinstance(value, int) else str(value) for value in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 PLOT_COLUMNS = ["cell", "model", "hidden size", "parameters", "val bits/char"]
@@ -60,7 +65,7 @@ def bits_per_char_plot_data(zoo: ModelZoo) -> pd.DataFrame:
     )
     return pd.DataFrame(
         {
-            "cell": pd.Series([CELL_LABELS[info.cell] for info in scored], dtype="str"),
+            "cell": pd.Series([info.cell.upper() for info in scored], dtype="str"),  # RNN, GRU, LSTM in any language
             "model": pd.Series([info.name for info in scored], dtype="str"),
             "hidden size": pd.Series([info.hidden_size for info in scored], dtype="int64"),
             "parameters": pd.Series([info.params for info in scored], dtype="int64"),
@@ -70,16 +75,12 @@ def bits_per_char_plot_data(zoo: ModelZoo) -> pd.DataFrame:
     )
 
 
-def build_models_tab(zoo: ModelZoo) -> None:
+def build_models_tab(zoo: ModelZoo, poem_zoo: ModelZoo | None = None) -> None:
     """The tab's content, inside the caller's ``gr.Blocks``."""
     with gr.Tab(i18n("models.tab")):
         gr.Markdown(i18n("models.intro"))
-        gr.Dataframe(
-            value=model_table_rows(zoo),
-            headers=MODEL_TABLE_HEADERS,
-            interactive=False,
-            datatype=["str", "number", "number", "number", "number", "number", "number", "number", "str"],
-        )
+        tables = {language: model_table_markdown(zoo, poem_zoo, language) for language in LANGUAGES}
+        gr.Markdown(page_text("models.table", table=tables), elem_id="models-table")
         plot_data = bits_per_char_plot_data(zoo)
         if len(plot_data):
             # gr.LinePlot has no log scale; an SI-formatted linear axis (25k, 500k, 1M) reads well enough.
@@ -89,9 +90,9 @@ def build_models_tab(zoo: ModelZoo) -> None:
                 y="val bits/char",
                 color="cell",
                 title=i18n("models.plot_title"),
-                x_title="parameters",
-                y_title="validation bits/char",
-                color_title="cell",
+                x_title=i18n("models.plot_parameters"),
+                y_title=i18n("models.plot_bits"),
+                color_title=i18n("models.plot_cell"),
                 x_axis_format="~s",
                 tooltip="all",
                 label=i18n("models.plot_label"),

@@ -30,7 +30,7 @@ from rnn_demo.ui.inside_tab import (
     band_of,
     confidence_legend,
 )
-from rnn_demo.ui.i18n import ENGLISH, i18n, request_language, server_text
+from rnn_demo.ui.i18n import ENGLISH, POEMS_TAB_ID, i18n, request_language, server_text
 
 DEFAULT_POEM_SEED = 7
 
@@ -124,7 +124,7 @@ def build_poems_tab(poem_zoo: ModelZoo, worker: GenerationWorker, concurrency_li
     """The tab and its events, inside the caller's ``gr.Blocks``; it shares generation's limit."""
     from rnn_demo.poetry.rules import FORMS
 
-    with gr.Tab(i18n("poems.tab")):
+    with gr.Tab(i18n("poems.tab"), elem_id=POEMS_TAB_ID):
         gr.Markdown(i18n("poems.intro"))
         with gr.Row():
             with gr.Column(scale=2):

@@ -28,16 +28,12 @@ from rnn_demo.serving.training_jobs import (
     zip_model,
 )
 from rnn_demo.serving.zoo import ModelZoo
-from rnn_demo.ui.display import CELL_LABELS, format_count, shown_as_gradio_errors
+from rnn_demo.ui.display import cell_label, format_count, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import StopRequests, cell_choices
 from rnn_demo.ui.i18n import CHINESE, ENGLISH, add_texts, i18n, page_text, request_language, server_text
 
 TRAINING_CONCURRENCY_ID = "train"  # the page's Train button and /train share the server's limit
-SOURCES = {
-    "shipped": "Tiny Shakespeare (the shipped text, 1.1 million characters)",
-    "paste": "Paste a text",
-    "upload": "Upload a .txt file",
-}
+SOURCES = ("shipped", "paste", "upload")  # the text's source; the page's labels are "train.source_<key>"
 DEFAULT_HIDDEN_SIZE = 128
 DEFAULT_SECONDS = 60
 HIDDEN_SIZE_STEP = 16
@@ -85,7 +81,7 @@ def ready_text(entry, language: str = ENGLISH) -> str:
         "train.ready",
         language,
         name=info.name,
-        shape=f"{info.num_layers}×{info.hidden_size} {CELL_LABELS[info.cell]}",
+        shape=f"{info.num_layers}×{info.hidden_size} {cell_label(info.cell, language)}",
         params=format_count(info.params),
         score=score,
         source=entry.source,
@@ -94,12 +90,13 @@ def ready_text(entry, language: str = ENGLISH) -> str:
     )
 
 
-def loss_frame(progress: Progress):
-    """The loss curve as the chart wants it: step, loss, split."""
+def loss_frame(progress: Progress, language: str = ENGLISH):
+    """The loss curve as the chart wants it: step, loss, split (the split named in ``language``)."""
     import pandas as pd
 
+    names = {split: server_text(f"train.split_{split}", language) for split in ("train", "validation")}
     return (
-        pd.DataFrame(progress.curve, columns=["step", "split", "loss"])
+        pd.DataFrame([(step, names[split], loss) for step, split, loss in progress.curve], columns=["step", "split", "loss"])
         if progress.curve
         else pd.DataFrame({"step": [], "split": [], "loss": []})
     )
@@ -119,7 +116,7 @@ def build_train_tab(
         with gr.Row():
             with gr.Column(scale=2):
                 source = gr.Radio(
-                    [(label, key) for key, label in SOURCES.items()],
+                    [(i18n(f"train.source_{key}"), key) for key in SOURCES],
                     value="shipped",
                     label=i18n("train.source"),
                     elem_id="train-source",
@@ -141,7 +138,7 @@ def build_train_tab(
                 )
                 with gr.Row():
                     cell = gr.Dropdown(
-                        [(CELL_LABELS[c], c) for c in CELLS],
+                        [(cell_label(c), c) for c in CELLS],
                         value="lstm",
                         label=i18n("common.cell_type"),
                         elem_id="train-cell",
@@ -175,8 +172,10 @@ def build_train_tab(
                     x="step",
                     y="loss",
                     color="split",
-                    title="Loss (nats per character)",
-                    y_title="loss (nats/char)",
+                    title=i18n("train.chart_title"),
+                    x_title=i18n("train.chart_step"),
+                    y_title=i18n("train.chart_loss"),
+                    color_title=i18n("train.chart_split"),
                     elem_id="train-chart",
                 )
                 download = gr.File(label=i18n("train.download"), visible=False, elem_id="train-download")
@@ -206,7 +205,7 @@ def build_train_tab(
         unchanged = [gr.skip()] * len(cell_dropdowns)
         yield (
             progress_line(Progress(), job.seconds, language),
-            loss_frame(Progress()),
+            loss_frame(Progress(), language),
             gr.update(visible=False, value=None),
             "",
             *unchanged,
@@ -215,7 +214,7 @@ def build_train_tab(
             for progress in shown_as_gradio_errors(updates):
                 line = progress_line(progress, job.seconds, language)
                 if not progress.done:
-                    yield line, loss_frame(progress), gr.skip(), gr.skip(), *unchanged
+                    yield line, loss_frame(progress, language), gr.skip(), gr.skip(), *unchanged
                     continue
                 entry = trainer.models.get(progress.model_id)
                 share_text = ready_text(entry, language)
@@ -231,7 +230,7 @@ def build_train_tab(
                 download_file = gr.update(visible=True, value=str(zip_model(entry)))
                 yield (
                     line,
-                    loss_frame(progress),
+                    loss_frame(progress, language),
                     download_file,
                     share_text,
                     *yours,
@@ -267,6 +266,18 @@ add_texts(
             "“生成”页写作、在“网络内部”页阅读。它只属于你：不会加入本页的公共模型，最后一次使用后保留 {minutes} 分钟。",
         },
         "train.source": {ENGLISH: "Text", CHINESE: "训练文本"},
+        "train.source_shipped": {
+            ENGLISH: "Tiny Shakespeare (the shipped text, 1.1 million characters)",
+            CHINESE: "莎士比亚小语料（随附的文本，110 万个字符）",
+        },
+        "train.source_paste": {ENGLISH: "Paste a text", CHINESE: "粘贴文本"},
+        "train.source_upload": {ENGLISH: "Upload a .txt file", CHINESE: "上传 .txt 文件"},
+        "train.chart_title": {ENGLISH: "Loss (nats per character)", CHINESE: "损失（奈特/字符）"},
+        "train.chart_step": {ENGLISH: "step", CHINESE: "步数"},
+        "train.chart_loss": {ENGLISH: "loss (nats/char)", CHINESE: "损失（奈特/字符）"},
+        "train.chart_split": {ENGLISH: "split", CHINESE: "数据"},
+        "train.split_train": {ENGLISH: "train", CHINESE: "训练集"},
+        "train.split_validation": {ENGLISH: "validation", CHINESE: "验证集"},
         "train.pasted": {
             ENGLISH: "Your text (at least {chars} characters)",
             CHINESE: "你的文本（至少 {chars} 个字符）",
