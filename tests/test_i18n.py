@@ -190,3 +190,57 @@ def test_the_page_shows_the_status_line_in_the_language_of_the_request(app_url):
     assert "done 20 characters" in english and not CJK.search(english), english
     switched = status_line({"Accept-Language": "en-US,en", "Cookie": f"{i18n.LANGUAGE_COOKIE}=zh-CN"})
     assert "完成：20 个字符" in switched, switched
+
+
+# ---- errors -------------------------------------------------------------------------------------------
+
+
+def raised_templates() -> dict[str, str]:
+    """Every template of a user error raised in the package: {template: where}."""
+    import ast
+    from pathlib import Path
+
+    from rnn_demo.serving.errors import UserError
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub.__name__
+            yield from subclasses(sub)
+
+    import rnn_demo.serving.training_jobs  # noqa: F401 (every user error class is defined)
+    import rnn_demo.serving.views  # noqa: F401
+
+    names = set(subclasses(UserError))
+    found = {}
+    package = Path(i18n.__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in names and node.args:
+                template = node.args[0]
+                where = f"{path.relative_to(package)}:{node.lineno}"
+                if ast.unparse(template) == "error.template":  # a zoo error passed on as a request error
+                    continue
+                assert isinstance(template, ast.Constant), f"{where}: a user error takes a constant template, not {ast.unparse(template)}"
+                found[template.value] = where
+    return found
+
+
+def test_every_user_error_has_a_chinese_sentence_with_the_same_fields():
+    templates = raised_templates()
+    assert len(templates) > 50
+    missing = {template: where for template, where in templates.items() if template not in i18n.ERRORS_ZH}
+    assert not missing
+    for template, chinese in i18n.ERRORS_ZH.items():
+        assert template in templates, f"a translation of a sentence nothing raises: {template!r}"
+        assert fields(chinese) == fields(template), template
+
+
+def test_the_page_says_a_user_error_in_its_language():
+    from rnn_demo.serving.requests import RequestError, validate_seed
+
+    with pytest.raises(RequestError) as caught:
+        validate_seed(-5)
+    assert str(caught.value).startswith("seed must be -1 (random) or between 0 and ")
+    assert i18n.error_text(caught.value, "zh-CN").startswith("随机种子必须是 -1（随机）或 0 到 ")
+    assert i18n.error_text(caught.value, "en") == str(caught.value)
+    assert i18n.error_text(ValueError("not a user error"), "zh-CN") == "not a user error"

@@ -118,7 +118,7 @@ def test_the_api_takes_no_path_and_returns_none(client, app_models):
     names = {p["parameter_name"] for e in info["named_endpoints"].values() for p in e["parameters"]}
     assert names == {
         "prompt", "cell", "hidden_size", "temperature", "max_new_chars", "top_k", "top_p", "seed", "text", "layer",
-        "seconds", "num_layers", "model_id", "form", "acrostic", "first_line", "rhyme", "tones", "mood",
+        "seconds", "num_layers", "model_id", "form", "acrostic", "first_line", "rhyme", "tones", "mood", "poem",
     }  # no file or path among them: a request names a model by cell and size, or a trained one by its id
     table = client.predict(api_name="/models")
     assert str(app_models) not in str(table) and "path" not in {key for row in table for key in row}

@@ -55,16 +55,24 @@ def _hanzi(name: str, value: str, length: int, vocab: str) -> str:
     from rnn_demo.poetry.rules import HANZI
 
     if len(value) != length:
-        raise RequestError(f"{name} must be {length} characters long, got {len(value)} ({value!r}).")
+        raise RequestError(
+            "{name} must be {length} characters long, got {got} ({value!r}).",
+            name=name,
+            length=length,
+            got=len(value),
+            value=value,
+        )
     for char in value:
         if not HANZI.fullmatch(char):
-            raise RequestError(f"{name} must be Chinese characters only; {char!r} is not one.")
+            raise RequestError("{name} must be Chinese characters only; {char!r} is not one.", name=name, char=char)
         if char not in vocab:
-            raise RequestError(f"{name}: the poem model does not know the character {char!r}.")
+            raise RequestError("{name}: the poem model does not know the character {char!r}.", name=name, char=char)
     return value
 
 
-def validate_poem_request(zoo: ModelZoo, form, acrostic, first_line, rhyme, tones, temperature, seed, mood) -> PoemRequest:
+def validate_poem_request(
+    zoo: ModelZoo, form, acrostic, first_line, rhyme, tones, temperature, seed, mood
+) -> PoemRequest:
     """Check every argument of /poem; raise RequestError with one clear sentence on the first bad one."""
     from rnn_demo.poetry.rules import FORMS
     from rnn_demo.serving.requests import MAX_TEMPERATURE
@@ -72,7 +80,7 @@ def validate_poem_request(zoo: ModelZoo, form, acrostic, first_line, rhyme, tone
     info = poem_model(zoo)
     if not isinstance(form, str) or form.strip().lower() not in FORMS:
         names = ", ".join(f"{key} ({value.name})" for key, value in FORMS.items())
-        raise RequestError(f"form must be one of {names}, got {form!r}.")
+        raise RequestError("form must be one of {names}, got {form!r}.", names=names, form=form)
     form = form.strip().lower()
     vocab = load_weights(zoo, info).vocab
     lines, chars = FORMS[form].lines, FORMS[form].chars
@@ -83,13 +91,17 @@ def validate_poem_request(zoo: ModelZoo, form, acrostic, first_line, rhyme, tone
     if first_line:
         first_line = _hanzi("first_line", first_line, chars, vocab)
     if acrostic and first_line and first_line[0] != acrostic[0]:
-        raise RequestError(f"The first line must begin with the acrostic's first character {acrostic[0]!r}.")
+        raise RequestError("The first line must begin with the acrostic's first character {char!r}.", char=acrostic[0])
     for name, value in (("rhyme", rhyme), ("tones", tones)):
         if not isinstance(value, bool):
-            raise RequestError(f"{name} must be true or false, got {value!r}.")
+            raise RequestError("{name} must be true or false, got {value!r}.", name=name, value=value)
     temperature = _number("temperature", temperature)
     if not 0 <= temperature <= MAX_TEMPERATURE:
-        raise RequestError(f"temperature must be between 0 (greedy) and {MAX_TEMPERATURE}, got {temperature}.")
+        raise RequestError(
+            "temperature must be between 0 (greedy) and {max_temperature}, got {temperature}.",
+            max_temperature=MAX_TEMPERATURE,
+            temperature=temperature,
+        )
     seed = validate_seed(seed)
     mood = _text("mood", "" if mood is None else mood, MAX_MOOD_CHARS).strip().replace("\n", " ")
     return PoemRequest(info, form, acrostic, first_line, rhyme, tones, temperature, seed, mood or DEFAULT_MOOD)
@@ -161,11 +173,13 @@ def check_poem_request(zoo: ModelZoo, poem) -> dict:
         raise RequestError("The poem is empty: paste a poem, one line a row or in couplets.")
     for char in "".join(lines):
         if not HANZI.fullmatch(char):
-            raise RequestError(f"A poem holds Chinese characters and punctuation only; {char!r} is not one.")
+            raise RequestError("A poem holds Chinese characters and punctuation only; {char!r} is not one.", char=char)
     model = load_model(zoo, info)
     known = set(model.vocab)
     if any(char not in known for char in "".join(lines)) and UNKNOWN not in known:
-        raise RequestError(f"The poem model does not know {next(c for c in ''.join(lines) if c not in known)!r}.")
+        raise RequestError(
+            "The poem model does not know {char!r}.", char=next(c for c in "".join(lines) if c not in known)
+        )
     couplets = [
         lines[i] + (COMMA + lines[i + 1] + PERIOD if i + 1 < len(lines) else PERIOD) for i in range(0, len(lines), 2)
     ]
@@ -174,7 +188,9 @@ def check_poem_request(zoo: ModelZoo, poem) -> dict:
     explained = explain(model, "".join(char if char in known else UNKNOWN for char in read), CHECK_ALTERNATIVES)
     entries = iter(explained["chars"][len(prime) :])  # every character is known now: one entry each
     book = rhyme_book()
-    form = next((key for key, value in FORMS.items() if (value.chars, value.lines) == (len(lines[0]), len(lines))), None)
+    form = next(
+        (key for key, value in FORMS.items() if (value.chars, value.lines) == (len(lines[0]), len(lines))), None
+    )
     report = check("\n".join(lines), FORMS[form], book) if form else None
     if report is not None and not report.form_ok:  # lines of unequal length
         form, report = None, None

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from rnn_demo.serving.errors import UserError
 from rnn_demo.serving.zoo import ModelInfo, ModelZoo, UnknownModelError
 
 # Caps and defaults (the API enforces the same caps as the page).
@@ -41,7 +42,7 @@ def initial_model(zoo: ModelZoo) -> ModelInfo | None:
     return zoo.info(cell, zoo.hidden_sizes(cell)[-1])
 
 
-class RequestError(ValueError):
+class RequestError(UserError, ValueError):
     """A request argument is out of bounds or of the wrong type; the message says which, in one sentence."""
 
 
@@ -60,7 +61,7 @@ class GenerationRequest:
 
 def _number(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RequestError(f"{name} must be a finite number, got {value!r}.")
+        raise RequestError("{name} must be a finite number, got {value!r}.", name=name, value=value)
     return float(value)
 
 
@@ -68,21 +69,28 @@ def _whole_number(name: str, value) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(f"{name} must be a whole number, got {value!r}.")
+        raise RequestError("{name} must be a whole number, got {value!r}.", name=name, value=value)
     return value
 
 
 def _text(name: str, value, limit: int) -> str:
     """``value`` as text of at most ``limit`` characters, refused when it is not valid Unicode."""
     if not isinstance(value, str):
-        raise RequestError(f"{name} must be text, got {type(value).__name__}.")
+        raise RequestError("{name} must be text, got {type}.", name=name, type=type(value).__name__)
     if len(value) > limit:
-        raise RequestError(f"The {name} is {len(value):,} characters long; the limit is {limit:,}.")
+        raise RequestError(
+            "The {name} is {length:,} characters long; the limit is {limit:,}.",
+            name=name,
+            length=len(value),
+            limit=limit,
+        )
     surrogate = LONE_SURROGATE.search(value)
     if surrogate:  # JSON can carry "\ud800"; it is no character, and could not be sent back as UTF-8
         raise RequestError(
-            f"{name} must be valid Unicode text: it holds a lone surrogate (U+{ord(surrogate.group()):04X}) "
-            f"at position {surrogate.start()}."
+            "{name} must be valid Unicode text: it holds a lone surrogate (U+{code:04X}) at position {position}.",
+            name=name,
+            code=ord(surrogate.group()),
+            position=surrogate.start(),
         )
     return value
 
@@ -90,12 +98,14 @@ def _text(name: str, value, limit: int) -> str:
 def validate_model(zoo: ModelZoo, cell, hidden_size) -> ModelInfo:
     """The served model with this cell and hidden size; RequestError names what exists otherwise."""
     if not isinstance(cell, str):
-        raise RequestError(f"cell must be text (one of {', '.join(zoo.cells()) or 'none'}), got {cell!r}.")
+        raise RequestError(
+            "cell must be text (one of {cells}), got {cell!r}.", cells=", ".join(zoo.cells()) or "none", cell=cell
+        )
     hidden_size = _whole_number("hidden_size", hidden_size)
     try:
         return zoo.info(cell.strip().lower(), hidden_size)
     except UnknownModelError as error:
-        raise RequestError(f"{error}.") from None
+        raise RequestError(error.template, **error.fields) from None
 
 
 def validate_seed(seed) -> int | None:
@@ -104,7 +114,12 @@ def validate_seed(seed) -> int | None:
     from rnn_demo.generation.sampling import MAX_SEED  # imports torch: not before the first request
 
     if seed != RANDOM_SEED and not 0 <= seed <= MAX_SEED:
-        raise RequestError(f"seed must be {RANDOM_SEED} (random) or between 0 and {MAX_SEED}, got {seed}.")
+        raise RequestError(
+            "seed must be {random_seed} (random) or between 0 and {max_seed}, got {seed}.",
+            random_seed=RANDOM_SEED,
+            max_seed=MAX_SEED,
+            seed=seed,
+        )
     return None if seed == RANDOM_SEED else seed
 
 
@@ -124,16 +139,22 @@ def validate_request(
     model = validate_model(zoo, cell, hidden_size)
     temperature = _number("temperature", temperature)
     if not 0 <= temperature <= MAX_TEMPERATURE:
-        raise RequestError(f"temperature must be between 0 (greedy) and {MAX_TEMPERATURE}, got {temperature}.")
+        raise RequestError(
+            "temperature must be between 0 (greedy) and {max_temperature}, got {temperature}.",
+            max_temperature=MAX_TEMPERATURE,
+            temperature=temperature,
+        )
     max_new_chars = _whole_number("max_new_chars", max_new_chars)
     if not 1 <= max_new_chars <= MAX_NEW_CHARS:
-        raise RequestError(f"max_new_chars must be between 1 and {MAX_NEW_CHARS:,}, got {max_new_chars:,}.")
+        raise RequestError(
+            "max_new_chars must be between 1 and {limit:,}, got {value:,}.", limit=MAX_NEW_CHARS, value=max_new_chars
+        )
     top_k = _whole_number("top_k", top_k)
     if top_k < 0:
-        raise RequestError(f"top_k must be 0 (off) or more, got {top_k}.")
+        raise RequestError("top_k must be 0 (off) or more, got {top_k}.", top_k=top_k)
     top_p = _number("top_p", top_p)
     if not 0 < top_p <= 1:
-        raise RequestError(f"top_p must be above 0 and at most 1 (1 = off), got {top_p}.")
+        raise RequestError("top_p must be above 0 and at most 1 (1 = off), got {top_p}.", top_p=top_p)
     seed = validate_seed(seed)
     return GenerationRequest(
         prompt=prompt,
@@ -150,7 +171,11 @@ def validate_cell(zoo: ModelZoo, cell) -> str:
     """A cell the zoo serves (``"rnn"``, ``"gru"``, ``"lstm"``, ...), in lower case."""
     cells = zoo.cells()
     if not isinstance(cell, str) or cell.strip().lower() not in cells:
-        raise RequestError(f"cell must be one of {', '.join(cells) or 'none (no models are available)'}, got {cell!r}.")
+        raise RequestError(
+            "cell must be one of {cells}, got {cell!r}.",
+            cells=", ".join(cells) or "none (no models are available)",
+            cell=cell,
+        )
     return cell.strip().lower()
 
 
@@ -168,7 +193,13 @@ def validate_layer(model: ModelInfo, layer) -> int:
     if not 0 <= layer < model.num_layers:
         allowed = "0" if model.num_layers == 1 else f"between 0 and {model.num_layers - 1}"
         layers = f"{model.num_layers} layer{'s' if model.num_layers > 1 else ''}"
-        raise RequestError(f"layer must be {allowed} for {model.name} (it has {layers}), got {layer}.")
+        raise RequestError(
+            "layer must be {allowed} for {model} (it has {layers}), got {layer}.",
+            allowed=allowed,
+            model=model.name,
+            layers=layers,
+            layer=layer,
+        )
     return layer
 
 
@@ -176,5 +207,9 @@ def validate_alternatives(top_k, vocab_size: int) -> int:
     """How many likeliest characters to list at each position: 1 to the model's vocabulary size."""
     top_k = _whole_number("top_k", top_k)
     if not 1 <= top_k <= vocab_size:
-        raise RequestError(f"top_k must be between 1 and {vocab_size} (the model's vocabulary), got {top_k}.")
+        raise RequestError(
+            "top_k must be between 1 and {vocab_size} (the model's vocabulary), got {top_k}.",
+            vocab_size=vocab_size,
+            top_k=top_k,
+        )
     return top_k

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rnn_demo.model.checkpoint import CheckpointError
+from rnn_demo.serving.errors import UserError
 from rnn_demo.serving.requests import validate_request
 from rnn_demo.serving.zoo import ModelInfo, ModelZoo
 
@@ -32,7 +33,7 @@ UPDATE_EVERY_SECONDS = 0.05
 MAX_UPDATES_PER_SECOND = 40
 
 
-class GenerationError(RuntimeError):
+class GenerationError(UserError, RuntimeError):
     """The generation could not run or went wrong (not the request's fault); one sentence for the user."""
 
 
@@ -61,7 +62,7 @@ def load_weights(zoo: ModelZoo, info: ModelInfo) -> Weights:
     try:
         return zoo.weights(info.cell, info.hidden_size)
     except CheckpointError as error:
-        raise GenerationError(f"The model {info.name} could not be loaded: {error}") from None
+        raise GenerationError("The model {model} could not be loaded: {error}", model=info.name, error=error) from None
 
 
 def generate_stream(
@@ -99,7 +100,7 @@ def generate_stream(
     try:
         generation = worker.submit(weights, request.prompt, request.max_new_chars, *settings)
     except (ValueError, TypeError) as error:
-        raise GenerationError(f"The generation could not start: {error}") from None
+        raise GenerationError("The generation could not start: {error}", error=error) from None
     skipped = encode_prompt(weights, request.prompt).skipped
     text, stopped, next_update = "", False, started
     try:  # closing this generator (Stop, a client's cancel or disconnect) cancels the generation
@@ -108,7 +109,7 @@ def generate_stream(
             try:  # wakes when the whole text is there, else every UPDATE_EVERY_SECONDS
                 grown = generation.wait(after=request.max_new_chars - 1, timeout=UPDATE_EVERY_SECONDS)
             except GenerationFailed as error:
-                raise GenerationError(f"The generation failed: {error}") from None
+                raise GenerationError("The generation failed: {error}", error=error) from None
             if len(grown) == request.max_new_chars:
                 text = grown
                 break

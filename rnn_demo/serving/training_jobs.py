@@ -37,6 +37,7 @@ from pathlib import Path
 
 from rnn_demo import subprocesses
 from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME
+from rnn_demo.serving.errors import UserError
 from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.zoo import METRICS_NAME, ModelInfo, ModelZoo, describe_model_folder
 
@@ -123,9 +124,11 @@ def _whole_number(name: str, value, low: int, high: int) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(f"{name} must be a whole number, got {value!r}")
+        raise RequestError("{name} must be a whole number, got {value!r}", name=name, value=value)
     if not low <= value <= high:
-        raise RequestError(f"{name} must be between {low} and {high}, got {value}")
+        raise RequestError(
+            "{name} must be between {low} and {high}, got {value}", name=name, low=low, high=high, value=value
+        )
     return value
 
 
@@ -134,30 +137,44 @@ def validate_training_request(
 ) -> TrainingRequest:
     """Check a training request against ``limits``; RequestError names the first bad argument."""
     if not isinstance(text, str):
-        raise RequestError(f"text must be a string, got {type(text).__name__}")
+        raise RequestError("text must be a string, got {type}", type=type(text).__name__)
     if not text.strip():
         raise RequestError("The text is empty: paste some text, upload a .txt file, or train on tiny shakespeare.")
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > limits.max_text_bytes:
-        raise RequestError(f"The text is {size / 1e6:.1f} MB; at most {limits.max_text_mb:g} MB can be trained on here.")
+        raise RequestError(
+            "The text is {mb:.1f} MB; at most {limit_mb:g} MB can be trained on here.",
+            mb=size / 1e6,
+            limit_mb=limits.max_text_mb,
+        )
     if len(text) < limits.min_chars:
         raise RequestError(
-            f"The text has {len(text):,} characters; at least {limits.min_chars:,} are needed, "
-            "so that 5% of it can be set aside to measure the model on."
+            "The text has {length:,} characters; at least {minimum:,} are needed, so that 5% of it can be set aside to measure the model on.",
+            length=len(text),
+            minimum=limits.min_chars,
         )
     if any("\ud800" <= c <= "\udfff" for c in text):
         raise RequestError("The text holds half of a UTF-16 surrogate pair, which is not a character.")
     distinct = len(set(text))
     if distinct > limits.max_vocab:
-        raise RequestError(f"The text has {distinct:,} distinct characters; at most {limits.max_vocab:,} are allowed.")
+        raise RequestError(
+            "The text has {distinct:,} distinct characters; at most {limit:,} are allowed.",
+            distinct=distinct,
+            limit=limits.max_vocab,
+        )
     if cell not in CELLS:
-        raise RequestError(f"Unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+        raise RequestError("Unknown cell {cell!r}; choose one of {cells}", cell=cell, cells=", ".join(CELLS))
     hidden_size = _whole_number("hidden_size", hidden_size, 1, limits.max_hidden_size)
     num_layers = _whole_number("num_layers", num_layers, LAYER_CHOICES[0], LAYER_CHOICES[-1])
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-        raise RequestError(f"seconds must be a number, got {seconds!r}")
+        raise RequestError("seconds must be a number, got {seconds!r}", seconds=seconds)
     if not MIN_SECONDS <= seconds <= limits.max_seconds:
-        raise RequestError(f"seconds must be between {MIN_SECONDS:g} and {limits.max_seconds:g}, got {seconds:g}")
+        raise RequestError(
+            "seconds must be between {low:g} and {high:g}, got {seconds:g}",
+            low=MIN_SECONDS,
+            high=limits.max_seconds,
+            seconds=seconds,
+        )
     return TrainingRequest(text, source, cell, hidden_size, num_layers, float(seconds))
 
 
@@ -168,17 +185,24 @@ def read_text_file(path: str | os.PathLike, limits: TrainingLimits) -> str:
         size = path.stat().st_size
         if size > limits.max_text_bytes:
             raise RequestError(
-                f"{path.name} is {size / 1e6:.1f} MB; at most {limits.max_text_mb:g} MB can be trained on here."
+                "{file} is {mb:.1f} MB; at most {limit_mb:g} MB can be trained on here.",
+                file=path.name,
+                mb=size / 1e6,
+                limit_mb=limits.max_text_mb,
             )
         data = path.read_bytes()
     except OSError as error:
-        raise RequestError(f"Could not read the uploaded file {path.name}: {error.strerror or error}") from None
+        raise RequestError(
+            "Could not read the uploaded file {file}: {reason}", file=path.name, reason=error.strerror or error
+        ) from None
     if b"\x00" in data:
-        raise RequestError(f"{path.name} is not a text file (it holds NUL bytes): upload UTF-8 text.")
+        raise RequestError("{file} is not a text file (it holds NUL bytes): upload UTF-8 text.", file=path.name)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise RequestError(f"{path.name} is not UTF-8 text (byte {error.start:,} cannot be decoded).") from None
+        raise RequestError(
+            "{file} is not UTF-8 text (byte {position:,} cannot be decoded).", file=path.name, position=error.start
+        ) from None
     return text.removeprefix("\ufeff")  # a byte-order mark is not part of the text
 
 
@@ -233,9 +257,10 @@ class TrainedModels:
             entry = self._models.get(model_id)
             if entry is None:
                 raise RequestError(
-                    f"No trained model has the id {model_id!r}: it never existed or has expired "
-                    f"(models are kept {self.limits.model_minutes:g} minutes after their last use, "
-                    f"{self.limits.max_models} at most). Train it again."
+                    "No trained model has the id {model_id!r}: it never existed or has expired (models are kept {minutes:g} minutes after their last use, {most} at most). Train it again.",
+                    model_id=model_id,
+                    minutes=self.limits.model_minutes,
+                    most=self.limits.max_models,
                 )
             entry.last_used = self._clock()
             self._models.move_to_end(model_id)
@@ -264,7 +289,7 @@ def _delete(entry: TrainedModel) -> None:
 # ---- one training run --------------------------------------------------------------------------
 
 
-class TrainingFailed(RuntimeError):
+class TrainingFailed(UserError, RuntimeError):
     """The training process ended without a model; the message says why, in one sentence."""
 
 
@@ -513,8 +538,9 @@ class Trainer:
                     progress = run.read_progress()
                     if not run.has_model():
                         raise TrainingFailed(
-                            f"Stopped at step {progress.step}, before the first evaluation (every {EVAL_EVERY} "
-                            "steps): no model was kept."
+                            "Stopped at step {step}, before the first evaluation (every {eval_every} steps): no model was kept.",
+                            step=progress.step,
+                            eval_every=EVAL_EVERY,
                         )
                     run.write_stopped_metrics()
                     progress.stopped = True
@@ -524,7 +550,7 @@ class Trainer:
             else:
                 progress = run.read_progress()
                 if run.process.returncode != 0 or not (run.model_folder / METRICS_NAME).is_file():
-                    raise TrainingFailed(f"The training failed: {run.failure()}")
+                    raise TrainingFailed("The training failed: {reason}", reason=run.failure())
             run.kill()  # reaps the process and closes its log
             for leftover in (run.folder / TEXT_NAME, run.model_folder / STATE_NAME):
                 leftover.unlink(missing_ok=True)  # the text's copy and the optimizer's state: not the model

@@ -46,7 +46,7 @@ def load_model(zoo: ModelZoo, info: ModelInfo) -> CharRNN:
     try:
         return zoo.load(info.cell, info.hidden_size)
     except CheckpointError as error:
-        raise GenerationError(f"The model {info.name} could not be loaded: {error}") from None
+        raise GenerationError("The model {model} could not be loaded: {error}", model=info.name, error=error) from None
 
 
 def _known_chars(model, text: str, info: ModelInfo) -> None:
@@ -60,9 +60,18 @@ def _known_chars(model, text: str, info: ModelInfo) -> None:
     if not encoding.skipped:
         raise RequestError("The text has one character; give at least 2, one to predict the next from.")
     unknown = " ".join(repr(c) for c in encoding.skipped[:10]) + (" …" if len(encoding.skipped) > 10 else "")
+    if known == 1:
+        raise RequestError(
+            "{model} knows only one of the text's characters (it does not know {unknown}) and needs at least 2, "
+            "one to predict the next from.",
+            model=info.name,
+            unknown=unknown,
+        )
     raise RequestError(
-        f"{info.name} knows {'only one' if known == 1 else 'none'} of the text's characters "
-        f"(it does not know {unknown}) and needs at least 2, one to predict the next from."
+        "{model} knows none of the text's characters (it does not know {unknown}) and needs at least 2, "
+        "one to predict the next from.",
+        model=info.name,
+        unknown=unknown,
     )
 
 
@@ -113,7 +122,7 @@ def neurons_request(zoo: ModelZoo, text, cell, hidden_size, layer) -> dict:
     model = load_model(zoo, info)
     result = neurons(model, text, layer)
     if not result["chars"]:
-        raise RequestError(f"{info.name} knows none of the characters of the text.")
+        raise RequestError("{model} knows none of the characters of the text.", model=info.name)
     answer = {"model": info.name, "layer": layer, "chars": result["chars"], "h": _rounded(result["h"])}
     if "c" in result:
         answer["c"] = _rounded(result["c"])
@@ -133,7 +142,7 @@ def units_request(zoo: ModelZoo, text, cell, hidden_size, layer, top: int = TOP_
     model = load_model(zoo, info)
     encoding = text_ids(model, text)
     if not encoding.ids:
-        raise RequestError(f"{info.name} knows none of the characters of the text.")
+        raise RequestError("{model} knows none of the characters of the text.", model=info.name)
     h, _ = layer_states(model, encoding.ids, layer)
     chars = [model.vocab[i] for i in encoding.ids]
     states = h.numpy()
@@ -183,7 +192,9 @@ def compare_stream(
     generations = []
     try:
         for request, model in zip(requests, weights):
-            generations.append(worker.submit(model, request.prompt, request.max_new_chars, request.temperature, 0, 1.0, seed))
+            generations.append(
+                worker.submit(model, request.prompt, request.max_new_chars, request.temperature, 0, 1.0, seed)
+            )
         texts = [""] * len(generations)
         while True:
             columns = [
@@ -204,7 +215,7 @@ def compare_stream(
             try:
                 texts = [generation.wait(after=-1, timeout=0) for generation in generations]
             except GenerationFailed as error:
-                raise GenerationError(f"The generation failed: {error}") from None
+                raise GenerationError("The generation failed: {error}", error=error) from None
     finally:  # also on close (Stop, cancel, disconnect): end every generation
         for generation in generations:
             generation.cancel()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME
+from rnn_demo.serving.errors import UserError
 
 if TYPE_CHECKING:
     from rnn_demo.generation.engine import Weights
@@ -47,7 +48,7 @@ HUB_PATTERNS = [CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME] + [f"*/{n}" for n in (C
 POEM_CORPORA = ("data/tang",)
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(UserError, KeyError):
     """No model in the zoo has the requested cell and hidden size."""
 
     def __str__(self) -> str:  # KeyError would quote the message
@@ -291,11 +292,18 @@ class ModelZoo:
         if found is not None:
             return found
         if not entries:
-            raise UnknownModelError(f"No models are available ({' '.join(self._problems)})")
+            raise UnknownModelError("No models are available ({problems}).", problems=" ".join(self._problems))
         if cell not in self.cells():
-            raise UnknownModelError(f"Unknown cell {cell!r}; available: {', '.join(self.cells())}")
+            raise UnknownModelError(
+                "Unknown cell {cell!r}; available: {cells}.", cell=cell, cells=", ".join(self.cells())
+            )
         sizes = ", ".join(str(size) for size in self.hidden_sizes(cell))
-        raise UnknownModelError(f"No {cell} model with hidden size {hidden_size!r}; available: {sizes}")
+        raise UnknownModelError(
+            "No {cell} model with hidden size {hidden_size!r}; available: {sizes}.",
+            cell=cell,
+            hidden_size=hidden_size,
+            sizes=sizes,
+        )
 
     def table(self) -> list[dict]:
         """The public description of every model (see ``ModelInfo.to_dict``)."""

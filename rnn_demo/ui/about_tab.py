@@ -313,10 +313,14 @@ def unrolled_recurrence_svg(steps: int = 4, language: str = ENGLISH) -> str:
         parts.append(text(cx, box_top + 52, "W_ih, W_hh", 13, ' font-family="monospace"'))
         # input below, output above
         parts.append(text(cx, input_y + 20, _sub("x", step), 16, ' font-weight="bold"'))
-        parts.append(text(cx, input_y + 40, server_text("about.svg_input", language, step=step), 12, ' fill-opacity="0.75"'))
+        parts.append(
+            text(cx, input_y + 40, server_text("about.svg_input", language, step=step), 12, ' fill-opacity="0.75"')
+        )
         parts.append(arrow(cx, input_y, cx, box_bottom + 2, "input", "rnn-unrolled-head"))
         parts.append(text(cx, output_y - 16, _sub("y", step), 16, ' font-weight="bold"'))
-        parts.append(text(cx, output_y + 2, server_text("about.svg_output", language, step=step + 1), 12, ' fill-opacity="0.75"'))
+        parts.append(
+            text(cx, output_y + 2, server_text("about.svg_output", language, step=step + 1), 12, ' fill-opacity="0.75"')
+        )
         parts.append(arrow(cx, box_top, cx, output_y + 12, "output", "rnn-unrolled-head"))
         # the new state: into the next step, or out of the last one
         last = step == steps
@@ -382,7 +386,9 @@ def build_about_tab() -> None:
 
 # A line break inside a Markdown paragraph shows as a space, which Chinese text does not have
 # between two characters: the Chinese texts' lines are joined where a break falls between two.
-_BREAK_BETWEEN_CHINESE = re.compile(r"(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\n(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])")
+_BREAK_BETWEEN_CHINESE = re.compile(
+    r"(?<=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])\n(?=[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef])"
+)
 
 
 def _chinese(markdown: str) -> str:

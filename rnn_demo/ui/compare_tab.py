@@ -71,11 +71,15 @@ def build_compare_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit
                 elem_id="compare-cell",
             )
         with gr.Row():
-            temperature = gr.Slider(0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05, label=i18n("common.temperature"))
+            temperature = gr.Slider(
+                0, MAX_TEMPERATURE, value=DEFAULT_TEMPERATURE, step=0.05, label=i18n("common.temperature")
+            )
             max_new_chars = gr.Slider(
                 1, MAX_NEW_CHARS, value=DEFAULT_COMPARE_CHARS, step=1, precision=0, label=i18n("compare.new_chars")
             )
-            seed = gr.Number(value=DEFAULT_COMPARE_SEED, precision=0, label=i18n("common.seed"), info=i18n("compare.seed_info"))
+            seed = gr.Number(
+                value=DEFAULT_COMPARE_SEED, precision=0, label=i18n("common.seed"), info=i18n("compare.seed_info")
+            )
         with gr.Row():
             compare_button = gr.Button(i18n("compare.button"), variant="primary", elem_id="compare")
             stop_button = gr.Button(i18n("common.stop"), variant="stop", elem_id="compare-stop")
@@ -86,7 +90,7 @@ def build_compare_tab(zoo: ModelZoo, worker: GenerationWorker, concurrency_limit
         language = request_language(request)
         updates = compare_stream(zoo, prompt, cell, temperature, max_new_chars, seed, worker=worker)
         try:
-            for update in shown_as_gradio_errors(updates):
+            for update in shown_as_gradio_errors(updates, language):
                 yield server_text("compare.seed_used", language, seed=update["seed"]), columns_html(update, language)
         finally:  # Stop, cancel or disconnect: end every column's generation
             updates.close()

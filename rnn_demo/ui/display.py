@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterator
 
 import gradio as gr
 
+from rnn_demo.model.checkpoint import CELLS
 from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.streaming import GenerationError, RunStatus
 from rnn_demo.serving.training_jobs import TrainingFailed
 from rnn_demo.serving.zoo import ModelInfo
-from rnn_demo.model.checkpoint import CELLS
-from rnn_demo.ui.i18n import ENGLISH, i18n, server_text
+from rnn_demo.ui.i18n import ENGLISH, error_text, i18n, server_text
 
 CELL_LABELS = {cell: server_text(f"cell.{cell}", ENGLISH) for cell in CELLS}  # in English: "RNN (hand-written)", ...
 # The states shown in the status line, in English (the tables' "status.*" keys hold every language's).
@@ -62,18 +62,19 @@ def status_line(status: RunStatus, language: str = ENGLISH) -> str:
     return " · ".join(parts)
 
 
-def shown_as_gradio_errors(updates: Iterator):
+def shown_as_gradio_errors(updates: Iterator, language: str = ENGLISH):
     """``updates``, with a bad request or a failed generation or training raised as ``gr.Error`` (its
-    one sentence, no traceback). Closing this generator closes ``updates``."""
+    one sentence in ``language``, no traceback). Closing this generator closes ``updates``."""
     try:
         yield from updates
     except (RequestError, GenerationError, TrainingFailed) as error:
-        raise gr.Error(str(error)) from None
+        raise gr.Error(error_text(error, language)) from None
 
 
-def answered_or_gradio_error(call: Callable, *args):
-    """``call(*args)``, with a bad request or a failed load raised as ``gr.Error`` (its one sentence)."""
+def answered_or_gradio_error(call: Callable, *args, language: str = ENGLISH):
+    """``call(*args)``, with a bad request or a failed load raised as ``gr.Error`` (its one sentence,
+    in ``language``)."""
     try:
         return call(*args)
     except (RequestError, GenerationError) as error:
-        raise gr.Error(str(error)) from None
+        raise gr.Error(error_text(error, language)) from None

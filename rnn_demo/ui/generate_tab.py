@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import gradio as gr
 
+from rnn_demo.serving.poems import poem_model
 from rnn_demo.serving.requests import (
     DEFAULT_NEW_CHARS,
     DEFAULT_TEMPERATURE,
@@ -19,7 +20,6 @@ from rnn_demo.serving.requests import (
     RequestError,
     initial_model,
 )
-from rnn_demo.serving.poems import poem_model
 from rnn_demo.serving.streaming import RunStatus, generate_stream
 from rnn_demo.serving.training_jobs import YOUR_MODEL, TrainedModel, Trainer
 from rnn_demo.serving.worker import GenerationWorker
@@ -54,8 +54,10 @@ def hidden_size_choices(zoo: ModelZoo, cell: str, language: str | None = None) -
         info = zoo.info(cell, size)
         fields = {"layers": f"{info.num_layers}×" if info.num_layers > 1 else "", "size": size,
                   "params": format_count(info.params)}  # fmt: skip
-        label = page_text("model.size_choice", **fields) if language is None else server_text(
-            "model.size_choice", language, **fields
+        label = (
+            page_text("model.size_choice", **fields)
+            if language is None
+            else server_text("model.size_choice", language, **fields)
         )
         choices.append((label, size))
     return choices
@@ -249,8 +251,9 @@ def build_generate_tab(
     def generate_for_page(
         prompt, cell, hidden_size, temperature, max_new_chars, top_k, top_p, seed, request: gr.Request
     ):
+        language = request_language(request)
         source, cell, hidden_size = answered_or_gradio_error(
-            trainer.resolve, zoo, cell, hidden_size, request.session_hash
+            trainer.resolve, zoo, cell, hidden_size, request.session_hash, language=language
         )
         flag = stops.start(request.session_hash)
         updates = generate_stream(
@@ -267,8 +270,7 @@ def build_generate_tab(
             worker=worker,
         )
         try:
-            language = request_language(request)
-            yield from page_updates(shown_as_gradio_errors(updates), language=language)
+            yield from page_updates(shown_as_gradio_errors(updates, language), language=language)
         finally:  # also when gradio closes this generator (cancel, disconnect): end the generation
             updates.close()
             stops.finish(request.session_hash, flag)

@@ -270,8 +270,7 @@ ZH: dict[str, str] = {
     "颜色与“网络内部”中的相同（鼠标停在字上可看到模型在那里预期的字）。不合平仄的位置用红框标出。",
     "poems.check_text": "诗（每行一联，或每行一句）",
     "poems.check_button": "检查",
-    "poems.legend": "每个字上方是它在韵书中的声调：平、仄，有两种读音的字两者都标，韵书未收的字标 ?。"
-    "韵脚加下划线。",
+    "poems.legend": "每个字上方是它在韵书中的声调：平、仄，有两种读音的字两者都标，韵书未收的字标 ?。韵脚加下划线。",
     "compare.tab": "不同大小对比",
     "compare.intro": "同一种单元的每个隐藏层大小用相同的种子续写同一个开头，每个模型一列。每列标出该模型在验证集上的"
     "每字符比特数（越低越好；“模型”标签页列出了全部模型）。在“生成”标签页使用相同的种子会得到相同的文本。",
@@ -386,13 +385,104 @@ def server_text(key: str, language: str, **fields) -> str:
     return template.format(**fields) if fields else template
 
 
+# ---- errors ---------------------------------------------------------------------------------------
+# The Chinese of every sentence a user error says (rnn_demo.serving.errors.UserError), keyed by its
+# English template; the fields are the same (tests/test_i18n.py checks both for every template raised).
+ERRORS_ZH: dict[str, str] = {
+    # arguments (rnn_demo.serving.requests)
+    "{name} must be a finite number, got {value!r}.": "{name} 必须是有限的数，收到的是 {value!r}。",
+    "{name} must be a whole number, got {value!r}.": "{name} 必须是整数，收到的是 {value!r}。",
+    "{name} must be text, got {type}.": "{name} 必须是文本，收到的是 {type}。",
+    "The {name} is {length:,} characters long; the limit is {limit:,}.": "{name} 长 {length:,} 个字符，上限是 {limit:,}。",
+    "{name} must be valid Unicode text: it holds a lone surrogate (U+{code:04X}) at position {position}.": "{name} 必须是有效的 Unicode 文本：第 {position} 位有一个落单的代理项（U+{code:04X}）。",
+    "cell must be text (one of {cells}), got {cell!r}.": "单元类型必须是文本（{cells} 之一），收到的是 {cell!r}。",
+    "cell must be one of {cells}, got {cell!r}.": "单元类型必须是 {cells} 之一，收到的是 {cell!r}。",
+    "seed must be {random_seed} (random) or between 0 and {max_seed}, got {seed}.": "随机种子必须是 {random_seed}（随机）或 0 到 {max_seed} 之间的数，收到的是 {seed}。",
+    "temperature must be between 0 (greedy) and {max_temperature}, got {temperature}.": "温度必须在 0（贪心）到 {max_temperature} 之间，收到的是 {temperature}。",
+    "max_new_chars must be between 1 and {limit:,}, got {value:,}.": "新字符数必须在 1 到 {limit:,} 之间，收到的是 {value:,}。",
+    "top_k must be 0 (off) or more, got {top_k}.": "top_k 必须是 0（关闭）或更大的数，收到的是 {top_k}。",
+    "top_p must be above 0 and at most 1 (1 = off), got {top_p}.": "top_p 必须大于 0 且不超过 1（1 = 关闭），收到的是 {top_p}。",
+    "The text is empty; give the model something to read.": "文本是空的：请给模型一些可读的内容。",
+    "layer must be {allowed} for {model} (it has {layers}), got {layer}.": "{model} 的层号必须是 {allowed}（它有 {layers} 层），收到的是 {layer}。",
+    "top_k must be between 1 and {vocab_size} (the model's vocabulary), got {top_k}.": "top_k 必须在 1 到 {vocab_size}（模型的词表大小）之间，收到的是 {top_k}。",
+    # the models (rnn_demo.serving.zoo)
+    "No {cell} model with hidden size {hidden_size!r}; available: {sizes}.": "没有隐藏维度为 {hidden_size!r} 的 {cell} 模型；可用的有：{sizes}。",
+    "No models are available ({problems}).": "没有可用的模型（{problems}）。",
+    "Unknown cell {cell!r}; available: {cells}.": "未知的单元类型 {cell!r}；可用的有：{cells}。",
+    # generation (rnn_demo.serving.streaming)
+    "The model {model} could not be loaded: {error}": "模型 {model} 无法加载：{error}",
+    "The generation could not start: {error}": "生成无法开始：{error}",
+    "The generation failed: {error}": "生成失败：{error}",
+    # the views (rnn_demo.serving.views)
+    "{model} knows none of the text's characters (it does not know {unknown}) and needs at least 2, one to predict "
+    "the next from.": "{model} 一个字符都不认识（它不认识 {unknown}），至少需要认识 2 个：用一个预测下一个。",
+    "{model} knows only one of the text's characters (it does not know {unknown}) and needs at least 2, one to "
+    "predict the next from.": "{model} 只认识文本中的一个字符（它不认识 {unknown}），至少需要认识 2 个：用一个预测下一个。",
+    "The text has one character; give at least 2, one to predict the next from.": "文本只有一个字符：请至少给 2 个，用一个预测下一个。",
+    "No models are available to score the text.": "没有可以为这段文本打分的模型。",
+    "No model knows 2 characters of the text, so none can predict one from the other.": "没有哪个模型认识文本中的 2 个字符，所以都无法用一个预测另一个。",
+    "{model} knows none of the characters of the text.": "{model} 不认识这段文本中的任何字符。",
+    # poems (rnn_demo.serving.poems)
+    "No poem model is available on this server.": "这个服务器上没有写诗的模型。",
+    "{name} must be {length} characters long, got {got} ({value!r}).": "{name} 必须是 {length} 个字，收到的是 {got} 个（{value!r}）。",
+    "form must be one of {names}, got {form!r}.": "体裁必须是 {names} 之一，收到的是 {form!r}。",
+    "The first line must begin with the acrostic's first character {char!r}.": "首句必须以藏头的第一个字 {char!r} 开头。",
+    "{name} must be Chinese characters only; {char!r} is not one.": "{name} 只能是汉字；{char!r} 不是汉字。",
+    "{name}: the poem model does not know the character {char!r}.": "{name}：诗模型不认识 {char!r} 这个字。",
+    "{name} must be true or false, got {value!r}.": "{name} 必须是 true 或 false，收到的是 {value!r}。",
+    "The poem is empty: paste a poem, one line a row or in couplets.": "诗是空的：请粘贴一首诗，每行一句或每行一联。",
+    "The poem model does not know {char!r}.": "诗模型不认识 {char!r}。",
+    "A poem holds Chinese characters and punctuation only; {char!r} is not one.": "诗里只能有汉字和标点；{char!r} 不是。",
+    # training (rnn_demo.serving.training_jobs)
+    "{name} must be a whole number, got {value!r}": "{name} 必须是整数，收到的是 {value!r}",
+    "{name} must be between {low} and {high}, got {value}": "{name} 必须在 {low} 到 {high} 之间，收到的是 {value}",
+    "text must be a string, got {type}": "文本必须是字符串，收到的是 {type}",
+    "The text is empty: paste some text, upload a .txt file, or train on tiny shakespeare.":
+        "文本是空的：请粘贴一些文本、上传一个 .txt 文件，或者用莎士比亚小语料训练。",
+    "The text is {mb:.1f} MB; at most {limit_mb:g} MB can be trained on here.": "文本有 {mb:.1f} MB；这里最多只能训练 {limit_mb:g} MB。",
+    "The text has {length:,} characters; at least {minimum:,} are needed, so that 5% of it can be set aside to "
+    "measure the model on.": "文本有 {length:,} 个字符；至少需要 {minimum:,} 个，才能留出 5% 用来评估模型。",
+    "The text holds half of a UTF-16 surrogate pair, which is not a character.":
+        "文本中有半个 UTF-16 代理对，它不是一个字符。",
+    "The text has {distinct:,} distinct characters; at most {limit:,} are allowed.":
+        "文本有 {distinct:,} 种不同的字符；最多允许 {limit:,} 种。",
+    "Unknown cell {cell!r}; choose one of {cells}": "未知的单元类型 {cell!r}；请从 {cells} 中选择",
+    "seconds must be a number, got {seconds!r}": "训练时间必须是数，收到的是 {seconds!r}",
+    "seconds must be between {low:g} and {high:g}, got {seconds:g}": "训练时间必须在 {low:g} 到 {high:g} 秒之间，收到的是 {seconds:g}",
+    "{file} is {mb:.1f} MB; at most {limit_mb:g} MB can be trained on here.": "{file} 有 {mb:.1f} MB；这里最多只能训练 {limit_mb:g} MB。",
+    "Could not read the uploaded file {file}: {reason}": "无法读取上传的文件 {file}：{reason}",
+    "{file} is not a text file (it holds NUL bytes): upload UTF-8 text.": "{file} 不是文本文件（其中有 NUL 字节）：请上传 UTF-8 文本。",
+    "{file} is not UTF-8 text (byte {position:,} cannot be decoded).": "{file} 不是 UTF-8 文本（第 {position:,} 个字节无法解码）。",
+    "model_id must be the id a training returned (a string)": "model_id 必须是训练返回的 id（一个字符串）",
+    "You have no model of your own yet: train one in the Train tab first.": "你还没有自己的模型：请先在“训练”页训练一个。",
+    "No trained model has the id {model_id!r}: it never existed or has expired (models are kept {minutes:g} minutes "
+    "after their last use, {most} at most). Train it again.":
+        "没有 id 为 {model_id!r} 的训练模型：它从未存在或已过期（模型在最后一次使用后保留 {minutes:g} 分钟，最多 {most} 个）。请重新训练。",
+    "Stopped at step {step}, before the first evaluation (every {eval_every} steps): no model was kept.":
+        "在第 {step} 步停止，早于第一次评估（每 {eval_every} 步一次）：没有保留模型。",
+    "The training failed: {reason}": "训练失败：{reason}",
+    # the Train tab (rnn_demo.ui.train_tab)
+    "Unknown text source {source!r}; choose {sources}": "未知的文本来源 {source!r}；请选择 {sources}",
+    "Choose a .txt file to upload first.": "请先选择要上传的 .txt 文件。",
+}
+
+
+def error_text(error: Exception, language: str = ENGLISH) -> str:
+    """What the page says of ``error``: its sentence in ``language`` when it is a user error whose
+    template has a translation, else its English sentence."""
+    template = getattr(error, "template", None)
+    if language == CHINESE and template in ERRORS_ZH:
+        return ERRORS_ZH[template].format(**error.fields)
+    return str(error)
+
+
 def translated(value, language: str = ENGLISH) -> str:
     """What the browser shows for a label or value set on the page: ``i18n("key")`` (an object, or
     the string Gradio makes of it) resolved in ``language``; other text as it is."""
     if isinstance(value, I18nData):
         return server_text(value.key, language)
     text = str(value)
-    marker = re.search(r'__i18n__(\{.*?\})', text)
+    marker = re.search(r"__i18n__(\{.*?\})", text)
     if marker is None:
         return text
     key = json.loads(marker.group(1))["key"]

@@ -326,14 +326,19 @@ def build_inside_tab(
 
         def resolve(cell, hidden_size, request: gr.Request):
             return answered_or_gradio_error(
-                resolve_model, trainer, zoo, cell, hidden_size, request.session_hash, poem_zoo
-            )
+                resolve_model, trainer, zoo, cell, hidden_size, request.session_hash, poem_zoo,
+                language=request_language(request),
+            )  # fmt: skip
 
         def read(text, cell, hidden_size, layer, unit, request: gr.Request):
-            source, cell, hidden_size = resolve(cell, hidden_size, request)
-            explained = answered_or_gradio_error(explain_request, source, text, cell, hidden_size, DEFAULT_ALTERNATIVES)
-            layer_view = answered_or_gradio_error(units_request, source, text, cell, hidden_size, layer or 0)
             language = request_language(request)
+            source, cell, hidden_size = resolve(cell, hidden_size, request)
+            explained = answered_or_gradio_error(
+                explain_request, source, text, cell, hidden_size, DEFAULT_ALTERNATIVES, language=language
+            )
+            layer_view = answered_or_gradio_error(
+                units_request, source, text, cell, hidden_size, layer or 0, language=language
+            )
             line = server_text(
                 "inside.summary",
                 language,
@@ -394,7 +399,9 @@ def build_inside_tab(
             if before is None:  # nothing read yet: the layer is used by the next reading
                 return gr.skip(), gr.skip(), gr.skip()
             source, cell, hidden_size = resolve(cell, hidden_size, request)
-            layer_view = answered_or_gradio_error(units_request, source, text, cell, hidden_size, layer or 0)
+            layer_view = answered_or_gradio_error(
+                units_request, source, text, cell, hidden_size, layer or 0, language=request_language(request)
+            )
             reading = Reading(before.explanation, layer_view["chars"], layer_view["h"].astype(np.float16))
             readings.put(request.session_hash, reading)
             unit = reading.unit(unit)
@@ -412,8 +419,9 @@ def build_inside_tab(
         )
 
         def generate_text(cell, hidden_size, request: gr.Request):
+            language = request_language(request)
             if cell == POEM_MODEL:
-                yield from write_poem()
+                yield from write_poem(language)
                 return
             source, cell, hidden_size = resolve(cell, hidden_size, request)
             prompt = EXAMPLE_PROMPTS[secrets.randbelow(len(EXAMPLE_PROMPTS))]
@@ -430,15 +438,15 @@ def build_inside_tab(
                 worker=worker,
             )
             try:
-                for generated, _ in shown_as_gradio_errors(updates):
+                for generated, _ in shown_as_gradio_errors(updates, language):
                     yield generated
             finally:
                 updates.close()
 
-        def write_poem():
+        def write_poem(language: str):
             updates = poem_stream(poem_zoo, worker=worker)  # a 五言绝句 that rhymes, with a random seed
             try:
-                for poem in shown_as_gradio_errors(updates):
+                for poem in shown_as_gradio_errors(updates, language):
                     yield "\n\n无题\n" + poem  # read as the corpus lays a poem out
             finally:
                 updates.close()

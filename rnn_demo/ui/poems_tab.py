@@ -23,6 +23,7 @@ from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import answered_or_gradio_error, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import GENERATION_CONCURRENCY_ID
+from rnn_demo.ui.i18n import ENGLISH, POEMS_TAB_ID, i18n, request_language, server_text
 from rnn_demo.ui.inside_tab import (
     CONFIDENCE_BANDS,
     VIEWS_CONCURRENCY_ID,
@@ -30,7 +31,6 @@ from rnn_demo.ui.inside_tab import (
     band_of,
     confidence_legend,
 )
-from rnn_demo.ui.i18n import ENGLISH, POEMS_TAB_ID, i18n, request_language, server_text
 
 DEFAULT_POEM_SEED = 7
 
@@ -137,17 +137,29 @@ def build_poems_tab(poem_zoo: ModelZoo, worker: GenerationWorker, concurrency_li
                 with gr.Row():
                     rhyme = gr.Checkbox(value=True, label=i18n("poems.rhyme"), elem_id="poem-rhyme")
                     tones = gr.Checkbox(value=True, label=i18n("poems.tones"), elem_id="poem-tones")
-                acrostic = gr.Textbox(label=i18n("poems.acrostic"), info=i18n("poems.acrostic_info"), max_lines=1,
-                                      elem_id="poem-acrostic")
-                first_line = gr.Textbox(label=i18n("poems.first_line"), info=i18n("poems.first_line_info"),
-                                        max_lines=1, elem_id="poem-first-line")
-                mood = gr.Textbox(label=i18n("poems.mood"), info=i18n("poems.mood_info"), max_lines=1,
-                                  max_length=MAX_MOOD_CHARS, elem_id="poem-mood")
+                acrostic = gr.Textbox(
+                    label=i18n("poems.acrostic"), info=i18n("poems.acrostic_info"), max_lines=1, elem_id="poem-acrostic"
+                )
+                first_line = gr.Textbox(
+                    label=i18n("poems.first_line"),
+                    info=i18n("poems.first_line_info"),
+                    max_lines=1,
+                    elem_id="poem-first-line",
+                )
+                mood = gr.Textbox(
+                    label=i18n("poems.mood"),
+                    info=i18n("poems.mood_info"),
+                    max_lines=1,
+                    max_length=MAX_MOOD_CHARS,
+                    elem_id="poem-mood",
+                )
                 with gr.Row():
-                    temperature = gr.Slider(0, MAX_TEMPERATURE, value=DEFAULT_POEM_TEMPERATURE, step=0.05,
-                                            label=i18n("common.temperature"))
-                    seed = gr.Number(value=DEFAULT_POEM_SEED, precision=0, label=i18n("common.seed"),
-                                     info=i18n("poems.seed_info"))
+                    temperature = gr.Slider(
+                        0, MAX_TEMPERATURE, value=DEFAULT_POEM_TEMPERATURE, step=0.05, label=i18n("common.temperature")
+                    )
+                    seed = gr.Number(
+                        value=DEFAULT_POEM_SEED, precision=0, label=i18n("common.seed"), info=i18n("poems.seed_info")
+                    )
                 with gr.Row():
                     write_button = gr.Button(i18n("poems.button"), variant="primary", elem_id="poem-write")
                     stop_button = gr.Button(i18n("common.stop"), variant="stop", elem_id="poem-stop")
@@ -158,8 +170,13 @@ def build_poems_tab(poem_zoo: ModelZoo, worker: GenerationWorker, concurrency_li
         gr.Markdown(i18n("poems.check_intro"))
         with gr.Row():
             with gr.Column(scale=2):
-                check_text = gr.Textbox(label=i18n("poems.check_text"), lines=4, max_lines=10,
-                                        max_length=MAX_CHECK_CHARS, elem_id="poem-check-text")
+                check_text = gr.Textbox(
+                    label=i18n("poems.check_text"),
+                    lines=4,
+                    max_lines=10,
+                    max_length=MAX_CHECK_CHARS,
+                    elem_id="poem-check-text",
+                )
                 check_button = gr.Button(i18n("poems.check_button"), elem_id="poem-check")
             with gr.Column(scale=2):
                 checked = gr.HTML("", elem_id="poem-checked")
@@ -167,17 +184,21 @@ def build_poems_tab(poem_zoo: ModelZoo, worker: GenerationWorker, concurrency_li
     def write_for_page(form, acrostic, first_line, rhyme, tones, temperature, seed, mood, request: gr.Request):
         language = request_language(request)
         seed = RANDOM_SEED if seed is None else seed
-        updates = poem_stream(poem_zoo, form, acrostic, first_line, rhyme, tones, temperature, seed, mood, worker=worker)
+        updates = poem_stream(
+            poem_zoo, form, acrostic, first_line, rhyme, tones, temperature, seed, mood, worker=worker
+        )
         text = ""
         try:
-            for text in shown_as_gradio_errors(updates):
+            for text in shown_as_gradio_errors(updates, language):
                 yield poem_html(text, form, language), gr.skip()
         finally:  # Stop, cancel or disconnect: end the generation
             updates.close()
         yield gr.skip(), text  # the whole poem goes to the checker, which reads it next
 
     def check_for_page(text, request: gr.Request):
-        return checked_poem_html(answered_or_gradio_error(check_poem_request, poem_zoo, text), request_language(request))
+        language = request_language(request)
+        answer = answered_or_gradio_error(check_poem_request, poem_zoo, text, language=language)
+        return checked_poem_html(answer, language)
 
     checking = {
         "fn": check_for_page,

@@ -30,7 +30,7 @@ from rnn_demo.serving.training_jobs import (
 from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import cell_label, format_count, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import StopRequests, cell_choices
-from rnn_demo.ui.i18n import CHINESE, ENGLISH, add_texts, i18n, page_text, request_language, server_text
+from rnn_demo.ui.i18n import CHINESE, ENGLISH, add_texts, error_text, i18n, page_text, request_language, server_text
 
 TRAINING_CONCURRENCY_ID = "train"  # the page's Train button and /train share the server's limit
 SOURCES = ("shipped", "paste", "upload")  # the text's source; the page's labels are "train.source_<key>"
@@ -50,7 +50,7 @@ def training_text(trainer: Trainer, source: str, pasted, upload) -> tuple[str, s
         return read_text_file(path, trainer.limits), path.name
     if source == "paste":
         return pasted if isinstance(pasted, str) else "", "pasted text"
-    raise RequestError(f"Unknown text source {source!r}; choose {', '.join(SOURCES)}")
+    raise RequestError("Unknown text source {source!r}; choose {sources}", source=source, sources=", ".join(SOURCES))
 
 
 def progress_line(progress: Progress, seconds: float, language: str = ENGLISH) -> str:
@@ -96,7 +96,9 @@ def loss_frame(progress: Progress, language: str = ENGLISH):
 
     names = {split: server_text(f"train.split_{split}", language) for split in ("train", "validation")}
     return (
-        pd.DataFrame([(step, names[split], loss) for step, split, loss in progress.curve], columns=["step", "split", "loss"])
+        pd.DataFrame(
+            [(step, names[split], loss) for step, split, loss in progress.curve], columns=["step", "split", "loss"]
+        )
         if progress.curve
         else pd.DataFrame({"step": [], "split": [], "loss": []})
     )
@@ -194,14 +196,14 @@ def build_train_tab(
 
     def train_for_page(source, pasted, upload, cell, hidden_size, layers, seconds, request: gr.Request):
         flag = stops.start(request.session_hash)
+        language = request_language(request)
         try:
             text, name = training_text(trainer, source, pasted, upload)
             job = validate_training_request(limits, text, cell, hidden_size, layers, seconds, source=name)
         except RequestError as error:
             stops.finish(request.session_hash, flag)
-            raise gr.Error(str(error)) from None
+            raise gr.Error(error_text(error, language)) from None
         updates = trainer.train(job, should_stop=flag.is_set)
-        language = request_language(request)
         unchanged = [gr.skip()] * len(cell_dropdowns)
         yield (
             progress_line(Progress(), job.seconds, language),
@@ -211,7 +213,7 @@ def build_train_tab(
             *unchanged,
         )
         try:
-            for progress in shown_as_gradio_errors(updates):
+            for progress in shown_as_gradio_errors(updates, language):
                 line = progress_line(progress, job.seconds, language)
                 if not progress.done:
                     yield line, loss_frame(progress, language), gr.skip(), gr.skip(), *unchanged
