@@ -397,3 +397,16 @@ def test_the_pages_text_sources(tmp_path):
         training_text(trainer, "upload", None, None)
     with pytest.raises(RequestError, match="Unknown text source 'web'"):
         training_text(trainer, "web", None, None)
+
+
+def test_the_loss_chart_has_the_same_column_types_with_and_without_points():
+    import gradio as gr
+
+    from rnn_demo.ui.train_tab import loss_frame
+
+    chart = gr.LinePlot(x="step", y="loss", color="split")
+    empty = chart.postprocess(loss_frame(Progress()))
+    drawn = chart.postprocess(loss_frame(Progress(curve=[(10, "train", 4.1), (100, "validation", 3.2)])))
+    # "split" named, not numbers: an empty numeric colour scale shows a "-Infinity" legend entry.
+    assert empty.datatypes == drawn.datatypes == {"step": "quantitative", "split": "nominal", "loss": "quantitative"}
+    assert empty.data == [] and drawn.data == [[10, "train", 4.1], [100, "validation", 3.2]]

@@ -98,11 +98,10 @@ def loss_frame(progress: Progress):
     """The loss curve as the chart wants it: step, loss, split."""
     import pandas as pd
 
-    return (
-        pd.DataFrame(progress.curve, columns=["step", "split", "loss"])
-        if progress.curve
-        else pd.DataFrame({"step": [], "split": [], "loss": []})
-    )
+    frame = pd.DataFrame(progress.curve, columns=["step", "split", "loss"])
+    # The same column types when there are no points yet: an empty column is numbers to pandas, and
+    # the chart colours a numeric "split" on a scale whose empty legend reads -Infinity to Infinity.
+    return frame.astype({"step": "int64", "split": "str", "loss": "float64"})
 
 
 def build_train_tab(zoo: ModelZoo, trainer: Trainer, cell_dropdowns: list[gr.Dropdown]) -> None:
