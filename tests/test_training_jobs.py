@@ -160,6 +160,28 @@ def test_a_trained_model_expires_after_its_minutes_unused(tmp_path, trained_run)
     assert not (tmp_path / "a").exists()
 
 
+def test_a_zip_that_fails_leaves_no_file_and_the_next_one_is_whole(tmp_path, trained_run, monkeypatch):
+    import errno
+
+    from rnn_demo.files import WriteError
+
+    entry = TrainedModels(LIMITS).add(model_folder(tmp_path, trained_run, "a"), "a")
+    real_write = zipfile.ZipFile.write
+
+    def disk_full_after_the_first_file(bundle, *args, **kwargs):
+        if bundle.namelist():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(bundle, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", disk_full_after_the_first_file)
+    with pytest.raises(WriteError, match=r"Could not write .*my-lstm-h64.zip: No space left on device \(the disk is full\)"):
+        training_jobs.zip_model(entry)
+    assert sorted(path.name for path in (tmp_path / "a").iterdir()) == ["my-lstm-h64"]  # no .tmp, no zip
+    monkeypatch.undo()
+    with zipfile.ZipFile(training_jobs.zip_model(entry)) as bundle:
+        assert "my-lstm-h64/model.safetensors" in bundle.namelist() and bundle.testzip() is None
+
+
 # ---- runs -----------------------------------------------------------------------------------------
 
 

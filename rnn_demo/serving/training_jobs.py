@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from rnn_demo import subprocesses
+from rnn_demo.files import atomic_path
 from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME
 from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.zoo import METRICS_NAME, ModelInfo, ModelZoo, describe_model_folder
@@ -419,17 +420,17 @@ class TrainingRun:
 def zip_model(entry: TrainedModel) -> Path:
     """A zip of the trained model's ``save_pretrained`` folder (config, weights, card, metrics), which
     ``CharRNN.from_pretrained`` loads once unzipped; made once, next to the folder."""
+    import zipfile
+
     folder = entry.info.path
     archive = folder.parent / f"{folder.name}.zip"
     if not archive.exists():
-        staging = folder.parent / f".{folder.name}.zip.tmp"
-        import zipfile
-
-        with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as bundle:
+        # Written beside it and renamed: a zip that fails half-way (a full disk) leaves no file behind,
+        # and a WriteError says why.
+        with atomic_path(archive) as staging, zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as bundle:
             for path in sorted(folder.iterdir()):
                 if path.is_file() and not path.name.startswith(".") and not path.name.endswith(".tmp"):
                     bundle.write(path, f"{folder.name}/{path.name}")
-        staging.replace(archive)
     return archive
 
 
