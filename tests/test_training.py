@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from rnn_demo.cli.train import main as train_main
 from rnn_demo.model import CharRNN, CheckpointError
+from rnn_demo.model.checkpoint import weights_metadata
 from rnn_demo.training.loop import (
     RunFolder,
     TrainConfig,
@@ -67,6 +68,9 @@ def test_the_run_folder_holds_model_log_curve_and_metrics(trained_run):
     best = min(r["val_loss"] for r in val_records)
     assert metrics["val_loss"] == pytest.approx(best, abs=1e-4)  # the folder holds the best model
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    # The weights carry the score they were saved with (a run killed before its log line still has it).
+    saved = weights_metadata(out / "model.safetensors")
+    assert round(float(saved["val_loss"]), 5) == best and int(saved["step"]) == metrics["best_step"]
 
 
 def test_validation_loss_is_independent_of_the_chunking(trained_model, small_corpus):
@@ -300,7 +304,7 @@ def test_a_full_disk_while_saving_is_one_clear_error_and_the_last_good_files_sta
     elif what == "model weights":
         monkeypatch.setattr(safetensors.torch, "save_file", safetensors_refuses)  # CharRNN._save_pretrained
     else:
-        monkeypatch.setattr(run_folder.RunFolder, "save_best", lambda self, model: None)
+        monkeypatch.setattr(run_folder.RunFolder, "save_best", lambda self, *score: None)
         monkeypatch.setattr(safetensors.torch, "save_file", safetensors_refuses)
     capsys.readouterr()
     assert train_main(["--out", str(out), "--resume", "--quiet", "--max-steps", "4"]) == 2

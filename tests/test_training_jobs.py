@@ -2,6 +2,7 @@
 crashes, the models kept by id; then /train and /generate_trained through the running app, and the
 app's MCP tools."""
 
+import math
 import os
 import signal
 import time
@@ -245,6 +246,58 @@ def test_stop_before_the_first_evaluation_keeps_nothing(trainer):
     with pytest.raises(TrainingFailed, match="before the first evaluation .*: no model was kept"):
         list(updates)
     assert list(trainer.root.iterdir()) == []  # the run's folder is gone
+
+
+def stop_with_a_saved_model(trainer, trained_run, saved_loss: float, logged_loss: float):
+    """A should_stop that first puts a run's files as the trainer leaves them when it is killed just after
+    saving a new best model (``saved_loss`` at step 200, in the weights' header) and before logging it
+    (the log's best is still ``logged_loss``, at step 100); then stops the run."""
+    import json
+    import shutil
+
+    def stop() -> bool:
+        [run] = trainer._runs
+        run.model_folder.mkdir()
+        for name in ("config.json", "README.md"):
+            shutil.copy2(trained_run[0] / name, run.model_folder / name)
+        model = CharRNN.from_pretrained(trained_run[0])
+        model.save_weights(run.model_folder / "model.safetensors", metadata={"val_loss": repr(saved_loss), "step": "200"})
+        records = [{"step": 100, "train_loss": 2.5, "train_seconds": 1.0}, {"step": 100, "val_loss": logged_loss}]
+        (run.model_folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        return True
+
+    return stop
+
+
+def test_a_stop_just_after_a_new_best_model_was_saved_records_that_models_score(trainer, trained_run):
+    request_64 = request(cell="lstm", hidden_size=64)  # the saved model's shape (trained_run's)
+    *_, last = trainer.train(request_64, should_stop=stop_with_a_saved_model(trainer, trained_run, 1.5, 2.0))
+    assert last.done and last.stopped and last.best_val_loss == 1.5  # the saved model's, not the log's 2.0
+    entry = trainer.models.get(last.model_id)
+    assert entry.info.val_bpc == round(1.5 / math.log(2), 5)
+    import json
+
+    metrics = json.loads((entry.info.path / "metrics.json").read_text())
+    assert (metrics["val_loss"], metrics["best_step"], metrics["steps"]) == (1.5, 200, 100)
+
+
+def test_a_stopped_model_whose_metrics_cannot_be_written_is_kept_without_a_score(trainer, trained_run, monkeypatch):
+    import errno
+
+    from rnn_demo.files import atomic_path
+
+    def disk_full(path, text):
+        with atomic_path(path) as temporary:
+            temporary.write_text(text[: len(text) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(training_jobs, "atomic_write_text", disk_full)
+    request_64 = request(cell="lstm", hidden_size=64)
+    *_, last = trainer.train(request_64, should_stop=stop_with_a_saved_model(trainer, trained_run, 1.5, 2.0))
+    assert last.done and last.stopped and last.model_id  # not deleted: the user's model stays theirs
+    entry = trainer.models.get(last.model_id)
+    assert entry.info.val_bpc is None and entry.zoo.load("lstm", 64).hidden_size == 64
+    assert sorted(path.name for path in entry.info.path.iterdir()) == ["README.md", "config.json", "metrics.jsonl", "model.safetensors"]
 
 
 def test_closing_the_updates_ends_the_process_and_keeps_nothing(trainer):

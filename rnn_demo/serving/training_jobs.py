@@ -35,9 +35,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from rnn_demo import subprocesses
-from rnn_demo.files import atomic_path
-from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME
+from rnn_demo.files import WriteError, atomic_path, atomic_write_text
+from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, STEP_KEY, VAL_LOSS_KEY, WEIGHTS_NAME, weights_metadata
 from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.zoo import METRICS_NAME, ModelInfo, ModelZoo, describe_model_folder
 
@@ -397,20 +399,32 @@ class TrainingRun:
         self.process.wait()
         self._output.close()
 
-    def write_stopped_metrics(self) -> None:
-        """A stopped run's metrics.json (the trainer writes the full one only when it finishes): the
-        best validation loss so far, so the model is described like any other."""
+    def saved_score(self) -> tuple[float | None, int | None]:
+        """The validation loss (nats/char) and the step the best model was saved with, from its weights'
+        header: they are replaced together, so a run stopped between the save and its log line still gets
+        its model's own score. Weights without them get the log's best loss, at no known step."""
+        try:
+            saved = weights_metadata(self.model_folder / WEIGHTS_NAME)
+            return float(saved[VAL_LOSS_KEY]), int(saved[STEP_KEY])
+        except (OSError, KeyError, ValueError, SafetensorError):
+            return self.progress.best_val_loss, None
+
+    def write_stopped_metrics(self, val_loss: float | None, best_step: int | None) -> None:
+        """A stopped run's metrics.json (the trainer writes the full one only when it finishes), with
+        its best model's score, so that the model is described like any other. Written atomically: a
+        WriteError (a full disk) leaves no metrics.json, and the model as it was."""
         progress = self.progress
         metrics = {
-            "val_loss": progress.best_val_loss,
-            "val_bpc": round(progress.best_val_loss / math.log(2), 5) if progress.best_val_loss is not None else None,
+            "val_loss": val_loss,
+            "val_bpc": round(val_loss / math.log(2), 5) if val_loss is not None else None,
+            "best_step": best_step,
             "train_seconds": round(progress.train_seconds, 1),
             "steps": progress.step,
             "stopped": "by the user, before its time budget; the model is the best evaluated so far",
             "device": "cpu (1 thread)",
             "data": {"source": self.request.source},
         }
-        (self.model_folder / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(self.model_folder / METRICS_NAME, json.dumps(metrics, indent=2) + "\n")
 
     def discard(self) -> None:
         self.kill()
@@ -517,7 +531,11 @@ class Trainer:
                             f"Stopped at step {progress.step}, before the first evaluation (every {EVAL_EVERY} "
                             "steps): no model was kept."
                         )
-                    run.write_stopped_metrics()
+                    progress.best_val_loss, best_step = run.saved_score()
+                    try:
+                        run.write_stopped_metrics(progress.best_val_loss, best_step)
+                    except WriteError:
+                        pass  # the model the user stopped is kept all the same, described without its score
                     progress.stopped = True
                     break
                 time.sleep(POLL_SECONDS)

@@ -536,7 +536,7 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
                         val_loss = evaluate(model, data.validation)
                         improved = val_loss < progress.best_val_loss
                         if improved:
-                            run.save_best(model)
+                            run.save_best(model, val_loss, progress.step)
                     if improved:
                         progress.best_val_loss = val_loss
                         progress.best_step = progress.step
