@@ -300,6 +300,18 @@ def test_a_stopped_model_whose_metrics_cannot_be_written_is_kept_without_a_score
     assert sorted(path.name for path in entry.info.path.iterdir()) == ["README.md", "config.json", "metrics.jsonl", "model.safetensors"]
 
 
+def test_a_run_that_cannot_start_says_why_and_leaves_no_folder(trainer, monkeypatch):
+    import errno
+
+    def no_process_to_spare(*args, **kwargs):
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    monkeypatch.setattr(training_jobs.subprocesses, "start", no_process_to_spare)
+    with pytest.raises(TrainingFailed, match=r"^The training could not start: Resource temporarily unavailable\.$"):
+        list(trainer.train(request()))
+    assert list(trainer.root.iterdir()) == [] and not trainer._runs
+
+
 def test_closing_the_updates_ends_the_process_and_keeps_nothing(trainer):
     updates = trainer.train(request(seconds=60))
     next(updates)

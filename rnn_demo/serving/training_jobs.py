@@ -27,7 +27,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 
 from rnn_demo import subprocesses
-from rnn_demo.files import WriteError, atomic_path, atomic_write_text
+from rnn_demo.files import WriteError, atomic_path, atomic_write_text, describe_os_error
 from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, STEP_KEY, VAL_LOSS_KEY, WEIGHTS_NAME, weights_metadata
 from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.zoo import METRICS_NAME, ModelInfo, ModelZoo, describe_model_folder
@@ -56,6 +55,7 @@ BATCH_SIZE = 16
 LOG_EVERY = 10
 EVAL_EVERY = 100
 MIN_SECONDS = 5.0
+TRAINING_NICENESS = 10  # CPU priority steps below the server's for a training process
 POLL_SECONDS = 0.5  # how often the run folder's log is read for new progress
 LAYER_CHOICES = (1, 2)
 ENV_PREFIX = "RNN_DEMO_TRAIN_"
@@ -305,7 +305,8 @@ class Progress:
 
 
 class TrainingRun:
-    """One training in a child process, in its own folder under ``root``."""
+    """One training in a child process, in its own folder under ``root``. A run that cannot start
+    (a full disk, no process to spare) raises OSError and leaves no folder and no process."""
 
     def __init__(self, request: TrainingRequest, root: Path, clock: Callable[[], float] = time.perf_counter):
         self.request = request
@@ -315,31 +316,40 @@ class TrainingRun:
         self._clock = clock
         self._log_offset = 0
         self.progress = Progress(seconds_left=request.seconds)
-        text_path = self.folder / TEXT_NAME
-        text_path.write_text(request.text, encoding="utf-8", newline="")
-        command = [
-            sys.executable, "-m", "rnn_demo.cli.train",
-            "--data", str(text_path),
-            "--cell", request.cell,
-            "--hidden-size", str(request.hidden_size),
-            "--num-layers", str(request.num_layers),
-            "--time-budget", repr(request.seconds),
-            "--seq-len", str(SEQ_LEN),
-            "--batch-size", str(BATCH_SIZE),
-            "--log-every", str(LOG_EVERY),
-            "--eval-every", str(EVAL_EVERY),
-            "--out", str(self.model_folder),
-            "--quiet",
-        ]  # fmt: skip
-        environment = subprocesses.environment()
-        # One thread: the server's other work (the page, generation) keeps its cores.
-        environment.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-        self._output = open(self.folder / "train.log", "wb")  # noqa: SIM115 (open while the process runs; kill() closes it)
-        self.started = clock()
-        self.process = subprocess.Popen(
-            command, stdout=self._output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment,
-            cwd=self.folder, start_new_session=True,
-        )  # fmt: skip
+        self._output = None
+        try:
+            text_path = self.folder / TEXT_NAME
+            text_path.write_text(request.text, encoding="utf-8", newline="")
+            arguments = [
+                "--data", str(text_path),
+                "--cell", request.cell,
+                "--hidden-size", str(request.hidden_size),
+                "--num-layers", str(request.num_layers),
+                "--time-budget", repr(request.seconds),
+                "--seq-len", str(SEQ_LEN),
+                "--batch-size", str(BATCH_SIZE),
+                "--log-every", str(LOG_EVERY),
+                "--eval-every", str(EVAL_EVERY),
+                "--out", str(self.model_folder),
+                "--quiet",
+            ]  # fmt: skip
+            environment = subprocesses.environment()
+            # One thread: the server's other work (the page, generation) keeps its cores.
+            environment.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+            self._output = open(self.folder / "train.log", "wb")  # noqa: SIM115 (open while the process runs; kill() closes it)
+            self.started = clock()
+            # Ends with the server, however it ends; below the server's priority, so that serving
+            # comes first on a busy CPU; in a session of its own, so that kill() reaches all of it.
+            self.process = subprocesses.start(
+                "rnn_demo.cli.train", arguments, niceness=TRAINING_NICENESS, stdout=self._output,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment, cwd=self.folder,
+                start_new_session=True,
+            )  # fmt: skip
+        except BaseException:
+            if self._output is not None:
+                self._output.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
 
     @property
     def running(self) -> bool:
@@ -466,8 +476,8 @@ class Trainer:
         self.root = Path(tempfile.mkdtemp(prefix="rnn-demo-trained-") if root is None else root)
         self.models = TrainedModels(self.limits)
         self._runs: set[TrainingRun] = set()  # running now
-        # A server that exits ends its runs (their processes are in sessions of their own, so no
-        # signal of the server's reaches them) and removes the models it made.
+        # A server that exits ends its runs at once (the kernel would, a moment later: they are tied
+        # to it, see rnn_demo.subprocesses) and removes the models it made.
         atexit.register(self.close, remove_root=owns_root)
         self._sessions_lock = threading.Lock()
         self._sessions: collections.OrderedDict[str, str] = collections.OrderedDict()  # session -> model_id
@@ -517,10 +527,14 @@ class Trainer:
         and the ``model_id``. ``should_stop()`` true ends the run and keeps the best model so far;
         closing the iterator ends the run and keeps nothing. Raises TrainingFailed when the run
         ends without a model."""
-        run = TrainingRun(request, self.root)
-        self._runs.add(run)
+        run = None
         kept = False
         try:
+            try:
+                run = TrainingRun(request, self.root)
+            except OSError as error:
+                raise TrainingFailed(f"The training could not start: {describe_os_error(error)}.") from None
+            self._runs.add(run)
             yield run.read_progress()
             while run.running:
                 if should_stop():
@@ -553,6 +567,7 @@ class Trainer:
             progress.model_id = entry.model_id
             yield progress
         finally:
-            self._runs.discard(run)
-            if not kept:
-                run.discard()
+            if run is not None:
+                self._runs.discard(run)
+                if not kept:
+                    run.discard()
