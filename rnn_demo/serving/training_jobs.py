@@ -39,6 +39,7 @@ from safetensors import SafetensorError
 from rnn_demo import subprocesses
 from rnn_demo.files import WriteError, atomic_path, atomic_write_text, describe_os_error
 from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, STEP_KEY, VAL_LOSS_KEY, WEIGHTS_NAME, weights_metadata
+from rnn_demo.serving.lifecycle import temporary_root
 from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.zoo import METRICS_NAME, ModelInfo, ModelZoo, describe_model_folder
 
@@ -471,9 +472,12 @@ class Trainer:
     the queue and see their place in it)."""
 
     def __init__(self, limits: TrainingLimits | None = None, root: str | os.PathLike | None = None):
+        """``root``: the folder of the runs and the models they leave; by default a temporary root of
+        this process's own (:func:`~rnn_demo.serving.lifecycle.temporary_root`), removed when it exits,
+        or by the next start when it could not (SIGKILL)."""
         self.limits = limits or TrainingLimits.from_environment()
         owns_root = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="rnn-demo-trained-") if root is None else root)
+        self.root = temporary_root() if root is None else Path(root)
         self.models = TrainedModels(self.limits)
         self._runs: set[TrainingRun] = set()  # running now
         # A server that exits ends its runs at once (the kernel would, a moment later: they are tied
