@@ -223,6 +223,31 @@ def test_a_run_streams_its_progress_and_leaves_a_model_that_loads_everywhere(tra
 
 
 @pytest.mark.slow
+def test_a_run_ends_within_its_seconds_plus_10_evaluations_included_whatever_the_text(trainer):
+    import random
+
+    # The largest text allowed (5 MB) with 5,000 distinct characters, and the largest model: under a
+    # budget of training steps only, its evaluations alone took minutes.
+    characters = [chr(0x4E00 + i) for i in range(5_000)]
+    text = "".join(random.Random(0).choices(characters, k=LIMITS.max_text_bytes // 3))
+    job = validate_training_request(LIMITS, text, "lstm", LIMITS.max_hidden_size, 2, 5)
+    started = time.monotonic()
+    updates = []
+    for update in trainer.train(job):
+        updates.append(update)
+        if len(updates) == 2:
+            pid = _training_pid(trainer)
+            assert _niceness(pid) == min(_niceness(os.getpid()) + training_jobs.TRAINING_NICENESS, 19)
+    took = time.monotonic() - started
+    assert updates[-1].done and updates[-1].model_id and updates[-1].best_val_loss is not None
+    assert took <= job.seconds + 10
+    # The time left is wall time: it runs down while the model is evaluated too, and reaches 0 at the budget.
+    for update in updates:
+        assert update.seconds_left == pytest.approx(max(job.seconds - update.elapsed, 0), abs=0.1)
+    assert updates[-1].elapsed == pytest.approx(took, abs=1)
+
+
+@pytest.mark.slow
 def test_stop_ends_the_run_at_once_and_keeps_the_best_model_so_far(trainer):
     evaluated = []
 
@@ -338,6 +363,11 @@ def _training_pid(trainer) -> int:
     listed = subprocess.run(["pgrep", "-f", f"rnn_demo.cli.train.*{trainer.root}"], capture_output=True, text=True, check=True)
     [pid] = listed.stdout.split()
     return int(pid)
+
+
+def _niceness(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[16])  # the stat file's field 19
 
 
 def _alive(pid: int) -> bool:

@@ -1,9 +1,11 @@
 """Training in the page: the caps, one training run in a process of its own, and the models it leaves.
 
 A run is ``python -m rnn_demo.cli.train`` (the same trainer as the command line) on one torch
-thread, in a child process: Stop ends it at once, it never blocks the server's event loop, and a
-crash costs that run only. Its progress is read from the run folder's ``metrics.jsonl`` as the
-trainer writes it. The best model so far is always a loadable ``save_pretrained`` folder there
+thread, in a child process tied to the server (:mod:`rnn_demo.subprocesses`) and below its CPU
+priority: Stop ends it at once, it never blocks the server's event loop, a crash costs that run
+only, and it never outlives the server. Its time is wall time (``--wall-budget``): evaluations
+count, so a run asked for N seconds ends a few seconds after N, whatever the text. Its progress is
+read from the run folder's ``metrics.jsonl`` as the trainer writes it. The best model so far is always a loadable ``save_pretrained`` folder there
 (the trainer saves it at every evaluation that improves), so a stopped run keeps it.
 
 A finished model is kept by :class:`TrainedModels` under a random ``model_id``: whoever holds the
@@ -277,8 +279,8 @@ class Progress:
     """What a run has done so far (one update of /train)."""
 
     step: int = 0
-    elapsed: float = 0.0  # wall seconds since the run started
-    train_seconds: float = 0.0  # seconds of training, the budget's measure (evaluation excluded)
+    elapsed: float = 0.0  # wall seconds since the run started, the budget's measure
+    train_seconds: float = 0.0  # of them, seconds of training steps (evaluations excluded)
     train_loss: float | None = None  # nats/char, mean of the last logged steps
     val_loss: float | None = None  # nats/char of the latest evaluation; None until the first
     best_val_loss: float | None = None
@@ -326,7 +328,7 @@ class TrainingRun:
                 "--cell", request.cell,
                 "--hidden-size", str(request.hidden_size),
                 "--num-layers", str(request.num_layers),
-                "--time-budget", repr(request.seconds),
+                "--wall-budget", repr(request.seconds),
                 "--seq-len", str(SEQ_LEN),
                 "--batch-size", str(BATCH_SIZE),
                 "--log-every", str(LOG_EVERY),
@@ -382,7 +384,7 @@ class TrainingRun:
                 if progress.best_val_loss is None or record["val_loss"] < progress.best_val_loss:
                     progress.best_val_loss = record["val_loss"]
                 progress.curve.append((record["step"], "validation", record["val_loss"]))
-        progress.seconds_left = max(self.request.seconds - progress.train_seconds, 0.0)
+        progress.seconds_left = max(self.request.seconds - progress.elapsed, 0.0)
         return dataclasses.replace(progress, curve=list(progress.curve))
 
     def has_model(self) -> bool:

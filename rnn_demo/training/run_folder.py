@@ -78,6 +78,7 @@ class Progress:
     step: int = 0
     chars_seen: int = 0
     train_seconds: float = 0.0
+    wall_seconds: float = 0.0  # the run's wall time, evaluations included (--wall-budget's measure)
     best_val_loss: float = math.inf
     best_step: int = 0
     evals_without_improvement: int = 0
