@@ -37,6 +37,7 @@ from rnn_demo.serving.lifecycle import (
     MALLOC_ARENAS,
     MAX_QUEUE_SIZE,
     STATE_SESSION_CAPACITY,
+    end_on_sigterm,
     warm_up,
 )
 from rnn_demo.serving.training_jobs import Trainer
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
+    end_on_sigterm()  # as Ctrl-C: the exit handlers end the trainings and remove the temporary files
     limit_malloc_arenas(MALLOC_ARENAS)  # before gradio starts its threads
     demo.launch(
         **launch_options(

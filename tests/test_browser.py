@@ -91,7 +91,7 @@ def test_generate_streams_in_the_browser_and_stop_stops_it(browser_app, tmp_path
     url, zoo = browser_app
     cell = "lstm" if "lstm" in zoo.cells() else zoo.cells()[0]
     sizes = zoo.hidden_sizes(cell)
-    labels = {value: label for label, value in generate_tab.hidden_size_choices(zoo, cell)}
+    labels = {value: label for label, value in generate_tab.hidden_size_choices(zoo, cell, "en")}
     # The test changes the hidden size away from the preselected (largest) one and back: the
     # largest model is the slowest, and the others draw 2,000 characters faster than Stop lands.
     hidden_size = sizes[-1]
@@ -314,7 +314,7 @@ def test_the_chinese_page_in_a_chinese_browser(browser_app, tmp_path):
             page.get_by_label(ZH["common.prompt"]).fill(SCREENSHOT_PROMPT)
             set_slider(page, ZH["generate.max_new_chars"], 400)
             page.get_by_text(ZH["generate.advanced"]).click()
-            page.get_by_label(ZH["common.seed"]).first.fill(str(SCREENSHOT_SEED))  # the Generate tab's, first of the page
+            page.locator("#generate-seed input").fill(str(SCREENSHOT_SEED))
             page.get_by_text(ZH["generate.advanced"]).click()
             page.locator("#generate").click()
             status = page.locator("#status-line")

@@ -289,10 +289,34 @@ def outcome(make):
         {"input_size": 4, "hidden_size": 4, "proj_size": 0},
         {"input_size": 4, "hidden_size": 4, "proj_size": 2},
         {"input_size": 4, "hidden_size": 4, "bidirectional": False, "num_layers": 2},
+        {"input_size": 4, "hidden_size": 4, "num_layers": 2.0},
+        {"input_size": 4, "hidden_size": 4, "num_layers": 1.5},
+        {"input_size": 4, "hidden_size": 4, "num_layers": float("nan")},
+        {"input_size": 4, "hidden_size": 4, "num_layers": -1.0},
+        {"input_size": 4, "hidden_size": 4, "num_layers": "2"},
+        {"input_size": 4, "hidden_size": 4, "num_layers": 2.0, "dropout": 2},
     ],
 )
 def test_constructor_arguments_are_refused_as_torch_refuses_them(kwargs):
     assert outcome(lambda: RNN(**kwargs)) == outcome(lambda: torch.nn.RNN(**kwargs))
+
+
+def test_a_float_num_layers_raises_torchs_own_exception_and_message():
+    with pytest.raises(TypeError) as theirs:
+        torch.nn.RNN(4, 4, num_layers=2.0)
+    with pytest.raises(TypeError) as ours:
+        RNN(4, 4, num_layers=2.0)
+    assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
+    assert str(ours.value) == "'float' object cannot be interpreted as an integer"
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_mode_bidirectional_and_proj_size_are_torchs(nonlinearity):
+    ours, theirs = twins(num_layers=2, nonlinearity=nonlinearity)
+    for name in ("mode", "bidirectional", "proj_size", "nonlinearity", "num_layers", "dropout"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+        assert type(getattr(ours, name)) is type(getattr(theirs, name)), name
+    assert ours.mode == {"tanh": "RNN_TANH", "relu": "RNN_RELU"}[nonlinearity]
 
 
 def test_dropout_with_one_layer_warns_as_torch_does():

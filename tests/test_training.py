@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from rnn_demo.cli.train import main as train_main
 from rnn_demo.model import CharRNN, CheckpointError
+from rnn_demo.model.checkpoint import weights_metadata
 from rnn_demo.training.loop import (
     RunFolder,
     TrainConfig,
@@ -67,6 +68,9 @@ def test_the_run_folder_holds_model_log_curve_and_metrics(trained_run):
     best = min(r["val_loss"] for r in val_records)
     assert metrics["val_loss"] == pytest.approx(best, abs=1e-4)  # the folder holds the best model
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    # The weights carry the score they were saved with (a run killed before its log line still has it).
+    saved = weights_metadata(out / "model.safetensors")
+    assert round(float(saved["val_loss"]), 5) == best and int(saved["step"]) == metrics["best_step"]
 
 
 def test_validation_loss_is_independent_of_the_chunking(trained_model, small_corpus):
@@ -101,6 +105,28 @@ def test_learning_rate_warms_up_then_decays_by_steps_or_time():
     timed = TrainConfig(lr=1e-3, warmup_steps=0, min_lr_ratio=0.0, time_budget=60)
     assert learning_rate(timed, 5, 30.0) == pytest.approx(5e-4)
     assert learning_rate(timed, 5, 90.0) == pytest.approx(0.0)
+    walled = TrainConfig(lr=1e-3, warmup_steps=0, min_lr_ratio=0.0, wall_budget=60)  # by wall time, evaluations too
+    assert learning_rate(walled, 5, 10.0, wall_seconds=30.0) == pytest.approx(5e-4)
+    assert learning_rate(walled, 5, 10.0, wall_seconds=60.0) == pytest.approx(0.0)
+
+
+@pytest.mark.slow
+def test_a_wall_budget_ends_the_run_in_time_evaluations_and_the_final_metrics_included(shakespeare_path, tmp_path):
+    # Evaluations every 20 steps of a whole 55,770-character validation text would take most of the
+    # time: under a wall budget each reads only what it can afford, and the run still ends in time.
+    budget = 4.0
+    config = TrainConfig(data=str(shakespeare_path), cell="lstm", hidden_size=128, num_layers=1, wall_budget=budget,
+                         eval_every=20, log_every=10, warmup_steps=5, seed=0, device="cpu")  # fmt: skip
+    started = time.perf_counter()
+    metrics = train(config, tmp_path / "run", show_progress=False, log=lambda message: None)
+    took = time.perf_counter() - started
+    assert metrics["wall_seconds"] <= budget + 1.5 and took <= budget + 3  # (the loss curve's picture comes last)
+    assert metrics["train_seconds"] < budget  # the evaluations had their share of it
+    evaluated = metrics["data"]["evaluated_chars"]
+    assert 1_000 <= evaluated < metrics["data"]["validation"] and metrics["test_loss"] is not None
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["lr"] for r in records if "lr" in r]
+    assert len([r for r in records if "val_loss" in r]) >= 2 and rates[-1] < max(rates) / 2  # the schedule ran its course
 
 
 @pytest.mark.parametrize("changes", [{}, {"average_after": 0.25, "weight_drop": 0.3, "variational_dropout": True}],
@@ -169,7 +195,8 @@ def test_patience_stops_a_run_that_no_longer_improves(small_corpus, tmp_path):
         (["--lr", "nan", "--max-steps", "5"], "--lr must be a finite number"),
         (["--hidden-size", "-3", "--max-steps", "5"], "--hidden-size must be a positive integer"),
         (["--time-budget", "-1"], "--time-budget must be a positive number"),
-        ([], "Give --max-steps or --time-budget"),
+        (["--wall-budget", "0"], "--wall-budget must be a positive number of seconds, got 0.0"),
+        ([], "Give --max-steps, --time-budget or --wall-budget"),
         (["--max-steps", "5", "--device", "cuda"] if not torch.cuda.is_available() else ["--max-steps", "0"], ""),
     ],
 )
@@ -300,7 +327,7 @@ def test_a_full_disk_while_saving_is_one_clear_error_and_the_last_good_files_sta
     elif what == "model weights":
         monkeypatch.setattr(safetensors.torch, "save_file", safetensors_refuses)  # CharRNN._save_pretrained
     else:
-        monkeypatch.setattr(run_folder.RunFolder, "save_best", lambda self, model: None)
+        monkeypatch.setattr(run_folder.RunFolder, "save_best", lambda self, *score: None)
         monkeypatch.setattr(safetensors.torch, "save_file", safetensors_refuses)
     capsys.readouterr()
     assert train_main(["--out", str(out), "--resume", "--quiet", "--max-steps", "4"]) == 2

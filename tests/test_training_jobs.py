@@ -2,6 +2,7 @@
 crashes, the models kept by id; then /train and /generate_trained through the running app, and the
 app's MCP tools."""
 
+import math
 import os
 import signal
 import time
@@ -160,6 +161,28 @@ def test_a_trained_model_expires_after_its_minutes_unused(tmp_path, trained_run)
     assert not (tmp_path / "a").exists()
 
 
+def test_a_zip_that_fails_leaves_no_file_and_the_next_one_is_whole(tmp_path, trained_run, monkeypatch):
+    import errno
+
+    from rnn_demo.files import WriteError
+
+    entry = TrainedModels(LIMITS).add(model_folder(tmp_path, trained_run, "a"), "a")
+    real_write = zipfile.ZipFile.write
+
+    def disk_full_after_the_first_file(bundle, *args, **kwargs):
+        if bundle.namelist():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(bundle, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", disk_full_after_the_first_file)
+    with pytest.raises(WriteError, match=r"Could not write .*my-lstm-h64.zip: No space left on device \(the disk is full\)"):
+        training_jobs.zip_model(entry)
+    assert sorted(path.name for path in (tmp_path / "a").iterdir()) == ["my-lstm-h64"]  # no .tmp, no zip
+    monkeypatch.undo()
+    with zipfile.ZipFile(training_jobs.zip_model(entry)) as bundle:
+        assert "my-lstm-h64/model.safetensors" in bundle.namelist() and bundle.testzip() is None
+
+
 # ---- runs -----------------------------------------------------------------------------------------
 
 
@@ -200,6 +223,31 @@ def test_a_run_streams_its_progress_and_leaves_a_model_that_loads_everywhere(tra
 
 
 @pytest.mark.slow
+def test_a_run_ends_within_its_seconds_plus_10_evaluations_included_whatever_the_text(trainer):
+    import random
+
+    # The largest text allowed (5 MB) with 5,000 distinct characters, and the largest model: under a
+    # budget of training steps only, its evaluations alone took minutes.
+    characters = [chr(0x4E00 + i) for i in range(5_000)]
+    text = "".join(random.Random(0).choices(characters, k=LIMITS.max_text_bytes // 3))
+    job = validate_training_request(LIMITS, text, "lstm", LIMITS.max_hidden_size, 2, 5)
+    started = time.monotonic()
+    updates = []
+    for update in trainer.train(job):
+        updates.append(update)
+        if len(updates) == 2:
+            pid = _training_pid(trainer)
+            assert _niceness(pid) == min(_niceness(os.getpid()) + training_jobs.TRAINING_NICENESS, 19)
+    took = time.monotonic() - started
+    assert updates[-1].done and updates[-1].model_id and updates[-1].best_val_loss is not None
+    assert took <= job.seconds + 10
+    # The time left is wall time: it runs down while the model is evaluated too, and reaches 0 at the budget.
+    for update in updates:
+        assert update.seconds_left == pytest.approx(max(job.seconds - update.elapsed, 0), abs=0.1)
+    assert updates[-1].elapsed == pytest.approx(took, abs=1)
+
+
+@pytest.mark.slow
 def test_stop_ends_the_run_at_once_and_keeps_the_best_model_so_far(trainer):
     evaluated = []
 
@@ -223,6 +271,70 @@ def test_stop_before_the_first_evaluation_keeps_nothing(trainer):
     with pytest.raises(TrainingFailed, match="before the first evaluation .*: no model was kept"):
         list(updates)
     assert list(trainer.root.iterdir()) == []  # the run's folder is gone
+
+
+def stop_with_a_saved_model(trainer, trained_run, saved_loss: float, logged_loss: float):
+    """A should_stop that first puts a run's files as the trainer leaves them when it is killed just after
+    saving a new best model (``saved_loss`` at step 200, in the weights' header) and before logging it
+    (the log's best is still ``logged_loss``, at step 100); then stops the run."""
+    import json
+    import shutil
+
+    def stop() -> bool:
+        [run] = trainer._runs
+        run.model_folder.mkdir()
+        for name in ("config.json", "README.md"):
+            shutil.copy2(trained_run[0] / name, run.model_folder / name)
+        model = CharRNN.from_pretrained(trained_run[0])
+        model.save_weights(run.model_folder / "model.safetensors", metadata={"val_loss": repr(saved_loss), "step": "200"})
+        records = [{"step": 100, "train_loss": 2.5, "train_seconds": 1.0}, {"step": 100, "val_loss": logged_loss}]
+        (run.model_folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        return True
+
+    return stop
+
+
+def test_a_stop_just_after_a_new_best_model_was_saved_records_that_models_score(trainer, trained_run):
+    request_64 = request(cell="lstm", hidden_size=64)  # the saved model's shape (trained_run's)
+    *_, last = trainer.train(request_64, should_stop=stop_with_a_saved_model(trainer, trained_run, 1.5, 2.0))
+    assert last.done and last.stopped and last.best_val_loss == 1.5  # the saved model's, not the log's 2.0
+    entry = trainer.models.get(last.model_id)
+    assert entry.info.val_bpc == round(1.5 / math.log(2), 5)
+    import json
+
+    metrics = json.loads((entry.info.path / "metrics.json").read_text())
+    assert (metrics["val_loss"], metrics["best_step"], metrics["steps"]) == (1.5, 200, 100)
+
+
+def test_a_stopped_model_whose_metrics_cannot_be_written_is_kept_without_a_score(trainer, trained_run, monkeypatch):
+    import errno
+
+    from rnn_demo.files import atomic_path
+
+    def disk_full(path, text):
+        with atomic_path(path) as temporary:
+            temporary.write_text(text[: len(text) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(training_jobs, "atomic_write_text", disk_full)
+    request_64 = request(cell="lstm", hidden_size=64)
+    *_, last = trainer.train(request_64, should_stop=stop_with_a_saved_model(trainer, trained_run, 1.5, 2.0))
+    assert last.done and last.stopped and last.model_id  # not deleted: the user's model stays theirs
+    entry = trainer.models.get(last.model_id)
+    assert entry.info.val_bpc is None and entry.zoo.load("lstm", 64).hidden_size == 64
+    assert sorted(path.name for path in entry.info.path.iterdir()) == ["README.md", "config.json", "metrics.jsonl", "model.safetensors"]
+
+
+def test_a_run_that_cannot_start_says_why_and_leaves_no_folder(trainer, monkeypatch):
+    import errno
+
+    def no_process_to_spare(*args, **kwargs):
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    monkeypatch.setattr(training_jobs.subprocesses, "start", no_process_to_spare)
+    with pytest.raises(TrainingFailed, match=r"^The training could not start: Resource temporarily unavailable\.$"):
+        list(trainer.train(request()))
+    assert list(trainer.root.iterdir()) == [] and not trainer._runs
 
 
 def test_closing_the_updates_ends_the_process_and_keeps_nothing(trainer):
@@ -251,6 +363,11 @@ def _training_pid(trainer) -> int:
     listed = subprocess.run(["pgrep", "-f", f"rnn_demo.cli.train.*{trainer.root}"], capture_output=True, text=True, check=True)
     [pid] = listed.stdout.split()
     return int(pid)
+
+
+def _niceness(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[16])  # the stat file's field 19
 
 
 def _alive(pid: int) -> bool:
@@ -398,3 +515,16 @@ def test_the_pages_text_sources(tmp_path):
         training_text(trainer, "upload", None, None)
     with pytest.raises(RequestError, match="Unknown text source 'web'"):
         training_text(trainer, "web", None, None)
+
+
+def test_the_loss_chart_has_the_same_column_types_with_and_without_points():
+    import gradio as gr
+
+    from rnn_demo.ui.train_tab import loss_frame
+
+    chart = gr.LinePlot(x="step", y="loss", color="split")
+    empty = chart.postprocess(loss_frame(Progress()))
+    drawn = chart.postprocess(loss_frame(Progress(curve=[(10, "train", 4.1), (100, "validation", 3.2)])))
+    # "split" named, not numbers: an empty numeric colour scale shows a "-Infinity" legend entry.
+    assert empty.datatypes == drawn.datatypes == {"step": "quantitative", "split": "nominal", "loss": "quantitative"}
+    assert empty.data == [] and drawn.data == [[10, "train", 4.1], [100, "validation", 3.2]]

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -201,7 +202,13 @@ class CharRNN(
     # ---- saving and loading ---------------------------------------------------------------
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        """Write ``model.safetensors``: every tensor a compact CPU copy, a tied matrix once.
+        """Write ``model.safetensors`` (:meth:`save_weights`)."""
+        self.save_weights(Path(save_directory) / WEIGHTS_NAME)
+
+    def save_weights(self, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+        """Write the weights as a safetensors file: every tensor a compact CPU copy, a tied matrix once.
+        ``metadata`` adds strings to the file's header (a training run records there the validation
+        loss of these weights: see ``RunFolder.save_best``).
 
         (On a GPU, cuDNN keeps an LSTM's or GRU's weights as views into one flat buffer, which
         safetensors' own ``save_model`` refuses to write.)
@@ -211,7 +218,7 @@ class CharRNN(
         tensors = {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in self.state_dict().items()}
         if self.tie_weights:
             tensors.pop("decoder.weight")
-        save_file(tensors, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_file(tensors, str(path), metadata={**(metadata or {}), "format": "pt"})
 
     # ---- loading -------------------------------------------------------------------------
 

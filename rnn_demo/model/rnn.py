@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import warnings
 
 import torch
@@ -148,11 +149,17 @@ def _check_arguments(input_size, hidden_size, num_layers, nonlinearity, bias, ba
     for name, value in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
         if not isinstance(value, bool):
             raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
         if not isinstance(value, int):
             raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
         if value <= 0:
             raise ValueError(f"{name} must be greater than zero")
+    # torch checks only the sign of num_layers; its loop over the layers, range(num_layers), then
+    # refuses a float (or anything without __index__) with this TypeError, which operator.index
+    # raises word for word.
+    if num_layers <= 0:
+        raise ValueError("num_layers must be greater than zero")
+    operator.index(num_layers)
     if bidirectional:
         raise ValueError("bidirectional=True is not supported by rnn_demo.rnn.RNN (use torch.nn.RNN)")
 
@@ -170,6 +177,9 @@ class RNN(nn.Module):
             the hidden state stays (num_layers, batch, hidden) as in torch.
         dropout: probability of dropout on each layer's output except the last, applied
             in training mode only.
+
+    Attributes as in torch: the arguments above, ``mode`` (``"RNN_TANH"`` or ``"RNN_RELU"``),
+    ``bidirectional`` (False) and ``proj_size`` (0).
 
     Call: ``output, h_n = rnn(input, hx=None)`` with input (seq, batch, input_size)
     (or (batch, seq, input_size) with ``batch_first``, or (seq, input_size) unbatched) and
@@ -204,6 +214,10 @@ class RNN(nn.Module):
         self.bias = bias
         self.batch_first = batch_first
         self.dropout = float(dropout)
+        # What torch.nn.RNN has besides (code that reads them keeps working): one direction, no
+        # projection; the two are refused above when asked for.
+        self.bidirectional = bidirectional
+        self.proj_size = 0
         factory = {"device": device, "dtype": dtype}
         # Registered in torch's order (ih, hh weights, then ih, hh biases, layer by layer) so
         # that the same seed draws the same initial weights as torch.nn.RNN.
@@ -219,6 +233,11 @@ class RNN(nn.Module):
                 self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(hidden_size, **factory)))
                 self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(hidden_size, **factory)))
         self.reset_parameters()
+
+    @property
+    def mode(self) -> str:
+        """torch.nn.RNN's name for the recurrence: ``"RNN_TANH"`` or ``"RNN_RELU"``, by the nonlinearity."""
+        return "RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU"
 
     @property
     def _all_weights(self) -> list[list[str]]:

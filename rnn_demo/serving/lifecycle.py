@@ -1,8 +1,15 @@
-"""The server's lifecycle: the warm-up after the page is served, and the limits set by whoever runs
-it (never by a request).
+"""The server's lifecycle: the warm-up after the page is served, the limits set by whoever runs it
+(never by a request), its end on SIGTERM, and its folder of temporary files.
 """
 
 from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+from pathlib import Path
 
 from rnn_demo.model.checkpoint import CheckpointError
 from rnn_demo.serving.requests import initial_model
@@ -38,3 +45,74 @@ def warm_up(zoo: ModelZoo) -> None:
             zoo.weights(first.cell, first.hidden_size)
         except CheckpointError:
             pass  # the page already lists the zoo's problems; a request for it says why
+
+
+# ---- the end ----------------------------------------------------------------------------------
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def end_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a container's stop) end the server as Ctrl-C does: a KeyboardInterrupt
+    in the main thread, which ``demo.block_thread()`` answers by closing the server. Python's own
+    SIGTERM ends the process at once, without the exit handlers that end the training processes and
+    remove the temporary files. Call it from the main thread."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+# ---- temporary files --------------------------------------------------------------------------
+
+# A temporary root's name: its process's id and start time, then mkdtemp's random letters.
+_ROOT_NAME = re.compile(r"(?P<pid>\d+)-(?P<start>\d+)-[a-z0-9_]+")
+
+
+def default_temporary_parent() -> Path:
+    """``<tempdir>/rnn-demo-<user id>``: where every server of this user keeps its temporary root."""
+    user = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
+    return Path(tempfile.gettempdir()) / f"rnn-demo{user}"
+
+
+def process_identity(pid: int) -> str | None:
+    """``"<pid>-<start time>"`` of a running process, None when none runs with that id. The start time
+    (clock ticks after boot, from Linux's /proc) tells the process from a later one given the same id;
+    where there is no /proc it is 0, and the id alone counts."""
+    if not os.path.isdir("/proc/self"):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # another user's process: running
+        return f"{pid}-0"
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()  # after the name, which may hold spaces
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    state, start = fields[0], fields[19]  # the stat file's fields 3 and 22
+    return None if state in ("Z", "X") else f"{pid}-{start}"  # a zombie has ended, only not been reaped
+
+
+def remove_abandoned_roots(parent: Path) -> list[Path]:
+    """Delete the temporary roots in ``parent`` whose process has ended (killed with SIGKILL, crashed)
+    without removing its own; return them. Another running server's root is left alone."""
+    removed = []
+    for root in sorted(parent.iterdir()) if parent.is_dir() else []:
+        named = _ROOT_NAME.fullmatch(root.name)
+        if named and root.is_dir() and process_identity(int(named["pid"])) != f"{named['pid']}-{named['start']}":
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(root)
+    return removed
+
+
+def temporary_root(parent: Path | None = None) -> Path:
+    """A new folder for this process's temporary files, in ``parent`` (by default
+    :func:`default_temporary_parent`), named after this process (:func:`process_identity`) so that a
+    later start can tell whether its owner still runs; the roots of ended processes are removed first.
+    Its owner removes it when it ends (``Trainer.close``)."""
+    parent = parent or default_temporary_parent()
+    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    remove_abandoned_roots(parent)
+    return Path(tempfile.mkdtemp(prefix=f"{process_identity(os.getpid())}-", dir=parent))

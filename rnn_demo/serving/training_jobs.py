@@ -1,9 +1,11 @@
 """Training in the page: the caps, one training run in a process of its own, and the models it leaves.
 
 A run is ``python -m rnn_demo.cli.train`` (the same trainer as the command line) on one torch
-thread, in a child process: Stop ends it at once, it never blocks the server's event loop, and a
-crash costs that run only. Its progress is read from the run folder's ``metrics.jsonl`` as the
-trainer writes it. The best model so far is always a loadable ``save_pretrained`` folder there
+thread, in a child process tied to the server (:mod:`rnn_demo.subprocesses`) and below its CPU
+priority: Stop ends it at once, it never blocks the server's event loop, a crash costs that run
+only, and it never outlives the server. Its time is wall time (``--wall-budget``): evaluations
+count, so a run asked for N seconds ends a few seconds after N, whatever the text. Its progress is
+read from the run folder's ``metrics.jsonl`` as the trainer writes it. The best model so far is always a loadable ``save_pretrained`` folder there
 (the trainer saves it at every evaluation that improves), so a stopped run keeps it.
 
 A finished model is kept by :class:`TrainedModels` under a random ``model_id``: whoever holds the
@@ -27,7 +29,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,9 +36,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from rnn_demo import subprocesses
-from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, WEIGHTS_NAME
+from rnn_demo.files import WriteError, atomic_path, atomic_write_text, describe_os_error
+from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, STEP_KEY, VAL_LOSS_KEY, WEIGHTS_NAME, weights_metadata
 from rnn_demo.serving.errors import UserError
+from rnn_demo.serving.lifecycle import temporary_root
 from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.zoo import METRICS_NAME, ModelInfo, ModelZoo, describe_model_folder
 
@@ -54,6 +59,7 @@ BATCH_SIZE = 16
 LOG_EVERY = 10
 EVAL_EVERY = 100
 MIN_SECONDS = 5.0
+TRAINING_NICENESS = 10  # CPU priority steps below the server's for a training process
 POLL_SECONDS = 0.5  # how often the run folder's log is read for new progress
 LAYER_CHOICES = (1, 2)
 ENV_PREFIX = "RNN_DEMO_TRAIN_"
@@ -298,8 +304,8 @@ class Progress:
     """What a run has done so far (one update of /train)."""
 
     step: int = 0
-    elapsed: float = 0.0  # wall seconds since the run started
-    train_seconds: float = 0.0  # seconds of training, the budget's measure (evaluation excluded)
+    elapsed: float = 0.0  # wall seconds since the run started, the budget's measure
+    train_seconds: float = 0.0  # of them, seconds of training steps (evaluations excluded)
     train_loss: float | None = None  # nats/char, mean of the last logged steps
     val_loss: float | None = None  # nats/char of the latest evaluation; None until the first
     best_val_loss: float | None = None
@@ -327,7 +333,8 @@ class Progress:
 
 
 class TrainingRun:
-    """One training in a child process, in its own folder under ``root``."""
+    """One training in a child process, in its own folder under ``root``. A run that cannot start
+    (a full disk, no process to spare) raises OSError and leaves no folder and no process."""
 
     def __init__(self, request: TrainingRequest, root: Path, clock: Callable[[], float] = time.perf_counter):
         self.request = request
@@ -337,31 +344,40 @@ class TrainingRun:
         self._clock = clock
         self._log_offset = 0
         self.progress = Progress(seconds_left=request.seconds)
-        text_path = self.folder / TEXT_NAME
-        text_path.write_text(request.text, encoding="utf-8", newline="")
-        command = [
-            sys.executable, "-m", "rnn_demo.cli.train",
-            "--data", str(text_path),
-            "--cell", request.cell,
-            "--hidden-size", str(request.hidden_size),
-            "--num-layers", str(request.num_layers),
-            "--time-budget", repr(request.seconds),
-            "--seq-len", str(SEQ_LEN),
-            "--batch-size", str(BATCH_SIZE),
-            "--log-every", str(LOG_EVERY),
-            "--eval-every", str(EVAL_EVERY),
-            "--out", str(self.model_folder),
-            "--quiet",
-        ]  # fmt: skip
-        environment = subprocesses.environment()
-        # One thread: the server's other work (the page, generation) keeps its cores.
-        environment.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-        self._output = open(self.folder / "train.log", "wb")  # noqa: SIM115 (open while the process runs; kill() closes it)
-        self.started = clock()
-        self.process = subprocess.Popen(
-            command, stdout=self._output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment,
-            cwd=self.folder, start_new_session=True,
-        )  # fmt: skip
+        self._output = None
+        try:
+            text_path = self.folder / TEXT_NAME
+            text_path.write_text(request.text, encoding="utf-8", newline="")
+            arguments = [
+                "--data", str(text_path),
+                "--cell", request.cell,
+                "--hidden-size", str(request.hidden_size),
+                "--num-layers", str(request.num_layers),
+                "--wall-budget", repr(request.seconds),
+                "--seq-len", str(SEQ_LEN),
+                "--batch-size", str(BATCH_SIZE),
+                "--log-every", str(LOG_EVERY),
+                "--eval-every", str(EVAL_EVERY),
+                "--out", str(self.model_folder),
+                "--quiet",
+            ]  # fmt: skip
+            environment = subprocesses.environment()
+            # One thread: the server's other work (the page, generation) keeps its cores.
+            environment.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+            self._output = open(self.folder / "train.log", "wb")  # noqa: SIM115 (open while the process runs; kill() closes it)
+            self.started = clock()
+            # Ends with the server, however it ends; below the server's priority, so that serving
+            # comes first on a busy CPU; in a session of its own, so that kill() reaches all of it.
+            self.process = subprocesses.start(
+                "rnn_demo.cli.train", arguments, niceness=TRAINING_NICENESS, stdout=self._output,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment, cwd=self.folder,
+                start_new_session=True,
+            )  # fmt: skip
+        except BaseException:
+            if self._output is not None:
+                self._output.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
 
     @property
     def running(self) -> bool:
@@ -393,7 +409,7 @@ class TrainingRun:
                 if progress.best_val_loss is None or record["val_loss"] < progress.best_val_loss:
                     progress.best_val_loss = record["val_loss"]
                 progress.curve.append((record["step"], "validation", record["val_loss"]))
-        progress.seconds_left = max(self.request.seconds - progress.train_seconds, 0.0)
+        progress.seconds_left = max(self.request.seconds - progress.elapsed, 0.0)
         return dataclasses.replace(progress, curve=list(progress.curve))
 
     def has_model(self) -> bool:
@@ -421,20 +437,32 @@ class TrainingRun:
         self.process.wait()
         self._output.close()
 
-    def write_stopped_metrics(self) -> None:
-        """A stopped run's metrics.json (the trainer writes the full one only when it finishes): the
-        best validation loss so far, so the model is described like any other."""
+    def saved_score(self) -> tuple[float | None, int | None]:
+        """The validation loss (nats/char) and the step the best model was saved with, from its weights'
+        header: they are replaced together, so a run stopped between the save and its log line still gets
+        its model's own score. Weights without them get the log's best loss, at no known step."""
+        try:
+            saved = weights_metadata(self.model_folder / WEIGHTS_NAME)
+            return float(saved[VAL_LOSS_KEY]), int(saved[STEP_KEY])
+        except (OSError, KeyError, ValueError, SafetensorError):
+            return self.progress.best_val_loss, None
+
+    def write_stopped_metrics(self, val_loss: float | None, best_step: int | None) -> None:
+        """A stopped run's metrics.json (the trainer writes the full one only when it finishes), with
+        its best model's score, so that the model is described like any other. Written atomically: a
+        WriteError (a full disk) leaves no metrics.json, and the model as it was."""
         progress = self.progress
         metrics = {
-            "val_loss": progress.best_val_loss,
-            "val_bpc": round(progress.best_val_loss / math.log(2), 5) if progress.best_val_loss is not None else None,
+            "val_loss": val_loss,
+            "val_bpc": round(val_loss / math.log(2), 5) if val_loss is not None else None,
+            "best_step": best_step,
             "train_seconds": round(progress.train_seconds, 1),
             "steps": progress.step,
             "stopped": "by the user, before its time budget; the model is the best evaluated so far",
             "device": "cpu (1 thread)",
             "data": {"source": self.request.source},
         }
-        (self.model_folder / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(self.model_folder / METRICS_NAME, json.dumps(metrics, indent=2) + "\n")
 
     def discard(self) -> None:
         self.kill()
@@ -444,17 +472,17 @@ class TrainingRun:
 def zip_model(entry: TrainedModel) -> Path:
     """A zip of the trained model's ``save_pretrained`` folder (config, weights, card, metrics), which
     ``CharRNN.from_pretrained`` loads once unzipped; made once, next to the folder."""
+    import zipfile
+
     folder = entry.info.path
     archive = folder.parent / f"{folder.name}.zip"
     if not archive.exists():
-        staging = folder.parent / f".{folder.name}.zip.tmp"
-        import zipfile
-
-        with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as bundle:
+        # Written beside it and renamed: a zip that fails half-way (a full disk) leaves no file behind,
+        # and a WriteError says why.
+        with atomic_path(archive) as staging, zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as bundle:
             for path in sorted(folder.iterdir()):
                 if path.is_file() and not path.name.startswith(".") and not path.name.endswith(".tmp"):
                     bundle.write(path, f"{folder.name}/{path.name}")
-        staging.replace(archive)
     return archive
 
 
@@ -471,13 +499,16 @@ class Trainer:
     the queue and see their place in it)."""
 
     def __init__(self, limits: TrainingLimits | None = None, root: str | os.PathLike | None = None):
+        """``root``: the folder of the runs and the models they leave; by default a temporary root of
+        this process's own (:func:`~rnn_demo.serving.lifecycle.temporary_root`), removed when it exits,
+        or by the next start when it could not (SIGKILL)."""
         self.limits = limits or TrainingLimits.from_environment()
         owns_root = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="rnn-demo-trained-") if root is None else root)
+        self.root = temporary_root() if root is None else Path(root)
         self.models = TrainedModels(self.limits)
         self._runs: set[TrainingRun] = set()  # running now
-        # A server that exits ends its runs (their processes are in sessions of their own, so no
-        # signal of the server's reaches them) and removes the models it made.
+        # A server that exits ends its runs at once (the kernel would, a moment later: they are tied
+        # to it, see rnn_demo.subprocesses) and removes the models it made.
         atexit.register(self.close, remove_root=owns_root)
         self._sessions_lock = threading.Lock()
         self._sessions: collections.OrderedDict[str, str] = collections.OrderedDict()  # session -> model_id
@@ -527,10 +558,14 @@ class Trainer:
         and the ``model_id``. ``should_stop()`` true ends the run and keeps the best model so far;
         closing the iterator ends the run and keeps nothing. Raises TrainingFailed when the run
         ends without a model."""
-        run = TrainingRun(request, self.root)
-        self._runs.add(run)
+        run = None
         kept = False
         try:
+            try:
+                run = TrainingRun(request, self.root)
+            except OSError as error:
+                raise TrainingFailed("The training could not start: {error}.", error=describe_os_error(error)) from None
+            self._runs.add(run)
             yield run.read_progress()
             while run.running:
                 if should_stop():
@@ -542,7 +577,11 @@ class Trainer:
                             step=progress.step,
                             eval_every=EVAL_EVERY,
                         )
-                    run.write_stopped_metrics()
+                    progress.best_val_loss, best_step = run.saved_score()
+                    try:
+                        run.write_stopped_metrics(progress.best_val_loss, best_step)
+                    except WriteError:
+                        pass  # the model the user stopped is kept all the same, described without its score
                     progress.stopped = True
                     break
                 time.sleep(POLL_SECONDS)
@@ -560,6 +599,7 @@ class Trainer:
             progress.model_id = entry.model_id
             yield progress
         finally:
-            self._runs.discard(run)
-            if not kept:
-                run.discard()
+            if run is not None:
+                self._runs.discard(run)
+                if not kept:
+                    run.discard()

@@ -62,6 +62,12 @@ class TrainConfig:
     grad_clip: float = _option(1.0, "clip the gradient norm to this (0 = off)")
     max_steps: int | None = _option(None, "stop after this many optimisation steps")
     time_budget: float | None = _option(None, "stop after this many seconds of training (evaluation time excluded)")
+    wall_budget: float | None = _option(
+        None,
+        "end the whole run within about this many seconds of wall time, data loading, evaluations and the final "
+        "metrics included (the page's trainings); each evaluation then reads only as much of the validation and "
+        "test text as it can afford",
+    )
     eval_every: int = _option(500, "evaluate on the whole validation split every N steps (and at the end)")
     log_every: int = _option(50, "write the training loss to metrics.jsonl every N steps")
     patience: int | None = _option(None, "stop after N evaluations without a new best validation loss")
@@ -96,10 +102,12 @@ class TrainConfig:
             raise TrainingError(f"--average-after must be a fraction in [0, 1), got {self.average_after!r}")
         if self.warmup_steps < 0:
             raise TrainingError("--warmup-steps must be >= 0")
-        if self.time_budget is not None and (not math.isfinite(self.time_budget) or self.time_budget <= 0):
-            raise TrainingError(f"--time-budget must be a positive number of seconds, got {self.time_budget!r}")
-        if self.max_steps is None and self.time_budget is None:
-            raise TrainingError("Give --max-steps or --time-budget (or both) to say when training stops")
+        for name in ("time_budget", "wall_budget"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value <= 0):
+                raise TrainingError(f"--{name.replace('_', '-')} must be a positive number of seconds, got {value!r}")
+        if self.max_steps is None and self.time_budget is None and self.wall_budget is None:
+            raise TrainingError("Give --max-steps, --time-budget or --wall-budget (or several) to say when training stops")
         for name in ("vocab_mb", "dist_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:

@@ -6,6 +6,7 @@ Pieces a test can drive on their own:
   detached state to carry into the next batch;
 * :func:`evaluate` - mean loss (nats/char) over a whole split read as one stream, state carried;
 * :func:`learning_rate` - warmup, then cosine decay over steps or over the time budget;
+* :func:`affordable_length` - how much text an evaluation can read in a given time (``--wall-budget``);
 * :class:`~rnn_demo.training.run_folder.RunFolder` - the ``--out`` folder: best model (a
   ``save_pretrained`` folder), the resumable training state, the metrics log and the loss curve,
   every write atomic;
@@ -75,20 +76,22 @@ def make_optimizer(model: CharRNN, config: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99))
 
 
-def schedule_progress(config: TrainConfig, step: int, train_seconds: float) -> float:
-    """How far the run is, 0 to 1: the larger of step / max_steps and train_seconds / time_budget,
-    so a run with a time budget still ends its schedule when its time runs out."""
+def schedule_progress(config: TrainConfig, step: int, train_seconds: float, wall_seconds: float = 0.0) -> float:
+    """How far the run is, 0 to 1: the largest of step / max_steps, train_seconds / time_budget and
+    wall_seconds / wall_budget, so a run with a budget still ends its schedule when its time runs out."""
     progress = 0.0
     if config.max_steps:
         progress = max(progress, step / config.max_steps)
     if config.time_budget:
         progress = max(progress, train_seconds / config.time_budget)
+    if config.wall_budget:
+        progress = max(progress, wall_seconds / config.wall_budget)
     return min(progress, 1.0)
 
 
-def learning_rate(config: TrainConfig, step: int, train_seconds: float) -> float:
+def learning_rate(config: TrainConfig, step: int, train_seconds: float, wall_seconds: float = 0.0) -> float:
     """Linear warmup over ``warmup_steps``, then cosine decay to ``lr * min_lr_ratio``."""
-    progress = schedule_progress(config, step, train_seconds)
+    progress = schedule_progress(config, step, train_seconds, wall_seconds)
     warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
     return config.lr * warmup * (config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine)
@@ -191,6 +194,16 @@ def evaluate(model: CharRNN, ids: torch.Tensor, streams: int = 1, chunk_len: int
         return float(total) / (length * streams)
     finally:
         model.train(was_training)
+
+
+def affordable_length(model: CharRNN, ids: torch.Tensor, seconds: float, probe_chars: int = 1024) -> int:
+    """How many of ``ids`` an :func:`evaluate` reads in about ``seconds``: timed on the first
+    ``probe_chars`` characters, which it always allows."""
+    probe = ids[: probe_chars + 1]
+    started = time.perf_counter()
+    evaluate(model, probe)
+    per_char = max(time.perf_counter() - started, 1e-9) / (len(probe) - 1)
+    return min(len(ids), max(len(probe), int(seconds / per_char) + 1))
 
 
 def unigram_loss(train_ids: torch.Tensor, eval_ids: torch.Tensor, vocab_size: int) -> float:
@@ -375,10 +388,22 @@ def train(
         ranks.stop()
 
 
+# Under --wall-budget, one evaluation may take this share of the training time of the eval_every
+# steps before it, and at most this fraction of the budget: evaluations then cost a bounded part of
+# the run, whatever the length of the text.
+EVALUATION_SHARE = 0.25
+MAX_EVALUATION_FRACTION = 0.05
+# What the end of a run costs, in evaluations: the last one, then finish_run's of the best model on the
+# validation and test text.
+ENDING_EVALUATIONS = 3
+
+
 def _train(config, out, resume, command, show_progress, log, ranks: Ranks, device: torch.device) -> dict:
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
+    if config.wall_budget is not None and ranks.distributed:
+        raise TrainingError("--wall-budget is for one process (the ranks' clocks differ); under torchrun use --time-budget")
     run = RunFolder(out)
     run.begin(resume, create=ranks.is_main)
     rows = local_rows(config.batch_size, ranks, config.grad_accum)
@@ -454,9 +479,31 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
         + (f"; resuming at step {progress.step}" if resume else "")
     )
 
+    wall_before = progress.wall_seconds  # of the runs this one resumes
+    evaluation_seconds: float | None = None  # what the last evaluation took, its saves included
+
+    def wall_seconds() -> float:
+        return wall_before + time.perf_counter() - started
+
+    def evaluation_allowance() -> float:
+        """The seconds one evaluation may take under the wall budget (EVALUATION_SHARE)."""
+        seconds_per_step = progress.train_seconds / max(progress.step, 1)
+        return min(EVALUATION_SHARE * config.eval_every * seconds_per_step, MAX_EVALUATION_FRACTION * config.wall_budget)
+
+    def out_of_wall_time() -> bool:
+        """Whether the run must end now to end within its wall budget: the end of a run costs
+        ENDING_EVALUATIONS evaluations. Checked before each step and each evaluation; a run makes
+        one step at least, so that it always leaves a model."""
+        if config.wall_budget is None or progress.step == start_step:
+            return False
+        evaluation = evaluation_seconds if evaluation_seconds is not None else evaluation_allowance()
+        return wall_seconds() + ENDING_EVALUATIONS * evaluation >= config.wall_budget
+
     def finished() -> bool:
-        return (config.max_steps is not None and progress.step >= config.max_steps) or (
-            config.time_budget is not None and progress.train_seconds >= config.time_budget
+        return (
+            (config.max_steps is not None and progress.step >= config.max_steps)
+            or (config.time_budget is not None and progress.train_seconds >= config.time_budget)
+            or out_of_wall_time()
         )
 
     def save_state() -> None:
@@ -466,6 +513,7 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
             return
         states = [part[0] for part in parts]
         every_hidden = None if any(state is None for state in states) else _joined(states)
+        progress.wall_seconds = wall_seconds()
         run.save_state(model, optimizer, every_hidden, progress, config, average,
                        extra=_rng_tensors([part[1] for part in parts]), world_size=ranks.world_size)
 
@@ -484,12 +532,12 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
             inputs, targets, new_epoch = data.batch(progress.step)
             if new_epoch:
                 hidden = None
-            lr = learning_rate(config, progress.step, progress.train_seconds)
+            lr = learning_rate(config, progress.step, progress.train_seconds, wall_seconds())
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, hidden = train_step(trained, optimizer, inputs, targets, hidden, config.grad_clip, config.grad_accum)
             if config.average_after is not None and (
-                schedule_progress(config, progress.step + 1, progress.train_seconds) > config.average_after
+                schedule_progress(config, progress.step + 1, progress.train_seconds, wall_seconds()) > config.average_after
             ):
                 average.update()
                 progress.averaged_steps = average.count
@@ -523,7 +571,9 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
                         }
                     )
                 bar.set_postfix(loss=f"{train_loss:.3f}", chars_s=f"{chars_per_second / 1000:.1f}k")
-                if config.time_budget is not None and config.max_steps is None:
+                if config.wall_budget is not None and config.max_steps is None:
+                    bar.set_description(f"{max(config.wall_budget - wall_seconds(), 0):.0f}s left")
+                elif config.time_budget is not None and config.max_steps is None:
                     remaining = max(config.time_budget - progress.train_seconds, 0)
                     bar.set_description(f"{remaining:.0f}s left")
                 running_loss.zero_()
@@ -531,12 +581,17 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
                 window_start, window_chars = now, 0
 
             if progress.step % config.eval_every == 0 or finished():
+                evaluation_started = time.perf_counter()
+                if config.wall_budget is not None and evaluation_seconds is None:
+                    # The first evaluation fixes how much text every evaluation reads, so that they
+                    # compare the model on the same text.
+                    _keep_affordable_text(data, model, evaluation_allowance())
                 if ranks.is_main:
                     with average.swapped_in():  # the average, once there is one, is the model evaluated and kept
                         val_loss = evaluate(model, data.validation)
                         improved = val_loss < progress.best_val_loss
                         if improved:
-                            run.save_best(model)
+                            run.save_best(model, val_loss, progress.step)
                     if improved:
                         progress.best_val_loss = val_loss
                         progress.best_step = progress.step
@@ -564,9 +619,11 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
                 last_saved = progress.step
                 stopped_early = ranks.from_main(stopped_early)
                 window_start = time.perf_counter()  # evaluation time is not training throughput
+                evaluation_seconds = window_start - evaluation_started
     except KeyboardInterrupt:
         bar.close()
         if not ranks.distributed:
+            progress.wall_seconds = wall_seconds()
             run.save_state(model, optimizer, hidden, progress, config, average)
             say(f"interrupted at step {progress.step}; the state is saved: continue with --resume")
         else:  # the other ranks may be gone: nothing to gather from, so the last checkpoint stands
@@ -587,6 +644,16 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
     if not ranks.is_main:
         return {}
     return finish_run(run, config, data, baseline, progress, device, started, command, ranks, outside)
+
+
+def _keep_affordable_text(data: TrainingData, model: CharRNN, seconds: float) -> None:
+    """Cut the validation and test text to what one evaluation reads in about ``seconds``
+    (:func:`affordable_length`), and say so in the data's description (metrics.json's "data")."""
+    keep = affordable_length(model, data.validation, seconds)
+    if keep < len(data.validation):
+        data.validation = data.validation[:keep]
+        data.test = data.test[:keep] if data.test is not None else None
+        data.description["evaluated_chars"] = keep - 1  # characters predicted, in each of the two
 
 
 def _on_cpu(hidden: Hidden) -> Hidden:

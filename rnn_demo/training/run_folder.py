@@ -20,6 +20,7 @@ import torch
 
 from rnn_demo.files import WriteError, atomic_path, atomic_write_text, remove_stale_temporaries, replace_files_from
 from rnn_demo.model import CharRNN, CheckpointError, Hidden
+from rnn_demo.model.checkpoint import STEP_KEY, VAL_LOSS_KEY, WEIGHTS_NAME
 from rnn_demo.training.config import TrainConfig, TrainingError
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class Progress:
     step: int = 0
     chars_seen: int = 0
     train_seconds: float = 0.0
+    wall_seconds: float = 0.0  # the run's wall time, evaluations included (--wall-budget's measure)
     best_val_loss: float = math.inf
     best_step: int = 0
     evals_without_improvement: int = 0
@@ -123,14 +125,19 @@ class RunFolder:
             raise TrainingError(f"Cannot create the output folder {self.path}: {error}") from None
         remove_stale_temporaries(self.path)
 
-    def save_best(self, model: CharRNN) -> None:
-        """Write the model as a ``save_pretrained`` folder into ``path``, file by file atomically."""
+    def save_best(self, model: CharRNN, val_loss: float | None = None, step: int | None = None) -> None:
+        """Write the model as a ``save_pretrained`` folder into ``path``, file by file atomically.
+        ``val_loss`` and ``step`` go into the weights file's header (``weights_metadata`` reads
+        them), so that the score and the weights are replaced in the same rename."""
         from safetensors import SafetensorError
 
         staging = None
         try:
             staging = Path(tempfile.mkdtemp(prefix=".best-model.", suffix=".tmp", dir=self.path))
             model.save_pretrained(staging)
+            if val_loss is not None:
+                score = {VAL_LOSS_KEY: repr(float(val_loss)), STEP_KEY: str(step)}
+                model.save_weights(staging / WEIGHTS_NAME, metadata=score)  # the mixin's save has no metadata
             # The weights go last: until they are in place the old (matching) ones stay.
             replace_files_from(staging, self.path, order=["config.json", "README.md", "model.safetensors"])
         except (OSError, SafetensorError) as error:

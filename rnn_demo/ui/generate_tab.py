@@ -227,6 +227,7 @@ def build_generate_tab(
                         precision=0,
                         label=i18n("common.seed"),
                         info=i18n("generate.seed_info"),
+                        elem_id="generate-seed",
                     )
                 with gr.Row():
                     generate_button = gr.Button(i18n("generate.button"), variant="primary", elem_id="generate")

@@ -461,6 +461,7 @@ ERRORS_ZH: dict[str, str] = {
     "Stopped at step {step}, before the first evaluation (every {eval_every} steps): no model was kept.":
         "在第 {step} 步停止，早于第一次评估（每 {eval_every} 步一次）：没有保留模型。",
     "The training failed: {reason}": "训练失败：{reason}",
+    "The training could not start: {error}.": "训练无法开始：{error}。",
     # the Train tab (rnn_demo.ui.train_tab)
     "Unknown text source {source!r}; choose {sources}": "未知的文本来源 {source!r}；请选择 {sources}",
     "Choose a .txt file to upload first.": "请先选择要上传的 .txt 文件。",

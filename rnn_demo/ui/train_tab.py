@@ -66,7 +66,7 @@ def progress_line(progress: Progress, seconds: float, language: str = ENGLISH) -
         parts.append(server_text("train.speed", language, speed=progress.chars_per_second))
     if progress.done:
         key = "train.stopped_after" if progress.stopped else "train.done_after"
-        parts.append(server_text(key, language, seconds=progress.train_seconds))
+        parts.append(server_text(key, language, seconds=progress.elapsed))
     else:
         parts.append(server_text("train.left", language, left=progress.seconds_left, seconds=seconds))
     return " · ".join(parts)
@@ -95,13 +95,12 @@ def loss_frame(progress: Progress, language: str = ENGLISH):
     import pandas as pd
 
     names = {split: server_text(f"train.split_{split}", language) for split in ("train", "validation")}
-    return (
-        pd.DataFrame(
-            [(step, names[split], loss) for step, split, loss in progress.curve], columns=["step", "split", "loss"]
-        )
-        if progress.curve
-        else pd.DataFrame({"step": [], "split": [], "loss": []})
+    frame = pd.DataFrame(
+        [(step, names[split], loss) for step, split, loss in progress.curve], columns=["step", "split", "loss"]
     )
+    # The same column types when there are no points yet: an empty column is numbers to pandas, and
+    # the chart colours a numeric "split" on a scale whose empty legend reads -Infinity to Infinity.
+    return frame.astype({"step": "int64", "split": "str", "loss": "float64"})
 
 
 def build_train_tab(
@@ -292,8 +291,8 @@ add_texts(
         "train.layers": {ENGLISH: "Layers", CHINESE: "层数"},
         "train.seconds": {ENGLISH: "Training time (seconds)", CHINESE: "训练时间（秒）"},
         "train.seconds_info": {
-            ENGLISH: "evaluation time comes on top; the model is measured every 100 steps",
-            CHINESE: "评估时间另算；每 100 步评估一次模型",
+            ENGLISH: "wall time, the model's evaluations (every 100 steps) included",
+            CHINESE: "总用时，包括模型评估（每 100 步一次）",
         },
         "train.button": {ENGLISH: "Train", CHINESE: "开始训练"},
         "train.download": {
@@ -316,12 +315,12 @@ add_texts(
             CHINESE: "剩余 {left:.0f} 秒（共 {seconds:g} 秒）",
         },
         "train.done_after": {
-            ENGLISH: "done after {seconds:.0f} s of training",
-            CHINESE: "完成，训练了 {seconds:.0f} 秒",
+            ENGLISH: "done after {seconds:.0f} s",
+            CHINESE: "完成，用时 {seconds:.0f} 秒",
         },
         "train.stopped_after": {
-            ENGLISH: "stopped after {seconds:.0f} s of training",
-            CHINESE: "已停止，训练了 {seconds:.0f} 秒",
+            ENGLISH: "stopped after {seconds:.0f} s",
+            CHINESE: "已停止，用时 {seconds:.0f} 秒",
         },
         "train.score": {ENGLISH: ", validation {bpc:.3f} bits/char", CHINESE: "，验证集 {bpc:.3f} 比特/字符"},
         "train.ready": {
