@@ -33,14 +33,21 @@ import gradio as gr
 from rnn_demo.serving.allocator import limit_malloc_arenas
 from rnn_demo.serving.lifecycle import (
     ANALYTICS_SUMMARY_EVERY,
+    CACHE_CHECK_SECONDS,
+    CACHE_SECONDS,
     CONCURRENCY_LIMIT,
     MALLOC_ARENAS,
     MAX_QUEUE_SIZE,
+    PENDING_PER_VISITOR,
     STATE_SESSION_CAPACITY,
+    UPLOADS_IN_ALL,
+    UPLOADS_PER_VISITOR,
     end_on_sigterm,
     warm_up,
 )
-from rnn_demo.serving.training_jobs import Trainer
+from rnn_demo.serving.training_jobs import Trainer, TrainingLimits
+from rnn_demo.serving.unread_answers import dropping_unread_answers
+from rnn_demo.serving.visitor_caps import PendingCap, UploadCap
 from rnn_demo.serving.worker import GenerationWorker
 from rnn_demo.serving.zoo import MODELS_ENV, ModelZoo
 from rnn_demo.ui.about_tab import build_about_tab
@@ -81,7 +88,7 @@ def build_demo(
     cells = zoo.cells()
     problems = zoo.problems()
 
-    with gr.Blocks(title="Character-level RNN demo") as demo:
+    with gr.Blocks(title="Character-level RNN demo", delete_cache=(CACHE_CHECK_SECONDS, CACHE_SECONDS)) as demo:
         gr.Markdown(page_text("page.header", title=cell_names(cells)))
         if not cells:
             listed = "\n".join(f"- {problem}" for problem in problems)
@@ -112,11 +119,26 @@ def cell_names(cells: list[str]) -> dict[str, str]:
     return joined
 
 
-def launch_options(**options) -> dict:
+def launch_options(limits: TrainingLimits | None = None, **options) -> dict:
     """The keyword arguments of every ``demo.launch`` (main(), the tests, the Space): the page's
     translations (``i18n``) and the script that tells the server the page's language (``js``), the
-    server's session capacity, plus the caller's ``options``."""
-    return {"i18n": i18n, "js": PAGE_LANGUAGE_JS, "state_session_capacity": STATE_SESSION_CAPACITY, **options}
+    server's session capacity, the caps per visitor on requests pending and on uploads (the only
+    upload is the Train tab's text: its size from ``limits``, by default the environment's, and their
+    number, per visitor and in all), the dropping of answers nobody reads, plus the caller's
+    ``options``."""
+    from starlette.middleware import Middleware
+
+    limits = limits or TrainingLimits.from_environment()
+    pending = Middleware(PendingCap, per_visitor=PENDING_PER_VISITOR)
+    uploads = Middleware(UploadCap, per_visitor=UPLOADS_PER_VISITOR, in_all=UPLOADS_IN_ALL, window=CACHE_SECONDS)
+    return {
+        "i18n": i18n,
+        "js": PAGE_LANGUAGE_JS,
+        "state_session_capacity": STATE_SESSION_CAPACITY,
+        "max_file_size": limits.max_text_bytes,
+        "app_kwargs": {"middleware": [pending, uploads], "lifespan": dropping_unread_answers},
+        **options,
+    }
 
 
 ZOO = ModelZoo.from_environment(DEFAULT_MODELS_DIR)
@@ -138,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
             server_name=args.host,
             server_port=args.port,
             prevent_thread_lock=True,
+            limits=TRAINER.limits,
             mcp_server=True,  # the public endpoints as tools for language-model agents (/gradio_api/mcp/)
-            max_file_size=TRAINER.limits.max_text_bytes,  # the only upload is the Train tab's text
         )
     )
     warm_up(ZOO)  # the default model's engine weights, read while the page is already served

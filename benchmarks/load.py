@@ -28,6 +28,7 @@ Exit status 1 when anything unexpected happened. Only loopback is used.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import random
@@ -291,10 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         rng.shuffle(requests)
 
         local = threading.local()
+        addresses = itertools.count(1)
 
         def send(request: Request) -> Outcome:
-            if not hasattr(local, "http"):
-                local.http = httpx.Client(timeout=REQUEST_TIMEOUT)
+            if not hasattr(local, "http"):  # each client a visitor of its own, as a Space's proxy names them
+                address = f"192.0.2.{next(addresses)}"
+                local.http = httpx.Client(timeout=REQUEST_TIMEOUT, headers={"X-Forwarded-For": address})
             return run_one(local.http, base, request)
 
         # Memory is read after each part: the first ones also fill the server's thread pool and

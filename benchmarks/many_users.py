@@ -4,8 +4,9 @@
     python -m benchmarks.many_users --quick    # 1 and 4 streams of 200 characters, one run, a smoke test
 
 Starts ``python app.py`` on a free loopback port (serving --models-dir, one torch thread, offline),
-then for each number of users submits that many /generate streams at once through one
-``gradio_client.Client`` (distinct seeds), all read by one thread. Reported per row:
+then for each number of users submits that many /generate streams at once, one
+``gradio_client.Client`` per user, each a visitor of its own (``X-Forwarded-For``; distinct seeds),
+all read by one thread. Reported per row:
 aggregate new characters per second (all streams, first submit to last end); the median and
 95th percentile of the time from submit to the first update (the app sends the prompt alone
 first) and to the first update holding generated characters; the median and 95th percentile of
@@ -73,10 +74,11 @@ def ask_for_models(client, stop: threading.Event, seconds: list[float]) -> None:
         seconds.append(time.perf_counter() - started)
 
 
-def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid: int | None = None,
+def run_streams(clients, users: int, arguments: dict, first_seed: int, server_pid: int | None = None,
                 other_visitor=None) -> dict:
     """``users`` concurrent /generate streams: aggregate chars/s, latencies and CPU used; with
-    ``other_visitor`` (a client), /models asked meanwhile.
+    ``other_visitor`` (a client), /models asked meanwhile. ``clients`` is one client, or a list of
+    them taken in turn (the app holds 8 requests of one visitor at once: one client per user).
 
     The streams are read by this thread alone, which looks at every job's updates so far
     (``job.outputs()``) every READ_EVERY_SECONDS. Iterating a job instead (``for update in job``)
@@ -98,6 +100,7 @@ def run_streams(client, users: int, arguments: dict, first_seed: int, server_pid
     jobs, submitted = [], []
     for index in range(users):
         submitted.append(time.perf_counter())
+        client = clients[index % len(clients)] if isinstance(clients, list) else clients
         jobs.append(client.submit(**arguments, seed=first_seed + index, api_name="/generate"))
     reading = set(range(users))
     while reading:
@@ -208,8 +211,12 @@ def main(argv: list[str] | None = None) -> None:
         # ssl_verify=False: the URL is plain http on loopback, so no certificate is ever checked, but
         # gradio_client would otherwise build a certificate-loading SSL context for every request
         # (one httpx.post each), ~30 ms of this process's CPU that delayed 16 joins by ~0.5 s here.
-        client = Client(url, verbose=False, analytics_enabled=False, ssl_verify=False)
-        other_visitor = Client(url, verbose=False, analytics_enabled=False, ssl_verify=False)
+        # One client per user, each a visitor of its own (as a Space's proxy names them).
+        clients = [Client(url, verbose=False, analytics_enabled=False, ssl_verify=False,
+                          headers={"X-Forwarded-For": f"192.0.2.{n + 1}"}) for n in range(max(users))]  # fmt: skip
+        client = clients[0]
+        other_visitor = Client(url, verbose=False, analytics_enabled=False, ssl_verify=False,
+                               headers={"X-Forwarded-For": "192.0.2.200"})  # fmt: skip
         arguments = dict(
             prompt=PROMPT,
             cell=args.cell,
@@ -225,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
             # The limit is measured in each round, just before its runs (the server idle).
             limits.append(batched_step_limit(model, limit_batch, limit_steps))
             for n in users:
-                run = run_streams(client, n, arguments, 1_000 * n + 100 * repeat, process.pid, other_visitor)
+                run = run_streams(clients, n, arguments, 1_000 * n + 100 * repeat, process.pid, other_visitor)
                 runs[n].append(run)
         rows = []
         for n in users:

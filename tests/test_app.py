@@ -26,6 +26,8 @@ import app
 from rnn_demo.generation.sampling import MAX_SEED, generate
 from rnn_demo.serving import lifecycle, requests, streaming
 from rnn_demo.serving.zoo import ModelZoo
+from rnn_demo.serving.unread_answers import dropping_unread_answers
+from rnn_demo.serving.visitor_caps import PendingCap, UploadCap
 from rnn_demo.ui import display, generate_tab, models_tab
 from rnn_demo.ui.i18n import translated
 
@@ -275,6 +277,14 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
     served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY, i18n=app.i18n,
                   js=app.PAGE_LANGUAGE_JS, mcp_server=True, max_file_size=app.TRAINER.limits.max_text_bytes)
+    for _, kwargs in [call for call in calls if call[0] == "launch"]:  # the upload cap, in front of gradio's routes
+        app_kwargs = kwargs.pop("app_kwargs")
+        pending, uploads = app_kwargs["middleware"]
+        assert app_kwargs["lifespan"] is dropping_unread_answers
+        assert pending.cls is PendingCap and pending.kwargs == {"per_visitor": lifecycle.PENDING_PER_VISITOR}
+        assert uploads.cls is UploadCap and uploads.kwargs == {
+            "per_visitor": lifecycle.UPLOADS_PER_VISITOR, "in_all": lifecycle.UPLOADS_IN_ALL, "window": lifecycle.CACHE_SECONDS
+        }
     # SIGTERM ends the server as Ctrl-C does (its exit handlers run); the allocator is set before
     # gradio starts its threads; the page is served first, then the default model's engine weights are read.
     assert calls == [

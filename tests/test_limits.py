@@ -176,3 +176,136 @@ def test_checkpoints_are_safetensors_only_a_pickle_is_never_loaded(tmp_path, tra
     zoo = ModelZoo(tmp_path)
     assert zoo.models() == [] and "has no model.safetensors" in " ".join(zoo.problems())
     assert not marker.exists()
+
+
+# ---- uploads ------------------------------------------------------------------------------------
+
+
+def test_uploads_are_capped_per_visitor_and_in_all_within_the_window():
+    from rnn_demo.serving.visitor_caps import UploadCap
+
+    now = [0.0]
+    cap = UploadCap(app=None, per_visitor=2, in_all=3, window=60, clock=lambda: now[0])
+    assert cap.admit("a") is None and cap.admit("a") is None
+    assert cap.admit("a") == "You have uploaded 2 files in the last 1 minutes, the most one visitor may: try again later."
+    assert cap.admit("b") is None
+    assert cap.admit("c").startswith("The server has taken 3 uploads in the last 1 minutes")
+    now[0] = 61.0  # the window has passed: the cache has deleted those files by now
+    assert cap.admit("a") is None and cap.admit("c") is None
+
+
+def test_an_upload_over_the_visitors_cap_is_refused_over_http_and_others_still_upload(app_url):
+    def upload(address: str, n: int) -> httpx.Response:
+        files = {"files": (f"text-{n}.txt", f"text number {n}\n".encode(), "text/plain")}
+        return httpx.post(f"{app_url}gradio_api/upload", files=files, headers={"X-Forwarded-For": address}, timeout=30)
+
+    answers = [upload("198.51.100.7", n) for n in range(lifecycle.UPLOADS_PER_VISITOR + 1)]
+    assert [a.status_code for a in answers] == [200] * lifecycle.UPLOADS_PER_VISITOR + [429]
+    assert "the most one visitor may" in answers[-1].text
+    assert upload("198.51.100.8", 0).status_code == 200  # another visitor
+
+
+def test_an_upload_over_the_size_cap_is_refused(app_url):
+    from rnn_demo.serving.training_jobs import TrainingLimits
+
+    too_big = b"x" * (TrainingLimits().max_text_bytes + 1)
+    answer = httpx.post(f"{app_url}gradio_api/upload", files={"files": ("big.txt", too_big, "text/plain")},
+                        headers={"X-Forwarded-For": "198.51.100.9"}, timeout=60)  # fmt: skip
+    assert answer.status_code == 413 and "maximum allowed size" in answer.text
+
+
+# ---- answers nobody reads -------------------------------------------------------------------------
+
+
+def fake_gradio_queue(unread: int, busy: int = 0, read: int = 0):
+    """Gradio's queue as unread_answers sees it: sessions with an unread answer, sessions whose event
+    still runs (messages waiting too), sessions whose reader took everything."""
+    import asyncio
+    import types
+
+    sessions = {}
+    for kind, count, messages in (("unread", unread, 1), ("busy", busy, 2), ("read", read, 0)):
+        for n in range(count):
+            queue = asyncio.Queue()
+            for _ in range(messages):
+                queue.put_nowait("a message")
+            sessions[f"{kind}-{n}"] = queue
+    running = {f"event-{n}": types.SimpleNamespace(session_hash=f"busy-{n}") for n in range(busy)}
+    ids = {session: {"an event"} for session in sessions}
+    return types.SimpleNamespace(pending_messages_per_session=sessions, event_ids_to_events=running, pending_event_ids_session=ids)
+
+
+def test_unread_answers_are_dropped_when_old_or_beyond_the_most_recent_ones():
+    from rnn_demo.serving.unread_answers import MAX_UNREAD, UNREAD_SECONDS, drop_unread
+
+    queue = fake_gradio_queue(unread=3, busy=2, read=2)
+    seen = drop_unread(queue, {}, now=0.0)
+    assert sorted(seen) == ["unread-0", "unread-1", "unread-2"] and len(queue.pending_messages_per_session) == 7
+    queue.pending_messages_per_session["unread-0"].get_nowait()  # its reader came: no longer unread
+    seen = drop_unread(queue, seen, now=UNREAD_SECONDS)
+    assert seen == {} and sorted(queue.pending_messages_per_session) == [
+        "busy-0", "busy-1", "read-0", "read-1", "unread-0"
+    ]  # the two read late are dropped; running events and read sessions are left alone
+    assert "unread-1" not in queue.pending_event_ids_session
+
+    flood = fake_gradio_queue(unread=MAX_UNREAD + 5)
+    seen = drop_unread(flood, {f"unread-{n}": float(n) for n in range(MAX_UNREAD + 5)}, now=10.0)
+    assert len(seen) == MAX_UNREAD and "unread-4" not in seen and "unread-5" in seen  # the oldest go first
+
+
+@pytest.mark.slow
+def test_unread_answers_leave_the_server_and_it_carries_on(app_models, pick_free_port):
+    from rnn_demo.serving import unread_answers
+
+    demo = app.build_demo(ModelZoo(app_models))
+    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True))
+    try:
+        for n in range(unread_answers.MAX_UNREAD + 8):
+            answer = httpx.post(f"{url}gradio_api/call/neurons", json={"data": ["ROMEO: a text", "lstm", 64, 0]}, timeout=30)
+            assert answer.status_code == 200  # an event id; its answer is never read
+        queue = demo._queue
+
+        def unread() -> int:
+            return sum(1 for messages in list(queue.pending_messages_per_session.values()) if messages.qsize())
+
+        wait_until(lambda: not queue.event_ids_to_events and unread() <= unread_answers.MAX_UNREAD, timeout=60)
+        assert unread() <= unread_answers.MAX_UNREAD
+        post = httpx.post(f"{url}gradio_api/call/neurons", json={"data": ["ROMEO:", "lstm", 64, 0]}, timeout=30)
+        read = httpx.get(f"{url}gradio_api/call/neurons/{post.json()['event_id']}", timeout=30)  # read at once: whole
+        assert "event: complete" in read.text and '"chars": ["R", "O"' in read.text
+    finally:
+        demo.close()
+
+
+# ---- requests pending per visitor -------------------------------------------------------------------
+
+
+@pytest.fixture
+def gated_roomy_app(app_models, pick_free_port):
+    """The app with room for many generations, each held until the test opens the gate: (zoo, url)."""
+    zoo = GatedZoo(app_models)
+    demo = app.build_demo(zoo, concurrency_limit=16, max_queue_size=32)
+    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True))
+    try:
+        yield zoo, url
+    finally:
+        zoo.gate.set()
+        demo.close()
+
+
+def test_a_visitors_flood_is_refused_beyond_its_pending_requests_and_others_still_get_in(gated_roomy_app):
+    zoo, url = gated_roomy_app
+
+    def join(address: str) -> httpx.Response:
+        return httpx.post(f"{url}gradio_api/call/generate", json={"data": list(GOOD.values())},
+                          headers={"X-Forwarded-For": address}, timeout=30)  # fmt: skip
+
+    flood = [join("198.51.100.20") for _ in range(lifecycle.PENDING_PER_VISITOR + 3)]
+    assert [answer.status_code for answer in flood] == [200] * lifecycle.PENDING_PER_VISITOR + [429] * 3
+    assert flood[-1].text.startswith(f"You have {lifecycle.PENDING_PER_VISITOR} requests waiting or running")
+    other = join("198.51.100.21")
+    assert other.status_code == 200  # another visitor's request is taken
+    zoo.gate.set()
+    answer = httpx.get(f"{url}gradio_api/call/generate/{other.json()['event_id']}", timeout=60)
+    assert "event: complete" in answer.text
+    wait_until(lambda: join("198.51.100.20").status_code == 200, timeout=60)  # the visitor's requests ended: room again

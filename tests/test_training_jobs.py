@@ -8,6 +8,7 @@ import signal
 import time
 import zipfile
 
+import httpx
 import pytest
 from gradio_client.exceptions import AppError
 
@@ -59,6 +60,7 @@ def test_the_defaults_are_the_documented_caps():
     limits = TrainingLimits()
     assert (limits.max_hidden_size, limits.max_seconds, limits.max_text_bytes) == (256, 120.0, 5_000_000)
     assert limits.min_chars == 1_000 and limits.max_vocab >= 5_000 and limits.concurrency == 1
+    assert (limits.max_waiting, limits.models_per_client, limits.max_models, limits.model_minutes) == (4, 3, 24, 60.0)
 
 
 @pytest.mark.parametrize(
@@ -130,21 +132,36 @@ def model_folder(root, trained_run, name):
     return folder
 
 
-def test_trained_models_are_kept_by_id_least_recently_used_out(tmp_path, trained_run):
-    models = TrainedModels(TrainingLimits(max_models=2))
-    first = models.add(model_folder(tmp_path, trained_run, "a"), "a")
-    second = models.add(model_folder(tmp_path, trained_run, "b"), "b")
+def test_trained_models_are_kept_by_id_a_visitors_least_recently_used_out(tmp_path, trained_run):
+    models = TrainedModels(TrainingLimits(models_per_client=2))
+    first = models.add(model_folder(tmp_path, trained_run, "a"), "a", owner="10.0.0.1")
+    second = models.add(model_folder(tmp_path, trained_run, "b"), "b", owner="10.0.0.1")
+    others = models.add(model_folder(tmp_path, trained_run, "o"), "o", owner="10.0.0.2")
     assert first.model_id != second.model_id and len(first.model_id) >= 16
     models.get(first.model_id)  # first is now the most recently used
-    third = models.add(model_folder(tmp_path, trained_run, "c"), "c")
-    assert len(models) == 2
-    with pytest.raises(RequestError, match="No trained model has the id"):
+    third = models.add(model_folder(tmp_path, trained_run, "c"), "c", owner="10.0.0.1")
+    assert len(models) == 3
+    with pytest.raises(RequestError, match="No trained model has the id .*, 2 per visitor"):
         models.get(second.model_id)
     assert not (tmp_path / "b").exists()  # an evicted model's folder is deleted
     assert models.get(first.model_id).info.name == "my-lstm-h64"
     assert models.get(third.model_id).zoo.load("lstm", 64).hidden_size == 64
+    assert models.get(others.model_id)  # another visitor's model stays
     with pytest.raises(RequestError, match="model_id must be the id a training returned"):
         models.get(None)
+
+
+def test_a_visitor_never_evicts_anothers_model_the_server_waits_for_one_to_expire(tmp_path, trained_run):
+    now = [0.0]
+    models = TrainedModels(TrainingLimits(max_models=2, model_minutes=10), clock=lambda: now[0])
+    kept = [models.add(model_folder(tmp_path, trained_run, name), name, owner=name) for name in ("a", "b")]
+    now[0] = 60.0
+    assert models.seconds_until_room("c") == pytest.approx(9 * 60)  # full of others' models: wait for one
+    assert models.seconds_until_room("a") == 0.0  # a has one of its own to give up
+    replaced = models.add(model_folder(tmp_path, trained_run, "a2"), "a2", owner="a")
+    assert len(models) == 2 and models.get(replaced.model_id) and models.get(kept[1].model_id)
+    with pytest.raises(RequestError):
+        models.get(kept[0].model_id)  # a's older model made the room, b's is untouched
 
 
 def test_a_trained_model_expires_after_its_minutes_unused(tmp_path, trained_run):
@@ -271,6 +288,26 @@ def test_stop_before_the_first_evaluation_keeps_nothing(trainer):
     with pytest.raises(TrainingFailed, match="before the first evaluation .*: no model was kept"):
         list(updates)
     assert list(trainer.root.iterdir()) == []  # the run's folder is gone
+
+
+def test_a_second_visitor_waits_in_line_and_stop_while_waiting_leaves_it(trainer):
+    from rnn_demo.serving.clients import Client
+    from rnn_demo.serving.training_line import ENDING_SECONDS
+
+    first = trainer.train(request(seconds=5), client=Client("10.0.0.1"))
+    assert next(first).waiting == 0  # the line was empty: it runs
+    stopping = []
+    second = trainer.train(request(seconds=5), should_stop=lambda: bool(stopping), client=Client("10.0.0.2"))
+    waiting = next(second)
+    assert waiting.waiting == 1 and 0 < waiting.starts_in <= 5 + ENDING_SECONDS and waiting.to_dict()["waiting"] == 1
+    with pytest.raises(RequestError, match="You already have a training running or waiting"):
+        next(trainer.train(request(), client=Client("10.0.0.2", "another session")))
+    stopping.append(True)
+    with pytest.raises(TrainingFailed, match="Stopped while waiting for its turn: nothing was trained"):
+        list(second)
+    assert len(trainer.line) == 1  # the first still runs
+    first.close()
+    assert len(trainer.line) == 0 and list(trainer.root.iterdir()) == []
 
 
 def stop_with_a_saved_model(trainer, trained_run, saved_loss: float, logged_loss: float):
@@ -414,16 +451,30 @@ def test_a_bad_train_call_gets_one_sentence(client, arguments, message):
 
 
 @pytest.mark.slow
-def test_one_training_at_a_time_and_the_second_sees_its_place_in_the_queue(client):
-    from gradio_client.utils import Status
+def test_one_training_at_a_time_the_second_visitor_sees_its_place_and_a_flood_is_refused_at_once(app_url, client):
+    from gradio_client import Client
+
+    def visitor(address: str) -> Client:  # another visitor, as the Space's proxy names it
+        return Client(app_url, verbose=False, analytics_enabled=False, headers={"X-Forwarded-For": address})
 
     first = client.submit(CHINESE, "rnn", 16, 5, api_name="/train")
-    assert _wait(lambda: first.status().code in (Status.PROCESSING, Status.ITERATING), 30)
-    second = client.submit(CHINESE, "rnn", 16, 5, api_name="/train")
-    assert _wait(lambda: second.status().code == Status.IN_QUEUE, 10)
-    assert second.status().rank is not None
+    assert _wait(lambda: len(first.outputs()) > 0, 30)  # it has its place: running
+    second = visitor("203.0.113.2").submit(CHINESE, "rnn", 16, 5, api_name="/train")
+    assert _wait(lambda: len(second.outputs()) > 0, 30)
+    assert second.outputs()[0]["waiting"] == 1 and second.outputs()[0]["starts_in"] > 0
+    # A flood from the visitor whose training runs: every request refused at once, and another
+    # visitor's generation meanwhile answers.
+    started = time.monotonic()
+    flood = [client.submit(CHINESE, "rnn", 16, 5, api_name="/train") for _ in range(40)]
+    text = visitor("203.0.113.3").predict("ROMEO:", "lstm", 64, 0.8, 20, 0, 1.0, 1, api_name="/generate")
+    assert len(text) == len("ROMEO:") + 20
+    for job in flood:  # refused by the line, or, beyond 8 of the visitor's requests at once, at the door
+        with pytest.raises((AppError, httpx.HTTPStatusError), match="You already have a training running or waiting|429"):
+            job.result()
+    assert time.monotonic() - started < 5 + 10  # answered before the running training ended
     results = [first.result(), second.result()]  # the last value of each stream
     assert all(result["done"] for result in results) and results[0]["model_id"] != results[1]["model_id"]
+    assert [update["waiting"] for update in second.outputs()][-1] == 0  # it ran once the first was done
 
 
 def _wait(condition, timeout: float) -> bool:

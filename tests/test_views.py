@@ -47,7 +47,7 @@ def test_explain_request_names_the_model_and_answers_as_the_library_does(zoo):
         ({"hidden_size": 65}, "No lstm model with hidden size 65; available: 64, 256."),
         ({"hidden_size": "64"}, "hidden_size must be a whole number"),
         ({"top_k": 0}, "top_k must be between 1 and"),
-        ({"top_k": 10_000}, "(the model's vocabulary), got 10000."),
+        ({"top_k": 11}, "top_k must be between 1 and 10, got 11."),
         ({"top_k": 2.5}, "top_k must be a whole number"),
         ({"text": "ǂǂǂ"}, "lstm-h64 knows none of the text's characters (it does not know 'ǂ')"),
         ({"text": "Aǂ"}, "lstm-h64 knows only one of the text's characters"),
@@ -197,6 +197,7 @@ def test_the_view_endpoints_answer_through_the_client(client):
         ("/explain", (TEXT, "lstm", 64, 0), "top_k must be between 1 and"),
         ("/score", ("",), "The text is empty"),
         ("/neurons", (TEXT, "lstm", 64, 9), "layer must be 0 for lstm-h64 (it has 1 layer), got 9."),
+        ("/neurons", ("a" * (views.MAX_NEURON_CHARS + 1), "lstm", 64, 0), "The text is 201 characters long; the limit is 200."),
         ("/compare", ("ROMEO:", "cnn", 0.8, 50, 1), "cell must be one of"),
     ],
 )

@@ -20,6 +20,10 @@ from rnn_demo.serving.zoo import ModelZoo
 # 40 worker threads while it waits for its characters.
 CONCURRENCY_LIMIT = 32
 MAX_QUEUE_SIZE = 32
+# Requests of one visitor waiting or running at once, every endpoint together (the page's own
+# events included): beyond it one is refused at once (rnn_demo.serving.visitor_caps), so that no
+# visitor's flood fills the queue's MAX_QUEUE_SIZE places that everyone shares.
+PENDING_PER_VISITOR = 8
 # Gradio keeps a copy of the page's configuration (about 0.2 MB here) for each of this many recent
 # sessions (its default: 10,000), and every API call is a new session: the cap bounds the server's
 # memory under traffic (``python -m benchmarks.load --parts 5`` reads it; docs/design.md, "Memory").
@@ -33,6 +37,14 @@ MALLOC_ARENAS = 2
 # per request, more as the events recorded grow. Here, once every this many events instead;
 # $GRADIO_ANALYTICS_CACHE_FREQUENCY, when set, wins.
 ANALYTICS_SUMMARY_EVERY = 1_000
+# Gradio's file cache (uploads, and the trained models' zips the page offers): every CACHE_CHECK_SECONDS,
+# the files older than CACHE_SECONDS are deleted (``gr.Blocks(delete_cache=...)``; without it nothing
+# there is ever deleted). A zip stays downloadable as long as its model is kept after its last use.
+CACHE_CHECK_SECONDS = 600
+CACHE_SECONDS = 3600
+# Uploads kept in that cache at most: per visitor, and from everyone (rnn_demo.serving.visitor_caps).
+UPLOADS_PER_VISITOR = 10
+UPLOADS_IN_ALL = 200
 
 
 def warm_up(zoo: ModelZoo) -> None:

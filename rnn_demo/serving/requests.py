@@ -23,6 +23,9 @@ DEFAULT_NEW_CHARS = 500
 # this many characters. /neurons answers 2 x hidden_size numbers per character (h, and an LSTM's
 # c), so this cap also bounds the size of its answer.
 MAX_VIEW_CHARS = 2_000
+# /explain lists at most this many likeliest characters at each position: it caps the answer (about
+# 0.5 MB of JSON for 2,000 characters) whatever the model's vocabulary.
+MAX_ALTERNATIVES = 10
 MAX_TEMPERATURE = 2.0
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_K = 0  # 0 = off
@@ -179,9 +182,9 @@ def validate_cell(zoo: ModelZoo, cell) -> str:
     return cell.strip().lower()
 
 
-def validate_view_text(text) -> str:
-    """A text for the views inside the network: at most MAX_VIEW_CHARS characters, not empty."""
-    text = _text("text", text, MAX_VIEW_CHARS)
+def validate_view_text(text, limit: int = MAX_VIEW_CHARS) -> str:
+    """A text for the views inside the network: at most ``limit`` characters, not empty."""
+    text = _text("text", text, limit)
     if not text:
         raise RequestError("The text is empty; give the model something to read.")
     return text
@@ -204,12 +207,10 @@ def validate_layer(model: ModelInfo, layer) -> int:
 
 
 def validate_alternatives(top_k, vocab_size: int) -> int:
-    """How many likeliest characters to list at each position: 1 to the model's vocabulary size."""
+    """How many likeliest characters to list at each position: 1 to MAX_ALTERNATIVES, and at most the
+    model's vocabulary size."""
     top_k = _whole_number("top_k", top_k)
-    if not 1 <= top_k <= vocab_size:
-        raise RequestError(
-            "top_k must be between 1 and {vocab_size} (the model's vocabulary), got {top_k}.",
-            vocab_size=vocab_size,
-            top_k=top_k,
-        )
+    most = min(vocab_size, MAX_ALTERNATIVES)
+    if not 1 <= top_k <= most:
+        raise RequestError("top_k must be between 1 and {most}, got {top_k}.", most=most, top_k=top_k)
     return top_k

@@ -5,12 +5,15 @@ thread, in a child process tied to the server (:mod:`rnn_demo.subprocesses`) and
 priority: Stop ends it at once, it never blocks the server's event loop, a crash costs that run
 only, and it never outlives the server. Its time is wall time (``--wall-budget``): evaluations
 count, so a run asked for N seconds ends a few seconds after N, whatever the text. Its progress is
-read from the run folder's ``metrics.jsonl`` as the trainer writes it. The best model so far is always a loadable ``save_pretrained`` folder there
-(the trainer saves it at every evaluation that improves), so a stopped run keeps it.
+read from the run folder's ``metrics.jsonl`` as the trainer writes it. The best model so far is
+always a loadable ``save_pretrained`` folder there (the trainer saves it at every evaluation that
+improves), so a stopped run keeps it. Who runs next is the line's
+(:mod:`rnn_demo.serving.training_line`).
 
 A finished model is kept by :class:`TrainedModels` under a random ``model_id``: whoever holds the
 id (the browser session that trained it, an API caller) can use it, nobody else can list it, and it
-never joins the shared zoo. At most ``max_models`` are kept (least recently used out), each for
+never joins the shared zoo. A visitor keeps at most ``models_per_client`` (their least recently
+used out) and never evicts another's; the server keeps about ``max_models``, each for
 ``model_minutes`` after its last use; an evicted model's folder is deleted.
 
 Every cap is in :class:`TrainingLimits`, read once from the environment. Nothing here imports torch
@@ -41,9 +44,11 @@ from safetensors import SafetensorError
 from rnn_demo import subprocesses
 from rnn_demo.files import WriteError, atomic_path, atomic_write_text, describe_os_error
 from rnn_demo.model.checkpoint import CELLS, CONFIG_NAME, STEP_KEY, VAL_LOSS_KEY, WEIGHTS_NAME, weights_metadata
+from rnn_demo.serving.clients import LOCAL, Client
 from rnn_demo.serving.errors import UserError
 from rnn_demo.serving.lifecycle import temporary_root
 from rnn_demo.serving.requests import RequestError
+from rnn_demo.serving.training_line import TrainingLine
 from rnn_demo.serving.zoo import METRICS_NAME, ModelInfo, ModelZoo, describe_model_folder
 
 SHIPPED_TEXT = Path(__file__).resolve().parents[2] / "data" / "tinyshakespeare.txt"
@@ -85,9 +90,11 @@ class TrainingLimits:
     min_chars: int = _limit(1_000, "the shortest text: 5% of it is the validation split")
     # Chinese text uses thousands of distinct characters (about 3,500 cover everyday writing).
     max_vocab: int = _limit(6_000, "the most distinct characters a text may have")
-    max_models: int = _limit(8, "trained models the server keeps at most (least recently used out)")
+    max_models: int = _limit(24, "trained models the server keeps (a training that would need room held by others' is refused)")
+    models_per_client: int = _limit(3, "trained models one visitor keeps (their least recently used out)")
     model_minutes: float = _limit(60.0, "minutes a trained model is kept after its last use")
-    concurrency: int = _limit(1, "trainings that run at the same time, server-wide (the others wait their turn)")
+    concurrency: int = _limit(1, "trainings that run at the same time, server-wide")
+    max_waiting: int = _limit(4, "trainings that wait for their turn, server-wide (one more is refused at once)")
 
     @property
     def max_text_bytes(self) -> int:
@@ -228,11 +235,14 @@ class TrainedModel:
     zoo: ModelZoo
     source: str
     last_used: float
+    owner: str = ""  # the address of the visitor who trained it (rnn_demo.serving.clients.Client)
 
 
 class TrainedModels:
-    """The models trained on this server, by ``model_id``; at most ``limits.max_models``, each kept
-    ``limits.model_minutes`` after its last use. Thread-safe."""
+    """The models trained on this server, by ``model_id``, each kept ``limits.model_minutes`` after its
+    last use. A visitor (``owner``) keeps at most ``limits.models_per_client``, their least recently
+    used out, and never evicts another's: :meth:`seconds_until_room` says whether a new one fits among the
+    ``limits.max_models``. Thread-safe."""
 
     def __init__(self, limits: TrainingLimits, clock: Callable[[], float] = time.monotonic):
         self.limits = limits
@@ -240,19 +250,31 @@ class TrainedModels:
         self._lock = threading.Lock()
         self._models: collections.OrderedDict[str, TrainedModel] = collections.OrderedDict()
 
-    def add(self, folder: Path, source: str) -> TrainedModel:
-        """Keep the model in ``folder`` (which it then owns) under a new id; evicts the least
-        recently used one beyond the cap."""
+    def add(self, folder: Path, source: str, owner: str = "") -> TrainedModel:
+        """Keep the model in ``folder`` (which it then owns) under a new id; evicts the owner's least
+        recently used ones beyond their cap, or beyond the server's when they have one to give."""
         info = describe_model_folder(folder)  # named as a zoo of this folder alone names it
         model_id = secrets.token_urlsafe(12)
-        entry = TrainedModel(model_id, info, ModelZoo(folder), source, self._clock())
+        entry = TrainedModel(model_id, info, ModelZoo(folder), source, self._clock(), owner)
         with self._lock:
             self._drop_expired()
             self._models[model_id] = entry
-            while len(self._models) > self.limits.max_models:
-                _, evicted = self._models.popitem(last=False)
-                _delete(evicted)
+            owned = [key for key, kept in self._models.items() if kept.owner == owner and key != model_id]
+            while owned and (
+                len(owned) >= self.limits.models_per_client or len(self._models) > self.limits.max_models
+            ):
+                _delete(self._models.pop(owned.pop(0)))  # least recently used first
         return entry
+
+    def seconds_until_room(self, owner: str) -> float:
+        """0 when a new model of ``owner``'s fits (there is room, or they have one of their own to
+        give up); else the seconds until the first model expires and makes room."""
+        with self._lock:
+            self._drop_expired()
+            if len(self._models) < self.limits.max_models or any(m.owner == owner for m in self._models.values()):
+                return 0.0
+            first = min(entry.last_used for entry in self._models.values())
+            return max(first + self.limits.model_minutes * 60 - self._clock(), 1.0)
 
     def get(self, model_id) -> TrainedModel:
         """The model with this id, now its last use; RequestError when it is unknown or expired."""
@@ -263,10 +285,10 @@ class TrainedModels:
             entry = self._models.get(model_id)
             if entry is None:
                 raise RequestError(
-                    "No trained model has the id {model_id!r}: it never existed or has expired (models are kept {minutes:g} minutes after their last use, {most} at most). Train it again.",
+                    "No trained model has the id {model_id!r}: it never existed or has expired (models are kept {minutes:g} minutes after their last use, {most} per visitor). Train it again.",
                     model_id=model_id,
                     minutes=self.limits.model_minutes,
-                    most=self.limits.max_models,
+                    most=self.limits.models_per_client,
                 )
             entry.last_used = self._clock()
             self._models.move_to_end(model_id)
@@ -303,6 +325,8 @@ class TrainingFailed(UserError, RuntimeError):
 class Progress:
     """What a run has done so far (one update of /train)."""
 
+    waiting: int = 0  # the place in the line while waiting for a turn (1 = next), 0 once it runs
+    starts_in: float = 0.0  # while waiting, about how many seconds until it runs
     step: int = 0
     elapsed: float = 0.0  # wall seconds since the run started, the budget's measure
     train_seconds: float = 0.0  # of them, seconds of training steps (evaluations excluded)
@@ -319,6 +343,8 @@ class Progress:
     def to_dict(self) -> dict:
         """The public progress object (the curve is the page's, not the API's)."""
         return {
+            "waiting": self.waiting,
+            "starts_in": round(self.starts_in),
             "step": self.step,
             "elapsed": round(self.elapsed, 2),
             "train_loss": self.train_loss,
@@ -492,11 +518,12 @@ def publish_command(entry: TrainedModel) -> str:
 
 
 class Trainer:
-    """The server's in-page training: the limits, the runs and the models they leave.
+    """The server's in-page training: the limits, the line of runs, the runs and the models they leave.
 
-    How many runs go at once is the server's queue's business (the page's Train button and the
-    /train API share one Gradio concurrency limit of ``limits.concurrency``, so the others wait in
-    the queue and see their place in it)."""
+    How many runs go at once, and who waits, is the line's business
+    (:class:`~rnn_demo.serving.training_line.TrainingLine`): ``limits.concurrency`` run, at most
+    ``limits.max_waiting`` wait and see their place, one per visitor, and a request beyond is
+    refused at once."""
 
     def __init__(self, limits: TrainingLimits | None = None, root: str | os.PathLike | None = None):
         """``root``: the folder of the runs and the models they leave; by default a temporary root of
@@ -506,6 +533,7 @@ class Trainer:
         owns_root = root is None
         self.root = temporary_root() if root is None else Path(root)
         self.models = TrainedModels(self.limits)
+        self.line = TrainingLine(self.limits.concurrency, self.limits.max_waiting)
         self._runs: set[TrainingRun] = set()  # running now
         # A server that exits ends its runs at once (the kernel would, a moment later: they are tied
         # to it, see rnn_demo.subprocesses) and removes the models it made.
@@ -553,11 +581,33 @@ class Trainer:
             self.models.clear()
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def train(self, request: TrainingRequest, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Progress]:
-        """Yield the run's progress about every POLL_SECONDS, and last an update with ``done`` set
-        and the ``model_id``. ``should_stop()`` true ends the run and keeps the best model so far;
-        closing the iterator ends the run and keeps nothing. Raises TrainingFailed when the run
-        ends without a model."""
+    def train(
+        self, request: TrainingRequest, should_stop: Callable[[], bool] = lambda: False, client: Client = LOCAL
+    ) -> Iterator[Progress]:
+        """Take ``client``'s place in the line, at once (RequestError when the client has one already,
+        the line is full, or the server's models leave no room for one more of theirs); yield its
+        position while it waits, then the run's progress about every POLL_SECONDS, and last an update
+        with ``done`` set and the ``model_id``. ``should_stop()`` true ends the wait, or the run,
+        keeping the best model so far; closing the iterator ends it and keeps nothing. Raises
+        TrainingFailed when the run ends without a model."""
+        wait = self.models.seconds_until_room(client.address)
+        if wait:
+            raise RequestError(
+                "The server keeps {most} trained models and holds that many of other visitors': try again in about {minutes:.0f} min, when one expires.",
+                most=self.limits.max_models,
+                minutes=max(wait / 60, 1),
+            )
+        place = self.line.join(client, request.seconds)
+        try:
+            while (position := self.line.wait_turn(place, POLL_SECONDS)) > 0:
+                if should_stop():
+                    raise TrainingFailed("Stopped while waiting for its turn: nothing was trained.")
+                yield Progress(waiting=position, starts_in=self.line.starts_in(place), seconds_left=request.seconds)
+            yield from self._run(request, should_stop, client)
+        finally:
+            self.line.leave(place)
+
+    def _run(self, request: TrainingRequest, should_stop: Callable[[], bool], client: Client) -> Iterator[Progress]:
         run = None
         kept = False
         try:
@@ -593,7 +643,7 @@ class Trainer:
             run.kill()  # reaps the process and closes its log
             for leftover in (run.folder / TEXT_NAME, run.model_folder / STATE_NAME):
                 leftover.unlink(missing_ok=True)  # the text's copy and the optimizer's state: not the model
-            entry = self.models.add(run.model_folder, request.source)
+            entry = self.models.add(run.model_folder, request.source, client.address)
             kept = True
             progress.done = True
             progress.model_id = entry.model_id

@@ -37,7 +37,12 @@ if TYPE_CHECKING:
     from rnn_demo.serving.worker import GenerationWorker
 
 DEFAULT_ALTERNATIVES = 5  # top_k of /explain
-STATE_DECIMALS = 4  # /neurons rounds h and c: activations in [-1, 1] (c beyond), 4 decimals show any pattern
+STATE_DECIMALS = 3  # /neurons rounds h and c: activations in [-1, 1] (c beyond), 3 decimals show any pattern
+# /neurons reads at most this many characters: its answer is a number per unit, per character, and
+# h and c for an LSTM, so it caps the answer (about 1.6 MB of JSON on a 512-unit LSTM). Gradio keeps
+# an answer nobody reads in memory (one per session, for its last 2,000 sessions); `python -m
+# benchmarks.abuse` measures 200 of them.
+MAX_NEURON_CHARS = 200
 TOP_UNITS = 10  # "Find interesting units" lists this many
 
 
@@ -116,7 +121,7 @@ def neurons_request(zoo: ModelZoo, text, cell, hidden_size, layer) -> dict:
     layer ``layer``'s state after each known character, rounded to STATE_DECIMALS."""
     from rnn_demo.analysis import neurons
 
-    text = validate_view_text(text)
+    text = validate_view_text(text, MAX_NEURON_CHARS)
     info = validate_model(zoo, cell, hidden_size)
     layer = validate_layer(info, layer)
     model = load_model(zoo, info)

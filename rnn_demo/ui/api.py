@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from rnn_demo.serving.clients import Client
 from rnn_demo.serving.poems import DEFAULT_FORM, DEFAULT_POEM_TEMPERATURE, check_poem_request, poem_stream
 from rnn_demo.serving.requests import DEFAULT_NEW_CHARS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_TOP_P, RANDOM_SEED
 from rnn_demo.serving.streaming import generate_stream
@@ -23,7 +24,6 @@ from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui.display import answered_or_gradio_error, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import GENERATION_CONCURRENCY_ID
 from rnn_demo.ui.inside_tab import VIEWS_CONCURRENCY_ID, VIEWS_CONCURRENCY_LIMIT
-from rnn_demo.ui.train_tab import TRAINING_CONCURRENCY_ID
 
 
 def _streamed_text(updates):
@@ -96,7 +96,7 @@ def register_api(
             text: the text to read, 1 to 2,000 characters.
             cell: the model's recurrent cell: "rnn", "gru" or "lstm".
             hidden_size: the model's hidden size, one that models lists for that cell.
-            top_k: how many alternatives to give at each character, 1 to the model's vocabulary size.
+            top_k: how many alternatives to give at each character, 1 to 10.
         """
         return answered_or_gradio_error(explain_request, zoo, text, cell, hidden_size, top_k)
 
@@ -115,11 +115,11 @@ def register_api(
         """Read a model's hidden state after each character of a text, from its first character on.
 
         Returns {"model", "layer", "chars", "h", "skipped"}: h holds one list of hidden_size floats
-        per known character; an LSTM's answer also has "c", its cell state. The last h (and c) is the
-        state generation carries after the same text.
+        (3 decimals) per known character; an LSTM's answer also has "c", its cell state. The last h
+        (and c) is the state generation carries after the same text.
 
         Args:
-            text: the text to read, 1 to 2,000 characters.
+            text: the text to read, 1 to 200 characters.
             cell: the model's recurrent cell: "rnn", "gru" or "lstm".
             hidden_size: the model's hidden size, one that models lists for that cell.
             layer: which layer, 0 (next to the input) to num_layers - 1.
@@ -155,27 +155,31 @@ def register_api(
 
     limits = trainer.limits
 
-    def train(text: str, cell: str, hidden_size: int, seconds: float, num_layers: int = 1) -> dict:
+    def train(
+        text: str, cell: str, hidden_size: int, seconds: float, num_layers: int = 1, request: gr.Request = None
+    ) -> dict:
         """Train a new character-level model on a text, on this server, for a few seconds. The text
         is split 90/5/5 into training, validation and test parts, and its characters are the model's
-        vocabulary (any language). Streams progress objects {"step", "elapsed", "train_loss",
-        "val_loss", "best_val_loss", "chars_per_second", "seconds_left", "done", "stopped",
-        "model_id"}; losses are in nats per character, val_loss is null until the first evaluation.
-        The last object has done true and the model_id to pass to generate_trained. One training
-        runs at a time; the others wait their turn.
+        vocabulary (any language). Streams progress objects {"waiting", "starts_in", "step",
+        "elapsed", "train_loss", "val_loss", "best_val_loss", "chars_per_second", "seconds_left",
+        "done", "stopped", "model_id"}; losses are in nats per character, val_loss is null until the
+        first evaluation. The last object has done true and the model_id to pass to generate_trained.
+        One training runs at a time: while others run, "waiting" is this one's place in the line (1 =
+        next) and "starts_in" about how many seconds until it runs. A caller has one training running
+        or waiting at most, and a full line refuses a new one at once, saying when to try again.
 
         Args:
             text: the training text, at least 1,000 characters and at most 5 MB of UTF-8 (by default).
             cell: the recurrent cell to train: "rnn", "gru" or "lstm".
             hidden_size: the hidden size, 1 to 256 (by default); 64 to 256 learn in a minute.
-            seconds: how long to train, 5 to 120 seconds (by default); evaluation time comes on top.
+            seconds: how long the run takes, 5 to 120 seconds (by default), its evaluations included.
             num_layers: stacked recurrent layers, 1 or 2.
         """
         try:
-            request = validate_training_request(limits, text, cell, hidden_size, num_layers, seconds)
+            job = validate_training_request(limits, text, cell, hidden_size, num_layers, seconds)
         except ValueError as error:
             raise gr.Error(str(error)) from None
-        updates = shown_as_gradio_errors(trainer.train(request))
+        updates = shown_as_gradio_errors(trainer.train(job, client=Client.of(request)))
         try:
             for progress in updates:
                 yield progress.to_dict()
@@ -274,7 +278,9 @@ def register_api(
     gr.api(neurons, api_name="neurons", **views)
     gr.api(check_poem, api_name="check_poem", **views)
     gr.api(compare, api_name="compare", concurrency_limit=concurrency_limit, concurrency_id=GENERATION_CONCURRENCY_ID)
-    gr.api(train, api_name="train", concurrency_limit=limits.concurrency, concurrency_id=TRAINING_CONCURRENCY_ID)
+    # No Gradio limit: a training waits in the trainer's own line (rnn_demo.serving.training_line), which
+    # answers at once, and never in the queue, whose slots /generate and the views need.
+    gr.api(train, api_name="train", concurrency_limit=None)
     gr.api(
         generate_trained,
         api_name="generate_trained",

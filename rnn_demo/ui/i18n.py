@@ -86,6 +86,8 @@ EN: dict[str, str] = {
     "inside.generate": "Generate a text",
     "inside.expected_tab": "What it expected",
     "inside.click_a_character": "Click a character of the text to see what the model expected there.",
+    "inside.title_first": "{char!r}: the first character, not predicted",
+    "inside.title_char": "{char!r}: p = {prob:.4f}, {bits:.2f} bits. Expected: {likeliest}",
     "inside.alternatives": "Top alternatives",
     "inside.neuron_tab": "One neuron",
     "inside.layer": "Layer",
@@ -242,6 +244,8 @@ ZH: dict[str, str] = {
     "inside.generate": "生成一段文本",
     "inside.expected_tab": "模型的预期",
     "inside.click_a_character": "点击文本中的一个字符，查看模型在那里预期的是什么。",
+    "inside.title_first": "{char!r}：第一个字符，没有预测",
+    "inside.title_char": "{char!r}：p = {prob:.4f}，{bits:.2f} 比特。模型预期：{likeliest}",
     "inside.alternatives": "最可能的候选",
     "inside.neuron_tab": "单个神经元",
     "inside.layer": "层",
@@ -404,7 +408,7 @@ ERRORS_ZH: dict[str, str] = {
     "top_p must be above 0 and at most 1 (1 = off), got {top_p}.": "top_p 必须大于 0 且不超过 1（1 = 关闭），收到的是 {top_p}。",
     "The text is empty; give the model something to read.": "文本是空的：请给模型一些可读的内容。",
     "layer must be {allowed} for {model} (it has {layers}), got {layer}.": "{model} 的层号必须是 {allowed}（它有 {layers} 层），收到的是 {layer}。",
-    "top_k must be between 1 and {vocab_size} (the model's vocabulary), got {top_k}.": "top_k 必须在 1 到 {vocab_size}（模型的词表大小）之间，收到的是 {top_k}。",
+    "top_k must be between 1 and {most}, got {top_k}.": "top_k 必须在 1 到 {most} 之间，收到的是 {top_k}。",
     # the models (rnn_demo.serving.zoo)
     "No {cell} model with hidden size {hidden_size!r}; available: {sizes}.": "没有隐藏维度为 {hidden_size!r} 的 {cell} 模型；可用的有：{sizes}。",
     "No models are available ({problems}).": "没有可用的模型（{problems}）。",
@@ -456,12 +460,21 @@ ERRORS_ZH: dict[str, str] = {
     "model_id must be the id a training returned (a string)": "model_id 必须是训练返回的 id（一个字符串）",
     "You have no model of your own yet: train one in the Train tab first.": "你还没有自己的模型：请先在“训练”页训练一个。",
     "No trained model has the id {model_id!r}: it never existed or has expired (models are kept {minutes:g} minutes "
-    "after their last use, {most} at most). Train it again.":
-        "没有 id 为 {model_id!r} 的训练模型：它从未存在或已过期（模型在最后一次使用后保留 {minutes:g} 分钟，最多 {most} 个）。请重新训练。",
+    "after their last use, {most} per visitor). Train it again.":
+        "没有 id 为 {model_id!r} 的训练模型：它从未存在或已过期（模型在最后一次使用后保留 {minutes:g} 分钟，每位访客最多 {most} 个）。请重新训练。",
     "Stopped at step {step}, before the first evaluation (every {eval_every} steps): no model was kept.":
         "在第 {step} 步停止，早于第一次评估（每 {eval_every} 步一次）：没有保留模型。",
     "The training failed: {reason}": "训练失败：{reason}",
     "The training could not start: {error}.": "训练无法开始：{error}。",
+    "Stopped while waiting for its turn: nothing was trained.": "在排队时停止：没有进行训练。",
+    "The server keeps {most} trained models and holds that many of other visitors': try again in about "
+    "{minutes:.0f} min, when one expires.":
+        "服务器最多保留 {most} 个训练模型，现在都是其他访客的：请大约 {minutes:.0f} 分钟后、有模型过期时再试。",
+    # the line of trainings (rnn_demo.serving.training_line)
+    "You already have a training running or waiting: let it end, or stop it, before you start another.":
+        "你已有一个训练正在进行或排队：请等它结束或停止它，再开始新的训练。",
+    "The server is busy: {running} running and {waiting} waiting, the most it takes. Try again in about {seconds:.0f} s.":
+        "服务器正忙：{running} 个训练正在进行，{waiting} 个在排队，已达上限。请大约 {seconds:.0f} 秒后再试。",
     # the Train tab (rnn_demo.ui.train_tab)
     "Unknown text source {source!r}; choose {sources}": "未知的文本来源 {source!r}；请选择 {sources}",
     "Choose a .txt file to upload first.": "请先选择要上传的 .txt 文件。",

@@ -114,16 +114,18 @@ def confidence_legend(language: str = ENGLISH, first: bool = True) -> str:
 
 def confidence_html(explanation: dict, language: str = ENGLISH) -> str:
     """The text of an /explain answer, each character coloured by the probability the model gave
-    it, with its alternatives as a hover title (in English: numbers and characters mostly), under a
-    legend in ``language``; a click reports the character's index."""
+    it, with its alternatives as a hover title, under a legend, both in ``language``; a click reports
+    the character's index."""
     spans = []
     for i, entry in enumerate(explanation["chars"]):
         if entry["prob"] is None:
-            style, title = "outline: 1px dashed currentColor", f"{entry['char']!r}: the first character, not predicted"
+            style = "outline: 1px dashed currentColor"
+            title = server_text("inside.title_first", language, char=entry["char"])
         else:
             style = f"background: {CONFIDENCE_BANDS[band_of(entry['prob'])][2]}; cursor: pointer"
             likeliest = ", ".join(f"{char!r} {prob:.2f}" for char, prob in entry["top"])
-            title = f"{entry['char']!r}: p = {entry['prob']:.4f}, {entry['bits']:.2f} bits. Expected: {likeliest}"
+            title = server_text("inside.title_char", language, char=entry["char"], prob=entry["prob"],
+                                bits=entry["bits"], likeliest=likeliest)  # fmt: skip
         spans.append(_span(i, entry["char"], style, title))
     return confidence_legend(language) + f'<div style="{TEXT_STYLE}">{"".join(spans)}</div>'
 

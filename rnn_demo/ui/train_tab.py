@@ -2,8 +2,8 @@
 tabs, download it, or push it to the Hub.
 
 The work is :class:`rnn_demo.serving.training_jobs.Trainer`'s: a run in a process of its own, one
-torch thread. The page and the ``/train`` API share one Gradio concurrency limit, so a second
-trainer waits in the queue and the page shows its place there.
+torch thread. The page and the ``/train`` API share the trainer's line
+(:mod:`rnn_demo.serving.training_line`): a second training waits there, and the page shows its place.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from rnn_demo.model.checkpoint import CELLS
+from rnn_demo.serving.clients import Client
 from rnn_demo.serving.requests import RequestError
 from rnn_demo.serving.training_jobs import (
     LAYER_CHOICES,
@@ -32,8 +33,10 @@ from rnn_demo.ui.display import cell_label, format_count, shown_as_gradio_errors
 from rnn_demo.ui.generate_tab import StopRequests, cell_choices
 from rnn_demo.ui.i18n import CHINESE, ENGLISH, add_texts, error_text, i18n, page_text, request_language, server_text
 
-TRAINING_CONCURRENCY_ID = "train"  # the page's Train button and /train share the server's limit
 SOURCES = ("shipped", "paste", "upload")  # the text's source; the page's labels are "train.source_<key>"
+PASTED_TEXT_NAME = "pasted text"
+# How the page names a text in a finished model's description (an uploaded file by its own name).
+TEXT_NAME_KEYS = {SHIPPED_TEXT_NAME: "train.name_shipped", PASTED_TEXT_NAME: "train.name_pasted"}
 DEFAULT_HIDDEN_SIZE = 128
 DEFAULT_SECONDS = 60
 HIDDEN_SIZE_STEP = 16
@@ -49,12 +52,14 @@ def training_text(trainer: Trainer, source: str, pasted, upload) -> tuple[str, s
         path = Path(upload)  # gr.File(type="filepath") hands over the uploaded copy's path
         return read_text_file(path, trainer.limits), path.name
     if source == "paste":
-        return pasted if isinstance(pasted, str) else "", "pasted text"
+        return pasted if isinstance(pasted, str) else "", PASTED_TEXT_NAME
     raise RequestError("Unknown text source {source!r}; choose {sources}", source=source, sources=", ".join(SOURCES))
 
 
 def progress_line(progress: Progress, seconds: float, language: str = ENGLISH) -> str:
     """The line above the chart (Markdown, in ``language``): step, losses, speed, time left."""
+    if progress.waiting:
+        return server_text("train.waiting", language, place=progress.waiting, seconds=progress.starts_in)
     if progress.step == 0 and progress.train_loss is None:
         return server_text("train.starting", language, seconds=progress.elapsed)
     parts = [server_text("train.step", language, step=progress.step)]
@@ -84,7 +89,7 @@ def ready_text(entry, language: str = ENGLISH) -> str:
         shape=f"{info.num_layers}×{info.hidden_size} {cell_label(info.cell, language)}",
         params=format_count(info.params),
         score=score,
-        source=entry.source,
+        source=server_text(TEXT_NAME_KEYS[entry.source], language) if entry.source in TEXT_NAME_KEYS else entry.source,
         folder=info.path.name,
         command=publish_command(entry),
     )
@@ -202,7 +207,7 @@ def build_train_tab(
         except RequestError as error:
             stops.finish(request.session_hash, flag)
             raise gr.Error(error_text(error, language)) from None
-        updates = trainer.train(job, should_stop=flag.is_set)
+        updates = trainer.train(job, should_stop=flag.is_set, client=Client.of(request))
         unchanged = [gr.skip()] * len(cell_dropdowns)
         yield (
             progress_line(Progress(), job.seconds, language),
@@ -245,8 +250,7 @@ def build_train_tab(
         inputs=[source, pasted, upload, cell, hidden_size, layers, seconds],
         outputs=[status, chart, download, share, *cell_dropdowns],
         api_visibility="private",
-        concurrency_limit=limits.concurrency,
-        concurrency_id=TRAINING_CONCURRENCY_ID,
+        concurrency_limit=None,  # it waits in the trainer's line, not in the queue (see api.py's /train)
         show_progress="minimal",
     )
 
@@ -271,6 +275,8 @@ add_texts(
             ENGLISH: "Tiny Shakespeare (the shipped text, 1.1 million characters)",
             CHINESE: "莎士比亚小语料（随附的文本，110 万个字符）",
         },
+        "train.name_shipped": {ENGLISH: "tiny shakespeare", CHINESE: "莎士比亚小语料"},
+        "train.name_pasted": {ENGLISH: "a pasted text", CHINESE: "粘贴的文本"},
         "train.source_paste": {ENGLISH: "Paste a text", CHINESE: "粘贴文本"},
         "train.source_upload": {ENGLISH: "Upload a .txt file", CHINESE: "上传 .txt 文件"},
         "train.chart_title": {ENGLISH: "Loss (nats per character)", CHINESE: "损失（奈特/字符）"},
@@ -298,6 +304,10 @@ add_texts(
         "train.download": {
             ENGLISH: "Your model (a save_pretrained folder, zipped)",
             CHINESE: "你的模型（save_pretrained 文件夹的 zip 压缩包）",
+        },
+        "train.waiting": {
+            ENGLISH: "Waiting for your turn: number {place} in line, starting in about {seconds:.0f} s. Stop leaves the line.",
+            CHINESE: "排队等候：你排第 {place} 位，大约 {seconds:.0f} 秒后开始。按“停止”可退出排队。",
         },
         "train.starting": {
             ENGLISH: "Starting the training process… ({seconds:.0f} s)",
