@@ -185,27 +185,31 @@ def uploads(url: str, count: int) -> str:
 
 
 def unread_answers(url: str, count: int, server: int) -> str:
-    """``count`` /neurons answers that are never read: one visitor asks again whenever the server
-    takes another (it holds 8 of a visitor's requests at once)."""
-    text = SHIPPED_TEXT.read_text(encoding="utf-8")[:200]
-    started, taken, refused = time.perf_counter(), 0, 0
+    """``count`` /neurons answers at their cap that are never read: one visitor asks again whenever
+    the server takes another (it holds 8 of a visitor's requests at once). The server's memory is read
+    after each quarter of them, and a minute after the last."""
+    from rnn_demo.serving.views import MAX_NEURON_CHARS
+
+    text = SHIPPED_TEXT.read_text(encoding="utf-8")[:MAX_NEURON_CHARS]
+    started, taken, refused, readings = time.perf_counter(), 0, 0, []
     while taken < count:
         answer = httpx.post(f"{url}gradio_api/call/neurons", json={"data": [text, "lstm", 512, taken % 2]},
                             headers={"X-Forwarded-For": "198.51.100.8"}, timeout=60)  # fmt: skip
         if answer.status_code == 200:
             taken += 1  # an event id, whose answer is never read
+            if taken % max(count // 4, 1) == 0:
+                readings.append(f"{server_rss_kib(server) / 1024:.0f}")
         elif answer.status_code == 429:
             refused += 1
             time.sleep(0.05)
         else:
             answer.raise_for_status()
     sent = time.perf_counter() - started
-    highest = 0.0
-    for _ in range(int(UNREAD_SECONDS) + 5):  # every answer computed, and the old ones' time out
-        highest = max(highest, server_rss_kib(server) / 1024)
-        time.sleep(1)
-    return (f"{count} /neurons of 200 characters on lstm-h512 taken in {sent:.0f} s ({refused} more refused at "
-            f"once, HTTP 429), never read; the server's memory at most {highest:.0f} MiB meanwhile")  # fmt: skip
+    time.sleep(UNREAD_SECONDS + 5)  # every answer computed, and the unread ones' time out
+    readings.append(f"{server_rss_kib(server) / 1024:.0f}")
+    return (f"{count} /neurons of {MAX_NEURON_CHARS} characters on lstm-h512 taken in {sent:.0f} s ({refused} more "
+            f"refused at once, HTTP 429), never read; the server's memory after each quarter and a minute later: "
+            f"{' → '.join(readings)} MiB")  # fmt: skip
 
 
 def request_flood(url: str, count: int) -> str:

@@ -309,3 +309,9 @@ def test_a_visitors_flood_is_refused_beyond_its_pending_requests_and_others_stil
     answer = httpx.get(f"{url}gradio_api/call/generate/{other.json()['event_id']}", timeout=60)
     assert "event: complete" in answer.text
     wait_until(lambda: join("198.51.100.20").status_code == 200, timeout=60)  # the visitor's requests ended: room again
+
+
+def test_gradios_cache_is_cleaned_of_files_older_than_an_hour():
+    assert app.demo.delete_cache == (lifecycle.CACHE_CHECK_SECONDS, lifecycle.CACHE_SECONDS)
+    # the zip the page offers stays downloadable as long as its model is kept after its last use
+    assert lifecycle.CACHE_SECONDS >= app.TRAINER.limits.model_minutes * 60

@@ -197,7 +197,7 @@ def test_the_view_endpoints_answer_through_the_client(client):
         ("/explain", (TEXT, "lstm", 64, 0), "top_k must be between 1 and"),
         ("/score", ("",), "The text is empty"),
         ("/neurons", (TEXT, "lstm", 64, 9), "layer must be 0 for lstm-h64 (it has 1 layer), got 9."),
-        ("/neurons", ("a" * (views.MAX_NEURON_CHARS + 1), "lstm", 64, 0), "The text is 201 characters long; the limit is 200."),
+        ("/neurons", ("a" * (views.MAX_NEURON_CHARS + 1), "lstm", 64, 0), "The text is 101 characters long; the limit is 100."),
         ("/compare", ("ROMEO:", "cnn", 0.8, 50, 1), "cell must be one of"),
     ],
 )

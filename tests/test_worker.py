@@ -243,10 +243,18 @@ def test_a_top_k_beyond_any_integer_type_fails_nobody_through_the_api(client, ap
 
 
 @pytest.mark.slow
-def test_32_concurrent_api_streams_each_return_what_they_return_alone(client, app_models):
+def test_32_concurrent_api_streams_each_return_what_they_return_alone(app_url, app_models):
+    from gradio_client import Client
+
+    from rnn_demo.serving.lifecycle import PENDING_PER_VISITOR
+
     model = CharRNN.from_pretrained(app_models / "lstm-h64")
     seeds = range(100, 132)
-    jobs = [client.submit(**{**API_REQUEST, "seed": seed}, api_name="/generate") for seed in seeds]
+    # Four visitors (a visitor has at most PENDING_PER_VISITOR requests at once), 8 streams each.
+    visitors = [Client(app_url, verbose=False, analytics_enabled=False, headers={"X-Forwarded-For": f"192.0.2.{n}"})
+                for n in range(len(seeds) // PENDING_PER_VISITOR)]  # fmt: skip
+    jobs = [visitors[i % len(visitors)].submit(**{**API_REQUEST, "seed": seed}, api_name="/generate")
+            for i, seed in enumerate(seeds)]  # fmt: skip
     texts = [job.result(timeout=120) for job in jobs]
     alone = ["ROMEO:" + generate(model, "ROMEO:", 150, temperature=0.8, seed=seed) for seed in seeds]
     assert texts == alone

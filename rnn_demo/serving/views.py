@@ -39,10 +39,11 @@ if TYPE_CHECKING:
 DEFAULT_ALTERNATIVES = 5  # top_k of /explain
 STATE_DECIMALS = 3  # /neurons rounds h and c: activations in [-1, 1] (c beyond), 3 decimals show any pattern
 # /neurons reads at most this many characters: its answer is a number per unit, per character, and
-# h and c for an LSTM, so it caps the answer (about 1.6 MB of JSON on a 512-unit LSTM). Gradio keeps
-# an answer nobody reads in memory (one per session, for its last 2,000 sessions); `python -m
-# benchmarks.abuse` measures 200 of them.
-MAX_NEURON_CHARS = 200
+# h and c for an LSTM, so it caps the answer (under 1 MB of JSON on a 512-unit LSTM, several times
+# that as Python objects). Gradio keeps each session's last answer, for its last
+# STATE_SESSION_CAPACITY sessions (docs/design.md, "Memory"); `python -m benchmarks.abuse` measures
+# 200 of them.
+MAX_NEURON_CHARS = 100
 TOP_UNITS = 10  # "Find interesting units" lists this many
 
 

@@ -119,7 +119,7 @@ def register_api(
         (and c) is the state generation carries after the same text.
 
         Args:
-            text: the text to read, 1 to 200 characters.
+            text: the text to read, 1 to 100 characters.
             cell: the model's recurrent cell: "rnn", "gru" or "lstm".
             hidden_size: the model's hidden size, one that models lists for that cell.
             layer: which layer, 0 (next to the input) to num_layers - 1.
