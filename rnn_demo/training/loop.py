@@ -490,14 +490,21 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
         seconds_per_step = progress.train_seconds / max(progress.step, 1)
         return min(EVALUATION_SHARE * config.eval_every * seconds_per_step, MAX_EVALUATION_FRACTION * config.wall_budget)
 
+    def committed_wall_seconds() -> float:
+        """The wall time spent, plus what the end of the run will cost (ENDING_EVALUATIONS
+        evaluations): the measure the wall budget is held to, and the schedule follows, so that the
+        learning rate has decayed when the run ends."""
+        if config.wall_budget is None:
+            return wall_seconds()
+        evaluation = evaluation_seconds if evaluation_seconds is not None else evaluation_allowance()
+        return wall_seconds() + ENDING_EVALUATIONS * evaluation
+
     def out_of_wall_time() -> bool:
-        """Whether the run must end now to end within its wall budget: the end of a run costs
-        ENDING_EVALUATIONS evaluations. Checked before each step and each evaluation; a run makes
-        one step at least, so that it always leaves a model."""
+        """Whether the run must end now to end within its wall budget. Checked before each step and
+        each evaluation; a run makes one step at least, so that it always leaves a model."""
         if config.wall_budget is None or progress.step == start_step:
             return False
-        evaluation = evaluation_seconds if evaluation_seconds is not None else evaluation_allowance()
-        return wall_seconds() + ENDING_EVALUATIONS * evaluation >= config.wall_budget
+        return committed_wall_seconds() >= config.wall_budget
 
     def finished() -> bool:
         return (
@@ -532,12 +539,13 @@ def _train(config, out, resume, command, show_progress, log, ranks: Ranks, devic
             inputs, targets, new_epoch = data.batch(progress.step)
             if new_epoch:
                 hidden = None
-            lr = learning_rate(config, progress.step, progress.train_seconds, wall_seconds())
+            lr = learning_rate(config, progress.step, progress.train_seconds, committed_wall_seconds())
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss, hidden = train_step(trained, optimizer, inputs, targets, hidden, config.grad_clip, config.grad_accum)
             if config.average_after is not None and (
-                schedule_progress(config, progress.step + 1, progress.train_seconds, wall_seconds()) > config.average_after
+                schedule_progress(config, progress.step + 1, progress.train_seconds, committed_wall_seconds())
+                > config.average_after
             ):
                 average.update()
                 progress.averaged_steps = average.count
