@@ -1,6 +1,8 @@
 """Limits and safety of the served app: a full queue refuses at once, requests cannot reach
-paths or models outside the zoo, and the server keeps serving afterwards."""
+paths or models outside the zoo, and the server keeps serving afterwards; the caps per visitor on
+requests and uploads, the size of uploads, Gradio's cache, and the answers nobody reads."""
 
+import contextlib
 import threading
 import time
 
@@ -39,17 +41,24 @@ class GatedZoo(ModelZoo):
         return super().weights(cell, hidden_size)
 
 
-@pytest.fixture
-def gated_app(app_models, pick_free_port):
-    """The app with one generation at a time and one waiting: (zoo, url, client)."""
+@contextlib.contextmanager
+def gated_server(app_models, port: int, concurrency_limit: int, max_queue_size: int):
+    """The app on ``port`` whose generations wait until the test opens the gate: (zoo, url)."""
     zoo = GatedZoo(app_models)
-    demo = app.build_demo(zoo, concurrency_limit=1, max_queue_size=1)
-    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True))
+    demo = app.build_demo(zoo, concurrency_limit=concurrency_limit, max_queue_size=max_queue_size)
+    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True))
     try:
-        yield zoo, url, Client(url, verbose=False, analytics_enabled=False)
+        yield zoo, url
     finally:
         zoo.gate.set()
         demo.close()
+
+
+@pytest.fixture
+def gated_app(app_models, pick_free_port):
+    """The app with one generation at a time and one waiting: (zoo, url, client)."""
+    with gated_server(app_models, pick_free_port(), concurrency_limit=1, max_queue_size=1) as (zoo, url):
+        yield zoo, url, Client(url, verbose=False, analytics_enabled=False)
 
 
 def wait_until(condition, timeout=20.0):
@@ -283,14 +292,8 @@ def test_unread_answers_leave_the_server_and_it_carries_on(app_models, pick_free
 @pytest.fixture
 def gated_roomy_app(app_models, pick_free_port):
     """The app with room for many generations, each held until the test opens the gate: (zoo, url)."""
-    zoo = GatedZoo(app_models)
-    demo = app.build_demo(zoo, concurrency_limit=16, max_queue_size=32)
-    _, url, _ = demo.launch(**app.launch_options(server_name="127.0.0.1", server_port=pick_free_port(), prevent_thread_lock=True, quiet=True))
-    try:
-        yield zoo, url
-    finally:
-        zoo.gate.set()
-        demo.close()
+    with gated_server(app_models, pick_free_port(), concurrency_limit=16, max_queue_size=32) as served:
+        yield served
 
 
 def test_a_visitors_flood_is_refused_beyond_its_pending_requests_and_others_still_get_in(gated_roomy_app):
