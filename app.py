@@ -42,7 +42,7 @@ from rnn_demo.serving.lifecycle import (
     STATE_SESSION_CAPACITY,
     UPLOADS_IN_ALL,
     UPLOADS_PER_VISITOR,
-    end_on_sigterm,
+    end_on_signals,
     warm_up,
 )
 from rnn_demo.serving.training_jobs import Trainer, TrainingLimits
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
-    end_on_sigterm()  # as Ctrl-C: the exit handlers end the trainings and remove the temporary files
+    end_on_signals(first=TRAINER.close)  # Ctrl-C and SIGTERM: the trainings end, then the server
     limit_malloc_arenas(MALLOC_ARENAS)  # before gradio starts its threads
     demo.launch(
         **launch_options(

@@ -272,7 +272,7 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     monkeypatch.setattr(app, "warm_up", lambda zoo: calls.append(("warm_up", zoo)))
     monkeypatch.setattr(app.demo, "block_thread", lambda: calls.append(("block_thread", None)))
     monkeypatch.setattr(app, "limit_malloc_arenas", lambda arenas: calls.append(("malloc arenas", arenas)))
-    monkeypatch.setattr(app, "end_on_sigterm", lambda: calls.append(("SIGTERM as Ctrl-C", None)))
+    monkeypatch.setattr(app, "end_on_signals", lambda first: calls.append(("SIGTERM as Ctrl-C", first)))
     app.main(["--host", "0.0.0.0", "--port", "7999"])
     app.main([])  # gradio then reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860
     served = dict(prevent_thread_lock=True, state_session_capacity=lifecycle.STATE_SESSION_CAPACITY, i18n=app.i18n,
@@ -288,12 +288,12 @@ def test_the_module_builds_the_demo_and_main_launches_it(monkeypatch):
     # SIGTERM ends the server as Ctrl-C does (its exit handlers run); the allocator is set before
     # gradio starts its threads; the page is served first, then the default model's engine weights are read.
     assert calls == [
-        ("SIGTERM as Ctrl-C", None),
+        ("SIGTERM as Ctrl-C", app.TRAINER.close),
         ("malloc arenas", lifecycle.MALLOC_ARENAS),
         ("launch", {"server_name": "0.0.0.0", "server_port": 7999, **served}),
         ("warm_up", app.ZOO),
         ("block_thread", None),
-        ("SIGTERM as Ctrl-C", None),
+        ("SIGTERM as Ctrl-C", app.TRAINER.close),
         ("malloc arenas", lifecycle.MALLOC_ARENAS),
         ("launch", {"server_name": None, "server_port": None, **served}),
         ("warm_up", app.ZOO),

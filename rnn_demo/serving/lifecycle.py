@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from rnn_demo.model.checkpoint import CheckpointError
@@ -62,16 +63,19 @@ def warm_up(zoo: ModelZoo) -> None:
 # ---- the end ----------------------------------------------------------------------------------
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+def end_on_signals(first: Callable[[], None]) -> None:
+    """Make Ctrl-C (SIGINT) and SIGTERM (``kill``, a container's stop) end the server alike: ``first()``
+    (the app ends its trainings there, so that no training's stream keeps the closing server waiting
+    for it), then a KeyboardInterrupt in the main thread, which ``demo.block_thread()`` answers by
+    closing the server; the exit handlers then remove the temporary files. Python's own SIGTERM ends
+    the process at once, without them. Call it from the main thread."""
 
+    def interrupt(signum, frame):
+        first()
+        raise KeyboardInterrupt
 
-def end_on_sigterm() -> None:
-    """Make SIGTERM (``kill``, a container's stop) end the server as Ctrl-C does: a KeyboardInterrupt
-    in the main thread, which ``demo.block_thread()`` answers by closing the server. Python's own
-    SIGTERM ends the process at once, without the exit handlers that end the training processes and
-    remove the temporary files. Call it from the main thread."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, interrupt)
 
 
 # ---- temporary files --------------------------------------------------------------------------
