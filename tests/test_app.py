@@ -25,9 +25,9 @@ from gradio_client.exceptions import AppError
 import app
 from rnn_demo.generation.sampling import MAX_SEED, generate
 from rnn_demo.serving import lifecycle, requests, streaming
-from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.serving.unread_answers import dropping_unread_answers
 from rnn_demo.serving.visitor_caps import PendingCap, UploadCap
+from rnn_demo.serving.zoo import ModelZoo
 from rnn_demo.ui import display, generate_tab, models_tab
 from rnn_demo.ui.i18n import translated
 
